@@ -1,0 +1,29 @@
+"""pgconverge: converge PostgreSQL databases to a schema declared as plain SQL, with pyinfra.
+
+The Python API is ``plan(target, sql, **options)`` and ``apply(target, plan_or_sql, **options)``;
+see ``pgconverge.api``. pyinfra operations live in ``pgconverge.operations``, facts in
+``pgconverge.facts``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["plan", "apply", "Plan", "Step", "Hazard", "HazardRefused", "NotConverged", "PlanChanged"]
+
+
+def __getattr__(name: str):
+    # Imported lazily so that `python -m pgconverge.embedded` works before pglast is installed.
+    if name in ("plan", "apply", "NotConverged", "PlanChanged"):
+        from . import api
+
+        return getattr(api, name)
+    if name in ("Plan", "Step"):
+        from . import planner
+
+        return getattr(planner, name)
+    if name in ("Hazard", "HazardRefused"):
+        from . import hazards
+
+        return getattr(hazards, name)
+    raise AttributeError(name)

@@ -1,0 +1,73 @@
+"""Generic fixtures: one real PostgreSQL cluster per test session, fresh databases per test."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgconverge.embedded import Cluster
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DB_PREFIX = "pgc_test_"
+TEST_ROLE = "schemainspect_test_role"
+
+
+def _prepare(cluster: Cluster) -> None:
+    # Runs only when no other pytest session shares the cluster: leftovers of killed runs.
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            (TEST_DB_PREFIX.replace("_", r"\_") + "%",),
+        ).fetchall()
+    for (name,) in names:
+        cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The session's started cluster; its data dir is kept between runs so later runs start fast."""
+    c = Cluster(REPO / ".pgconverge" / "test-cluster")
+    with c.session(cleanup=_prepare):
+        with psycopg.connect(c.conninfo(), autocommit=True) as conn:
+            # Roles are cluster-wide; a concurrent session may create it at the same moment.
+            conn.execute(
+                f"""DO $$ BEGIN
+                      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{TEST_ROLE}') THEN
+                        CREATE ROLE {TEST_ROLE} NOLOGIN;
+                      END IF;
+                    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                    END $$"""
+            )
+        yield c
+
+
+@pytest.fixture
+def make_db(cluster: Cluster) -> Iterator[Callable[[], str]]:
+    """Factory: make_db() creates a fresh database (from template0) and returns its conninfo."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = TEST_DB_PREFIX + secrets.token_hex(6)
+        created.append(name)
+        return cluster.create_database(name)
+
+    yield make
+    for name in created:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def db(make_db: Callable[[], str]) -> str:
+    """Conninfo of one fresh, empty database."""
+    return make_db()
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to `db`."""
+    with psycopg.connect(db, autocommit=True) as c:
+        yield c

@@ -1,0 +1,189 @@
+"""The Python API and the engine shared by the CLI and the pyinfra operations.
+
+    plan = pgconverge.plan("postgresql:///app", "sql/")
+    print(plan.to_sql())
+    pgconverge.apply("postgresql:///app", plan, allow_hazards=["index_build"])
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import introspect
+from .executor import MARKER, ExecSettings, render_script, units
+from .hazards import HazardRefused, Policy, parse_hazard_list
+from .model import Catalog
+from .planner import Plan, PlanOptions, Renames, Step, catalog_hash, diff
+from .runner import LocalRunner, Runner
+from .shadow import desired_doc
+from .source import Source, load_source
+
+
+class PlanChanged(Exception):
+    """The target changed between the plan that was shown and its execution."""
+
+
+class NotConverged(Exception):
+    """After applying, a new plan is not empty."""
+
+    def __init__(self, remaining: Plan):
+        self.remaining = remaining
+        super().__init__("the database did not converge; still pending:\n" + remaining.to_sql())
+
+
+@dataclass(frozen=True)
+class Options:
+    only_schemas: tuple[str, ...] = ()
+    exclude_schemas: tuple[str, ...] = ()
+    allow_hazards: frozenset[str] = frozenset()
+    drops: frozenset[str] = frozenset()
+    compare_extension_versions: bool = False
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    settings: ExecSettings = field(default_factory=ExecSettings)
+
+    @classmethod
+    def build(cls, **kw: Any) -> Options:
+        """Options from loose keyword arguments, as the API and CLI receive them."""
+        def names(v):
+            if v is None:
+                return ()
+            return tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x and x.strip())
+
+        settings = kw.pop("settings", None) or ExecSettings(
+            **{k: kw.pop(k) for k in ("lock_timeout", "statement_timeout", "retries") if k in kw})
+        unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
+                             "compare_extension_versions", "cache_dir", "use_cache"}
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return cls(
+            only_schemas=names(kw.get("only_schemas")),
+            exclude_schemas=names(kw.get("exclude_schemas")),
+            allow_hazards=parse_hazard_list(kw.get("allow_hazards")),
+            drops=frozenset(names(kw.get("drops"))),
+            compare_extension_versions=bool(kw.get("compare_extension_versions", False)),
+            cache_dir=Path(kw["cache_dir"]) if kw.get("cache_dir") else None,
+            use_cache=kw.get("use_cache", True),
+            settings=settings,
+        )
+
+
+@dataclass
+class ApplyResult:
+    plan: Plan
+    seconds: float
+    executed: list[Step]
+
+
+class Engine:
+    """Plans and applies one database through one runner."""
+
+    def __init__(self, runner: Runner, source: Source, options: Options | None = None):
+        self.runner = runner
+        self.source = source
+        self.options = options or Options()
+
+    # -- catalogs
+
+    def actual_doc(self) -> dict[str, Any]:
+        return self.runner.query_json(introspect.catalog_query())
+
+    def scoped(self, cat: Catalog) -> Catalog:
+        return introspect.scope(cat, list(self.options.only_schemas), list(self.options.exclude_schemas))
+
+    def catalogs(self) -> tuple[Catalog, Catalog]:
+        doc = self.actual_doc()
+        actual = introspect.parse_catalog(doc)
+        desired = introspect.parse_catalog(
+            desired_doc(self.runner, self.source, doc, self.options.cache_dir, self.options.use_cache))
+        return self.scoped(actual), self.scoped(desired)
+
+    # -- planning
+
+    def plan_options(self) -> PlanOptions:
+        renames = Renames(tuple((r.kind, r.schema, r.table, r.old, r.new) for r in self.source.renames))
+        return PlanOptions(renames=renames, compare_extension_versions=self.options.compare_extension_versions,
+                           pinned_extensions=frozenset(self.source.pinned_extensions))
+
+    def plan(self) -> Plan:
+        actual, desired = self.catalogs()
+        steps = diff(actual, desired, self.plan_options())
+        return Plan(steps=steps, desired_hash=catalog_hash(desired), actual_hash=catalog_hash(actual),
+                    source_hash=self.source.sha256)
+
+    def policy(self) -> Policy:
+        return Policy(allow=self.options.allow_hazards,
+                      drops=self.options.drops | frozenset(self.source.drops),
+                      allowed_objects=frozenset(self.source.allowed))
+
+    def check(self, plan: Plan) -> None:
+        refused = self.policy().refused(plan.hazards)
+        if refused:
+            raise HazardRefused(refused)
+
+    # -- execution
+
+    def execute(self, plan: Plan, on_step: Callable[[Step], None] | None = None) -> ApplyResult:
+        """Run a plan that the policy allows, then verify the database converged."""
+        self.check(plan)
+        started = time.monotonic()
+        executed: list[Step] = []
+        if plan.steps:
+            unit_list = units(plan.steps)
+
+            def progress(line: str) -> None:
+                if line.startswith(MARKER + " ") and not line.endswith(" done"):
+                    for s in unit_list[int(line.split()[-1])].steps:
+                        executed.append(s)
+                        if on_step:
+                            on_step(s)
+
+            self.runner.run_script(render_script(plan, self.options.settings), on_line=progress)
+        after = self.plan()
+        if not after.is_empty:
+            raise NotConverged(after)
+        return ApplyResult(plan, time.monotonic() - started, executed)
+
+
+def _source(sql: str | os.PathLike | Sequence[str | os.PathLike] | Source) -> Source:
+    return sql if isinstance(sql, Source) else load_source(sql)
+
+
+def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **options: Any) -> Plan:
+    """Plan the changes that bring `target` (a libpq connection string or URL) to the schema in `sql`.
+
+    `sql` is a .sql file, a folder of them (read in name order) or a list of SQL strings.
+    Options: only_schemas, exclude_schemas, allow_hazards, drops, compare_extension_versions,
+    cache_dir, use_cache.
+    """
+    source = _source(sql)
+    engine = Engine(LocalRunner(target), source, Options.build(**options))
+    result = engine.plan()
+    result._engine = engine  # remembered so apply() can check the plan is still current
+    return result
+
+
+def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os.PathLike], *,
+          on_step: Callable[[Step], None] | None = None, **options: Any) -> ApplyResult:
+    """Apply a plan (or plan and apply `sql`). Raises HazardRefused before running anything
+    when a hazard is not allowed, PlanChanged when the target moved since `plan` was made,
+    and NotConverged when a fresh plan is not empty afterwards."""
+    if isinstance(plan_or_sql, Plan):
+        engine: Engine = getattr(plan_or_sql, "_engine", None)
+        if engine is None:
+            raise ValueError("this Plan was not made by pgconverge.plan(); pass the SQL instead")
+        if options:
+            engine = Engine(LocalRunner(target), engine.source, Options.build(**options))
+        else:
+            engine = Engine(LocalRunner(target), engine.source, engine.options)
+        current = engine.plan()
+        if current.plan_hash != plan_or_sql.plan_hash:
+            raise PlanChanged("the target changed since the plan was made; plan again and review")
+    else:
+        engine = Engine(LocalRunner(target), _source(plan_or_sql), Options.build(**options))
+        current = engine.plan()
+    return engine.execute(current, on_step)

@@ -1,0 +1,136 @@
+"""The `pgconverge` command: plan and apply against one database.
+
+Exit codes: 0 nothing to do or applied and converged; 2 `plan` has changes
+pending; 3 refused (a hazard not allowed, or a gate failed); 1 any other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .hazards import ALL_HAZARDS, HazardRefused
+from .planner import PlanError, Step
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_REFUSED = 0, 1, 2, 3
+
+_COLOURS = {"drop": "31", "create": "32", "add": "32", "alter": "33", "rename": "35", "validate": "36"}
+
+
+def colour(text: str, code: str, enabled: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if enabled else text
+
+
+def format_step(step: Step, colours: bool = False) -> str:
+    """One step as SQL, preceded by its hazards as comments."""
+    lines = [colour(f"-- hazard {h.name}: {h.reason}", "1;31", colours) for h in step.hazards]
+    if not step.transactional:
+        lines.append(colour("-- runs outside a transaction", "2", colours))
+    code = next((c for prefix, c in _COLOURS.items() if step.kind.startswith(prefix)), "0")
+    lines.append(colour(step.sql.rstrip(";") + ";", code, colours))
+    return "\n".join(lines)
+
+
+def format_plan(plan, colours: bool = False) -> str:
+    if plan.is_empty:
+        return "-- no changes"
+    out = [format_step(s, colours) for s in plan.steps]
+    for b in plan.data_blocks:
+        out.append(f"-- data block {b.name} ({b.when} the schema change) runs once: {b.file}:{b.line}")
+    return "\n\n".join(out)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", required=True, help="libpq connection string or URL (a password is never printed)")
+    p.add_argument("--sql", action="append", required=True, help=".sql file or folder; repeatable")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--allow-hazards", default="", help=f"comma list or 'all'; known: {', '.join(ALL_HAZARDS)}")
+    p.add_argument("--drop", action="append", default=[],
+                   help="name an object that may be dropped, e.g. table:public.legacy ('*' for all)")
+    p.add_argument("--only-schemas", default="", help="manage only these schemas")
+    p.add_argument("--exclude-schemas", default="", help="never manage these schemas")
+    p.add_argument("--compare-extension-versions", action="store_true")
+    p.add_argument("--no-cache", action="store_true", help="always rebuild the desired catalog")
+    p.add_argument("--lock-timeout", default=None)
+    p.add_argument("--statement-timeout", default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pgconverge", description="Converge PostgreSQL databases to SQL.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_common(sub.add_parser("plan", help="show the SQL that would run (exit 2 when changes are pending)"))
+    _add_common(sub.add_parser("apply", help="apply the plan, printing each statement as it runs"))
+    return parser
+
+
+def _options(args: argparse.Namespace) -> dict:
+    opts = dict(only_schemas=args.only_schemas, exclude_schemas=args.exclude_schemas,
+                allow_hazards=args.allow_hazards, drops=args.drop,
+                compare_extension_versions=args.compare_extension_versions, use_cache=not args.no_cache)
+    if args.lock_timeout:
+        opts["lock_timeout"] = args.lock_timeout
+    if args.statement_timeout:
+        opts["statement_timeout"] = args.statement_timeout
+    return opts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .api import Engine, NotConverged, Options, PlanChanged
+    from .runner import LocalRunner, PsqlError
+    from .source import SourceError, load_source
+
+    args = build_parser().parse_args(argv)
+    colours = sys.stdout.isatty() and not args.json
+    try:
+        options = Options.build(**_options(args))
+        source = load_source(args.sql if len(args.sql) > 1 else args.sql[0])
+        engine = Engine(LocalRunner(args.target), source, options)
+        plan = engine.plan()
+        refused = engine.policy().refused(plan.hazards)
+        if args.command == "plan":
+            if args.json:
+                doc = plan.to_json()
+                doc["refused"] = [{"name": h.name, "reason": h.reason, "object": h.object} for h in refused]
+                print(json.dumps(doc, indent=2))
+            else:
+                print(format_plan(plan, colours))
+                if refused:
+                    print(f"\n-- refused by policy: {len(refused)} hazard(s) not allowed", file=sys.stderr)
+                    for h in refused:
+                        print(f"--   {h.name}: {h.reason}", file=sys.stderr)
+            if plan.is_empty:
+                return EXIT_OK
+            return EXIT_REFUSED if refused else EXIT_PENDING
+        # apply
+        if plan.is_empty:
+            print(json.dumps(plan.to_json()) if args.json else "-- no changes: the database is converged")
+            return EXIT_OK
+
+        def show(step: Step) -> None:
+            if not args.json:
+                print(format_step(step, colours), flush=True)
+
+        result = engine.execute(plan, on_step=show)
+        if args.json:
+            doc = plan.to_json()
+            doc["applied"] = True
+            doc["seconds"] = round(result.seconds, 3)
+            print(json.dumps(doc, indent=2))
+        else:
+            print(f"-- applied {len(result.executed)} step(s) in {result.seconds:.2f}s; the database is converged")
+        return EXIT_OK
+    except HazardRefused as e:
+        print(f"pgconverge: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (SourceError, PlanError, PsqlError, NotConverged, PlanChanged, ValueError, TypeError) as e:
+        print(f"pgconverge: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except FileNotFoundError as e:
+        print(f"pgconverge: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Hazard names, and the policy that decides which of them a run may carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DELETES_DATA = "deletes_data"
+REWRITES_TABLE = "rewrites_table"
+BLOCKS_READS_WRITES = "blocks_reads_writes"
+BLOCKS_WRITES = "blocks_writes"
+INDEX_BUILD = "index_build"
+INDEX_DROPPED = "index_dropped"
+MAY_FAIL_ON_EXISTING_DATA = "may_fail_on_existing_data"
+RENAMES = "renames"
+EXTENSION_CHANGE = "extension_change"
+AUTHZ_CHANGE = "authz_change"
+
+ALL_HAZARDS = (
+    DELETES_DATA,
+    REWRITES_TABLE,
+    BLOCKS_READS_WRITES,
+    BLOCKS_WRITES,
+    INDEX_BUILD,
+    INDEX_DROPPED,
+    MAY_FAIL_ON_EXISTING_DATA,
+    RENAMES,
+    EXTENSION_CHANGE,
+    AUTHZ_CHANGE,
+)
+
+
+@dataclass(frozen=True)
+class Hazard:
+    name: str
+    reason: str  # one line that names the object
+    object: str = ""  # object id, e.g. "table:public.users"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+class HazardRefused(Exception):
+    """A plan carries hazards the policy does not allow. Nothing was run."""
+
+    def __init__(self, refused: list[Hazard]):
+        self.refused = refused
+        lines = "\n".join(f"  - {h.name}: {h.reason}" for h in refused)
+        super().__init__(f"refused: {len(refused)} hazard(s) not allowed by the policy; nothing was changed:\n{lines}")
+
+
+def parse_hazard_list(value: str | list[str] | tuple[str, ...] | None) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = {i.strip() for i in items if i and i.strip()}
+    if "all" in names:
+        return frozenset(ALL_HAZARDS)
+    unknown = names - set(ALL_HAZARDS)
+    if unknown:
+        raise ValueError(f"unknown hazard(s): {', '.join(sorted(unknown))}; known: {', '.join(ALL_HAZARDS)}")
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one environment allows.
+
+    ``deletes_data`` needs more than the hazard name: the object itself must be
+    named, by ``-- @drop``/``-- @allow`` directives in sql/ or in ``drops`` here
+    (``"*"`` names every object; meant for throwaway databases only).
+    """
+
+    allow: frozenset[str] = frozenset()
+    drops: frozenset[str] = frozenset()
+    allowed_objects: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    def refused(self, hazards: list[Hazard]) -> list[Hazard]:
+        out = []
+        for h in hazards:
+            if h.name not in self.allow:
+                out.append(h)
+            elif h.name == DELETES_DATA and not self._named(h):
+                out.append(
+                    Hazard(h.name, f"{h.reason} (allowed by policy, but the object is not named for deletion: "
+                           f"add '-- @drop {h.object.replace(':', ' ', 1)}' to sql/ or list it in drops)", h.object)
+                )
+        return out
+
+    def _named(self, h: Hazard) -> bool:
+        if "*" in self.drops or h.object in self.drops or (h.object, h.name) in self.allowed_objects:
+            return True
+        # naming a table covers its columns, naming a schema covers what is in it
+        parts = h.object.split(":", 1)
+        if len(parts) == 2 and parts[0] == "column":
+            table = "table:" + parts[1].rsplit(".", 1)[0]
+            return table in self.drops
+        return False

@@ -1,0 +1,861 @@
+"""The planner: a pure function from (actual, desired) catalogs to ordered steps.
+
+No I/O happens here. Each step carries its SQL, its hazards, how it must run
+(inside a transaction or not) and what it creates, changes or removes, so a
+dependency graph can order the steps: an object is created after what it needs
+and dropped before what it needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+from psycopg import sql
+
+from . import hazards as hz
+from .hazards import Hazard
+from .model import Catalog, Column, Constraint, EnumType, Index, Sequence, Table, oid_key, to_plain
+
+# How a step runs. "group" steps share a transaction with their neighbours;
+# "own" steps get a transaction of their own (long scans, enum values that must
+# commit before use); "none" steps run outside any transaction (CONCURRENTLY).
+GROUP, OWN, NONE = "group", "own", "none"
+
+# Coarse order of kinds; the dependency graph refines it.
+RANK = {
+    "rename": 0,
+    "drop_trigger": 5,
+    "drop_view": 6,
+    "drop_fk": 10,
+    "drop_index": 11,
+    "drop_constraint": 12,
+    "drop_column": 13,
+    "drop_table": 14,
+    "drop_sequence": 15,
+    "drop_function": 16,
+    "drop_type": 17,
+    "drop_extension": 18,
+    "drop_schema": 19,
+    "create_schema": 20,
+    "create_extension": 21,
+    "alter_extension": 22,
+    "create_type": 23,
+    "alter_type": 24,
+    "create_function": 25,
+    "create_sequence": 26,
+    "alter_sequence": 27,
+    "create_table": 30,
+    "alter_table": 31,
+    "add_column": 32,
+    "alter_column": 33,
+    "add_constraint": 34,
+    "validate": 35,
+    "create_index": 36,
+    "add_fk": 37,
+    "validate_fk": 38,
+    "owned_by": 39,
+    "create_view": 40,
+    "create_trigger": 41,
+    "grant": 45,
+    "comment": 50,
+}
+
+
+class PlanError(Exception):
+    """The plan cannot be built. The message names the object and the cause."""
+
+
+class UnsupportedError(PlanError):
+    def __init__(self, kind: str, identity: str, why: str = ""):
+        self.kind = kind
+        self.identity = identity
+        msg = f"unsupported: {kind} {identity}"
+        super().__init__(msg + (f" ({why})" if why else ""))
+
+
+@dataclass(frozen=True)
+class Step:
+    sql: str
+    kind: str  # a key of RANK
+    object: str  # object id
+    hazards: tuple[Hazard, ...] = ()
+    mode: str = GROUP
+    lock_timeout: str | None = None
+    statement_timeout: str | None = None
+    provides: frozenset[str] = frozenset()  # ids this step creates or changes
+    requires: frozenset[str] = frozenset()  # ids that must exist first
+    removes: frozenset[str] = frozenset()  # ids this step drops
+    drop_before: frozenset[str] = frozenset()  # ids that may only be dropped after this step
+    table: str | None = None  # table id this step locks, for VACUUM ANALYZE and lock reporting
+
+    @property
+    def transactional(self) -> bool:
+        return self.mode != NONE
+
+    def to_json(self) -> dict:
+        return {
+            "sql": self.sql,
+            "hazards": [{"name": h.name, "reason": h.reason, "object": h.object} for h in self.hazards],
+            "transactional": self.transactional,
+            "lock_timeout": self.lock_timeout,
+            "statement_timeout": self.statement_timeout,
+            "object": self.object,
+        }
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    desired_hash: str = ""
+    actual_hash: str = ""
+    source_hash: str = ""
+    warnings: list[str] = field(default_factory=list)
+    data_blocks: list = field(default_factory=list)  # source.DataBlock pending on this database
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.steps and not self.data_blocks
+
+    @property
+    def hazards(self) -> list[Hazard]:
+        return [h for s in self.steps for h in s.hazards]
+
+    @property
+    def plan_hash(self) -> str:
+        body = json.dumps([s.to_json() for s in self.steps] + [b.sha256 for b in self.data_blocks], sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def changed_tables(self) -> list[str]:
+        return sorted({s.table for s in self.steps if s.table and s.kind not in ("drop_table",)}
+                      - {s.table for s in self.steps if s.kind == "drop_table"})
+
+    def hashes(self) -> dict[str, str]:
+        return {"desired": self.desired_hash, "actual": self.actual_hash, "plan": self.plan_hash,
+                "source": self.source_hash}
+
+    def to_sql(self) -> str:
+        out = []
+        for s in self.steps:
+            for h in s.hazards:
+                out.append(f"-- hazard {h.name}: {h.reason}")
+            if not s.transactional:
+                out.append("-- runs outside a transaction")
+            out.append(s.sql.rstrip(";") + ";")
+        return "\n".join(out) + ("\n" if out else "")
+
+    def to_json(self) -> dict:
+        return {"steps": [s.to_json() for s in self.steps], "hashes": self.hashes(),
+                "data_blocks": [{"name": b.name, "when": b.when, "sha256": b.sha256} for b in self.data_blocks]}
+
+
+def catalog_hash(cat: Catalog) -> str:
+    """Hash of what is managed, ignoring what never causes a change (column order, row estimates)."""
+
+    def strip(obj):
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if k not in ("position", "estimated_rows", "depends_on")}
+        if isinstance(obj, list):
+            return [strip(v) for v in obj]
+        return obj
+
+    doc = strip({
+        "schemas": to_plain(cat.schemas), "extensions": to_plain(cat.extensions), "enums": to_plain(cat.enums),
+        "sequences": to_plain(cat.sequences), "tables": to_plain(cat.tables), "extra": to_plain(cat.extra),
+    })
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- SQL helpers
+
+
+def q(*names: str) -> str:
+    """A (qualified) identifier quoted by psycopg."""
+    return sql.Identifier(*names).as_string(None)
+
+
+def lit(value: str | None) -> str:
+    return sql.Literal(value).as_string(None) if value is not None else "NULL"
+
+
+def table_id(schema: str, name: str) -> str:
+    return oid_key("table", schema, name)
+
+
+def column_id(schema: str, table: str, col: str) -> str:
+    return oid_key("column", schema, table, col)
+
+
+def constraint_id(schema: str, table: str, name: str) -> str:
+    return oid_key("constraint", schema, table, name)
+
+
+def split_qualified(name: str) -> tuple[str, str]:
+    schema, _, rel = name.partition(".")
+    return schema, rel
+
+
+def strip_not_valid(definition: str) -> str:
+    return definition[: -len(" NOT VALID")] if definition.endswith(" NOT VALID") else definition
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Renames:
+    """Declared renames, as (kind, schema, table, old, new)."""
+
+    items: tuple[tuple[str, str, str | None, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    renames: Renames = Renames()
+    compare_extension_versions: bool = False
+    pinned_extensions: frozenset[str] = frozenset()
+
+
+# --------------------------------------------------------------------------- the planner
+
+
+class Planner:
+    """Collects the steps of one diff, then orders them."""
+
+    def __init__(self, actual: Catalog, desired: Catalog, options: PlanOptions):
+        self.actual = actual
+        self.desired = desired
+        self.options = options
+        self.steps: list[Step] = []
+        self.dropped_tables: set[tuple[str, str]] = set()
+        self.new_tables: set[tuple[str, str]] = set()
+
+    def add(self, sql_text: str, kind: str, obj: str, **kw) -> None:
+        self.steps.append(Step(sql_text, kind, obj, **kw))
+
+    # -- entry point
+
+    def run(self) -> list[Step]:
+        if self.desired.unsupported:
+            u = self.desired.unsupported[0]
+            raise UnsupportedError(u.kind, u.identity, "declared in sql/ but not managed by pgconverge")
+        if self.actual.unsupported:
+            u = self.actual.unsupported[0]
+            raise UnsupportedError(u.kind, u.identity, "exists in the database but is not managed by pgconverge")
+        self.apply_renames()
+        self.diff_schemas()
+        self.diff_extensions()
+        self.diff_enums()
+        self.diff_sequences()
+        self.diff_tables()
+        return order_steps(self.steps)
+
+    # -- renames
+
+    def apply_renames(self) -> None:
+        """Emit declared renames whose old name exists and new name does not, and
+        rewrite the actual catalog as if they had run, so the rest of the diff
+        sees the renamed objects."""
+        for kind, schema, table, old, new in self.options.renames.items:
+            if kind == "table":
+                if (schema, old) in self.actual.tables and (schema, new) not in self.actual.tables:
+                    self.add(f"ALTER TABLE {q(schema, old)} RENAME TO {q(new)}", "rename", table_id(schema, new),
+                             hazards=(Hazard(hz.RENAMES, f"table {schema}.{old} is renamed to {new}; clients "
+                                             "using the old name break", table_id(schema, old)),),
+                             provides=frozenset({table_id(schema, new)}), table=table_id(schema, new))
+                    t = self.actual.tables.pop((schema, old))
+                    self.actual.tables[(schema, new)] = _rename_table(t, new)
+                continue
+            t = self.actual.tables.get((schema, table)) if table else None
+            if kind == "column" and t is not None and old in t.columns and new not in t.columns:
+                self.add(f"ALTER TABLE {q(schema, table)} RENAME COLUMN {q(old)} TO {q(new)}", "rename",
+                         column_id(schema, table, new),
+                         hazards=(Hazard(hz.RENAMES, f"column {schema}.{table}.{old} is renamed to {new}; "
+                                         "clients using the old name break", column_id(schema, table, old)),),
+                         table=table_id(schema, table))
+                self.actual.tables[(schema, table)] = _rename_column(t, old, new)
+            elif kind == "constraint" and t is not None and old in t.constraints and new not in t.constraints:
+                self.add(f"ALTER TABLE {q(schema, table)} RENAME CONSTRAINT {q(old)} TO {q(new)}", "rename",
+                         constraint_id(schema, table, new),
+                         hazards=(Hazard(hz.RENAMES, f"constraint {old} on {schema}.{table} is renamed to {new}",
+                                         constraint_id(schema, table, old)),), table=table_id(schema, table))
+                cons = {(new if k == old else k): (replace(c, name=new) if k == old else c)
+                        for k, c in t.constraints.items()}
+                self.actual.tables[(schema, table)] = replace(t, constraints=cons)
+            elif kind == "index":
+                owner = self.actual.index_owner(schema, old)
+                if owner is not None and self.actual.index_owner(schema, new) is None:
+                    self.add(f"ALTER INDEX {q(schema, old)} RENAME TO {q(new)}", "rename", oid_key("index", schema, new),
+                             hazards=(Hazard(hz.RENAMES, f"index {schema}.{old} is renamed to {new}",
+                                             oid_key("index", schema, old)),), table=owner.id)
+                    idx = {(new if k == old else k): (replace(i, name=new, definition=_swap_ident(i.definition, old, new))
+                                                      if k == old else i) for k, i in owner.indexes.items()}
+                    self.actual.tables[(owner.schema, owner.name)] = replace(owner, indexes=idx)
+
+    # -- schemas and extensions
+
+    def diff_schemas(self) -> None:
+        for name, s in self.desired.schemas.items():
+            if name not in self.actual.schemas:
+                self.add(f"CREATE SCHEMA {q(name)}", "create_schema", s.id, provides=frozenset({s.id}))
+            if s.comment != (self.actual.schemas[name].comment if name in self.actual.schemas else None):
+                self.add(f"COMMENT ON SCHEMA {q(name)} IS {lit(s.comment)}", "comment", s.id, requires=frozenset({s.id}))
+        for name, s in self.actual.schemas.items():
+            if name not in self.desired.schemas:
+                self.add(f"DROP SCHEMA {q(name)}", "drop_schema", s.id, removes=frozenset({s.id}),
+                         hazards=(Hazard(hz.DELETES_DATA, f"schema {name} is dropped", s.id),))
+
+    def diff_extensions(self) -> None:
+        for name, e in self.desired.extensions.items():
+            compare_version = self.options.compare_extension_versions or name in self.options.pinned_extensions
+            have = self.actual.extensions.get(name)
+            haz = (Hazard(hz.EXTENSION_CHANGE, f"extension {name} is installed", e.id),)
+            if have is None:
+                version = f" VERSION {lit(e.version)}" if compare_version else ""
+                self.add(f"CREATE EXTENSION IF NOT EXISTS {q(name)} WITH SCHEMA {q(e.schema)}{version}",
+                         "create_extension", e.id, hazards=haz, provides=frozenset({e.id}),
+                         requires=frozenset({oid_key("schema", e.schema)}))
+                continue
+            if have.schema != e.schema:
+                self.add(f"ALTER EXTENSION {q(name)} SET SCHEMA {q(e.schema)}", "alter_extension", e.id,
+                         hazards=(Hazard(hz.EXTENSION_CHANGE, f"extension {name} moves to schema {e.schema}", e.id),),
+                         provides=frozenset({e.id}), requires=frozenset({oid_key("schema", e.schema)}))
+            if compare_version and have.version != e.version:
+                self.add(f"ALTER EXTENSION {q(name)} UPDATE TO {lit(e.version)}", "alter_extension", e.id,
+                         hazards=(Hazard(hz.EXTENSION_CHANGE,
+                                         f"extension {name} is updated from {have.version} to {e.version}", e.id),),
+                         provides=frozenset({e.id}))
+        for name, e in self.actual.extensions.items():
+            if name not in self.desired.extensions:
+                self.add(f"DROP EXTENSION {q(name)}", "drop_extension", e.id, removes=frozenset({e.id}),
+                         hazards=(Hazard(hz.EXTENSION_CHANGE, f"extension {name} is dropped", e.id),
+                                  Hazard(hz.DELETES_DATA, f"extension {name} is dropped with its objects", e.id)))
+
+    # -- enum types
+
+    def diff_enums(self) -> None:
+        for key, e in self.desired.enums.items():
+            have = self.actual.enums.get(key)
+            if have is None:
+                labels = ", ".join(lit(v) for v in e.labels)
+                self.add(f"CREATE TYPE {q(*key)} AS ENUM ({labels})", "create_type", e.id,
+                         provides=frozenset({e.id}), requires=frozenset({oid_key("schema", e.schema)}))
+            elif have.labels != e.labels:
+                self.alter_enum(have, e)
+            if e.comment != (have.comment if have else None):
+                self.add(f"COMMENT ON TYPE {q(*key)} IS {lit(e.comment)}", "comment", e.id, requires=frozenset({e.id}))
+        for key, e in self.actual.enums.items():
+            if key not in self.desired.enums:
+                self.add(f"DROP TYPE {q(*key)}", "drop_type", e.id, removes=frozenset({e.id}),
+                         hazards=(Hazard(hz.DELETES_DATA, f"enum type {e.schema}.{e.name} is dropped", e.id),))
+
+    def alter_enum(self, have: EnumType, want: EnumType) -> None:
+        removed = [v for v in have.labels if v not in want.labels]
+        kept = [v for v in want.labels if v in have.labels]
+        if removed or kept != [v for v in have.labels if v in want.labels]:
+            raise UnsupportedError("enum change", f"{want.schema}.{want.name}",
+                                   f"removing or reordering values ({', '.join(removed) or 'order'})")
+        current = list(have.labels)
+        for i, label in enumerate(want.labels):
+            if label in current:
+                continue
+            # place it next to its neighbour in the desired order
+            if i + 1 < len(want.labels) and want.labels[i + 1] in current:
+                where = f" BEFORE {lit(want.labels[i + 1])}"
+                current.insert(current.index(want.labels[i + 1]), label)
+            elif i > 0:
+                where = f" AFTER {lit(want.labels[i - 1])}"
+                current.insert(current.index(want.labels[i - 1]) + 1, label)
+            else:
+                where = ""
+                current.append(label)
+            # a new enum value cannot be used before its transaction commits
+            self.add(f"ALTER TYPE {q(want.schema, want.name)} ADD VALUE {lit(label)}{where}", "alter_type",
+                     want.id, mode=OWN, provides=frozenset({want.id}))
+
+    # -- sequences
+
+    def sequence_options(self, s: Sequence, old: Sequence | None = None) -> list[str]:
+        opts = []
+        if old is None or s.data_type != old.data_type:
+            opts.append(f"AS {s.data_type}")
+        pairs = [("INCREMENT BY", s.increment, old.increment if old else None),
+                 ("MINVALUE", s.min_value, old.min_value if old else None),
+                 ("MAXVALUE", s.max_value, old.max_value if old else None),
+                 ("START WITH", s.start, old.start if old else None),
+                 ("CACHE", s.cache, old.cache if old else None)]
+        for word, value, before in pairs:
+            if old is None or value != before:
+                opts.append(f"{word} {int(value)}")
+        if old is None or s.cycle != old.cycle:
+            opts.append("CYCLE" if s.cycle else "NO CYCLE")
+        return opts
+
+    def diff_sequences(self) -> None:
+        for key, s in self.desired.sequences.items():
+            have = self.actual.sequences.get(key)
+            if have is None:
+                self.add(f"CREATE SEQUENCE {q(*key)} {' '.join(self.sequence_options(s))}", "create_sequence", s.id,
+                         provides=frozenset({s.id}), requires=frozenset({oid_key("schema", s.schema)}))
+            else:
+                opts = self.sequence_options(s, have)
+                if opts:
+                    self.add(f"ALTER SEQUENCE {q(*key)} {' '.join(opts)}", "alter_sequence", s.id,
+                             provides=frozenset({s.id}))
+            if s.owned_by and (have is None or have.owned_by != s.owned_by):
+                t, c = s.owned_by
+                self.add(f"ALTER SEQUENCE {q(*key)} OWNED BY {q(s.schema, t, c)}", "owned_by", s.id,
+                         requires=frozenset({s.id, column_id(s.schema, t, c)}))
+            elif have is not None and have.owned_by and not s.owned_by:
+                self.add(f"ALTER SEQUENCE {q(*key)} OWNED BY NONE", "owned_by", s.id)
+            if s.comment != (have.comment if have else None):
+                self.add(f"COMMENT ON SEQUENCE {q(*key)} IS {lit(s.comment)}", "comment", s.id, requires=frozenset({s.id}))
+        for key, s in self.actual.sequences.items():
+            if key in self.desired.sequences:
+                continue
+            if s.owned_by and self._column_goes((s.schema, s.owned_by[0]), s.owned_by[1]):
+                continue  # dropped together with the table or column that owns it
+            self.add(f"DROP SEQUENCE {q(*key)}", "drop_sequence", s.id, removes=frozenset({s.id}),
+                     hazards=(Hazard(hz.DELETES_DATA, f"sequence {s.schema}.{s.name} is dropped with its position",
+                                     s.id),))
+
+    def _column_goes(self, table: tuple[str, str], column: str) -> bool:
+        want = self.desired.tables.get(table)
+        return want is None or column not in want.columns
+
+    # -- tables
+
+    def diff_tables(self) -> None:
+        for key, t in self.desired.tables.items():
+            have = self.actual.tables.get(key)
+            if have is None:
+                self.new_tables.add(key)
+                self.create_table(t)
+            else:
+                self.alter_table(have, t)
+        for key, t in self.actual.tables.items():
+            if key not in self.desired.tables:
+                self.dropped_tables.add(key)
+                self.drop_table(t)
+
+    def column_sql(self, schema: str, c: Column) -> str:
+        parts = [q(c.name), c.type]
+        if c.collation:
+            parts.append(f"COLLATE {c.collation}")
+        if c.generated == "s":
+            parts.append(f"GENERATED ALWAYS AS ({c.default}) STORED")
+        elif c.default is not None:
+            parts.append(f"DEFAULT {c.default}")
+        if c.not_null:
+            parts.append("NOT NULL")
+        if c.identity:
+            parts.append(f"GENERATED {'ALWAYS' if c.identity == 'a' else 'BY DEFAULT'} AS IDENTITY"
+                         + self.identity_options(c))
+        return " ".join(parts)
+
+    def identity_options(self, c: Column) -> str:
+        s = c.identity_sequence
+        if s is None:
+            return ""
+        # an identity sequence takes the column's type: AS is refused there
+        opts = [f"SEQUENCE NAME {q(s.schema, s.name)}"] + [o for o in self.sequence_options(s) if not o.startswith("AS ")]
+        return f" ({' '.join(opts)})"
+
+    def table_requires(self, t: Table) -> frozenset[str]:
+        req = {oid_key("schema", t.schema)}
+        for c in t.columns.values():
+            req.update(c.depends_on)
+        if t.partition_of:
+            req.add(oid_key("table", t.partition_of))
+        req.update(oid_key("table", p) for p in t.inherits)
+        return frozenset(req)
+
+    def create_table(self, t: Table) -> None:
+        items = [self.column_sql(t.schema, c) for c in sorted(t.columns.values(), key=lambda c: c.position)]
+        for con in t.constraints.values():
+            if con.kind != "f":
+                items.append(f"CONSTRAINT {q(con.name)} {con.definition}")
+        unlogged = "UNLOGGED " if t.persistence == "u" else ""
+        body = "(\n    " + ",\n    ".join(items) + "\n)" if items else "()"
+        if t.partition_of:
+            schema, name = split_qualified(t.partition_of)
+            body = f"PARTITION OF {q(schema, name)} {t.partition_bound}"
+        elif t.inherits:
+            body += " INHERITS (" + ", ".join(q(*split_qualified(p)) for p in t.inherits) + ")"
+        if t.partition_key:
+            body += f" PARTITION BY {t.partition_key}"
+        provides = {t.id} | {column_id(t.schema, t.name, c) for c in t.columns}
+        provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values() if c.kind != "f"}
+        self.add(f"CREATE {unlogged}TABLE {q(t.schema, t.name)} {body}", "create_table", t.id,
+                 provides=frozenset(provides), requires=self.table_requires(t), table=t.id)
+        for con in t.constraints.values():
+            if con.kind == "f":
+                self.add_constraint(t, con, existing=False)
+        for idx in t.indexes.values():
+            self.create_index(t, idx, existing=False)
+        self.comments(t, None)
+
+    def drop_table(self, t: Table) -> None:
+        # foreign keys pointing at this table from tables that stay must go first
+        self.add(f"DROP TABLE {q(t.schema, t.name)}", "drop_table", t.id,
+                 hazards=(Hazard(hz.DELETES_DATA, f"table {t.schema}.{t.name} is dropped with its rows", t.id),),
+                 removes=frozenset({t.id}), drop_before=frozenset(
+                     {oid_key("table", t.partition_of)} if t.partition_of else set()), table=t.id)
+        for con in t.constraints.values():
+            if con.kind == "f" and con.ref_table != t.id:
+                # drop outgoing FKs separately so that tables dropped together need no CASCADE
+                self.drop_constraint(t, con)
+
+    def alter_table(self, have: Table, want: Table) -> None:
+        tid = want.id
+        if have.persistence != want.persistence:
+            word = "UNLOGGED" if want.persistence == "u" else "LOGGED"
+            self.add(f"ALTER TABLE {q(want.schema, want.name)} SET {word}", "alter_table", tid,
+                     hazards=(Hazard(hz.REWRITES_TABLE, f"table {want.schema}.{want.name} is rewritten to become "
+                                     f"{word.lower()}", tid),), table=tid, provides=frozenset({tid}))
+        if (have.kind, have.partition_key, have.partition_of, have.partition_bound, have.inherits) != (
+                want.kind, want.partition_key, want.partition_of, want.partition_bound, want.inherits):
+            raise UnsupportedError("partitioning or inheritance change", f"{want.schema}.{want.name}")
+        # constraints that change are dropped before columns change and added after
+        for name, con in have.constraints.items():
+            new = want.constraints.get(name)
+            if new is None or strip_not_valid(new.definition) != strip_not_valid(con.definition):
+                self.drop_constraint(have, con)
+        for name, c in want.columns.items():
+            old = have.columns.get(name)
+            if old is None:
+                self.add_column(want, c)
+            elif not old.same_definition(c):
+                self.alter_column(want, old, c)
+        for name, c in have.columns.items():
+            if name not in want.columns:
+                self.drop_column(have, c)
+        for name, con in want.constraints.items():
+            old = have.constraints.get(name)
+            if old is None or strip_not_valid(old.definition) != strip_not_valid(con.definition):
+                self.add_constraint(want, con, existing=True)
+            elif not old.validated and con.validated:
+                self.validate_constraint(want, con)
+        for name, idx in have.indexes.items():
+            new = want.indexes.get(name)
+            if new is None or new.definition != idx.definition or not idx.valid:
+                self.drop_index(have, idx)
+        for name, idx in want.indexes.items():
+            old = have.indexes.get(name)
+            if old is None or old.definition != idx.definition or not old.valid:
+                self.create_index(want, idx, existing=True)
+        self.comments(want, have)
+
+    # -- columns
+
+    def add_column(self, t: Table, c: Column) -> None:
+        cid = column_id(t.schema, t.name, c.name)
+        hazards = []
+        if c.generated or (c.default and _volatile_default(c.default)) or c.identity:
+            hazards.append(Hazard(hz.REWRITES_TABLE, f"adding column {t.name}.{c.name} with a computed value "
+                                  f"rewrites {t.schema}.{t.name}", cid))
+        if c.not_null and c.default is None and not c.identity:
+            hazards.append(Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"NOT NULL column {t.name}.{c.name} without a default "
+                                  "fails if the table has rows", cid))
+        self.add(f"ALTER TABLE {q(t.schema, t.name)} ADD COLUMN {self.column_sql(t.schema, c)}", "add_column", cid,
+                 hazards=tuple(hazards), provides=frozenset({cid}), requires=frozenset(c.depends_on) | {t.id},
+                 table=t.id)
+
+    def drop_column(self, t: Table, c: Column) -> None:
+        cid = column_id(t.schema, t.name, c.name)
+        self.add(f"ALTER TABLE {q(t.schema, t.name)} DROP COLUMN {q(c.name)}", "drop_column", cid,
+                 hazards=(Hazard(hz.DELETES_DATA, f"column {t.schema}.{t.name}.{c.name} is dropped with its values",
+                                 cid),), removes=frozenset({cid}), drop_before=frozenset(c.depends_on), table=t.id)
+
+    def alter_column(self, t: Table, old: Column, new: Column) -> None:
+        cid = column_id(t.schema, t.name, new.name)
+        tq = q(t.schema, t.name)
+        cq = q(new.name)
+        prefix = f"ALTER TABLE {tq} ALTER COLUMN {cq}"
+
+        def step(text: str, hazards: tuple[Hazard, ...] = (), **kw) -> None:
+            self.add(text, "alter_column", cid, hazards=hazards, provides=frozenset({cid}),
+                     requires=frozenset(new.depends_on), table=t.id, **kw)
+
+        if new.generated and (old.generated != new.generated or old.default != new.default):
+            # PostgreSQL 15 cannot change a generation expression in place: drop and add
+            if old.generated:
+                self.add(f"ALTER TABLE {tq} DROP COLUMN {cq}", "drop_column", cid, removes=frozenset({cid}),
+                         table=t.id, hazards=(Hazard(hz.REWRITES_TABLE, f"generated column {t.name}.{new.name} is "
+                                                     "dropped and recomputed with its new expression", cid),))
+            else:
+                self.drop_column(t, old)
+            self.add_column(t, new)
+            return
+        if old.generated and not new.generated:
+            # keeps the computed values as plain data
+            step(f"{prefix} DROP EXPRESSION")
+            old = replace(old, generated="", default=None)
+        if old.identity and not new.identity:
+            step(f"{prefix} DROP IDENTITY")
+        retyped = old.type != new.type or old.collation != new.collation
+        default_changes = old.default != new.default or retyped
+        # a default may not cast to the new type: drop it around the type change
+        if old.default is not None and default_changes and (new.default is None or retyped):
+            step(f"{prefix} DROP DEFAULT")
+        if retyped:
+            collate = f" COLLATE {new.collation}" if new.collation else ""
+            # enums have no cast between each other: go through text
+            via_text = "::text" if self._is_enum(old.type) or self._is_enum(new.type) else ""
+            using = f" USING {cq}{via_text}::{new.type}" if old.type != new.type else ""
+            step(f"{prefix} TYPE {new.type}{collate}{using}", type_change_hazards(t, old, new))
+        if new.default is not None and default_changes:
+            step(f"{prefix} SET DEFAULT {new.default}")
+        if new.not_null and not old.not_null:
+            step(f"{prefix} SET NOT NULL", (Hazard(hz.MAY_FAIL_ON_EXISTING_DATA,
+                                                   f"SET NOT NULL on {t.name}.{new.name} fails if a row holds NULL",
+                                                   cid),))
+        elif old.not_null and not new.not_null:
+            step(f"{prefix} DROP NOT NULL")
+        if new.identity and not old.identity:
+            step(f"{prefix} ADD GENERATED {'ALWAYS' if new.identity == 'a' else 'BY DEFAULT'} AS IDENTITY"
+                 + self.identity_options(new))
+        elif new.identity and old.identity:
+            if new.identity != old.identity:
+                step(f"{prefix} SET GENERATED {'ALWAYS' if new.identity == 'a' else 'BY DEFAULT'}")
+            if new.identity_sequence and old.identity_sequence:
+                opts = self.sequence_options(new.identity_sequence, old.identity_sequence)
+                opts = [o for o in opts if not o.startswith("AS ")]
+                if opts:
+                    step(f"{prefix} " + " ".join(f"SET {o}" for o in opts))
+
+    def _is_enum(self, type_name: str) -> bool:
+        base = type_name[:-2] if type_name.endswith("[]") else type_name
+        keys = {f"{q(s)}.{q(n)}" for s, n in (*self.actual.enums, *self.desired.enums)}
+        keys |= {f"{s}.{n}" for s, n in (*self.actual.enums, *self.desired.enums)}
+        return base in keys
+
+    # -- constraints
+
+    def add_constraint(self, t: Table, con: Constraint, existing: bool) -> None:
+        cid = constraint_id(t.schema, t.name, con.name)
+        requires = {t.id} | {column_id(t.schema, t.name, c) for c in con.columns}
+        if con.ref_table:
+            requires.add(con.ref_table)
+            ref = self.desired.tables.get(split_qualified(con.ref_table.split(":", 1)[1]))
+            if ref is not None:
+                requires |= {constraint_id(ref.schema, ref.name, c.name) for c in ref.constraints.values()
+                             if c.kind in "pu"}
+                requires |= {i.id for i in ref.indexes.values() if i.unique}
+        kind = "add_fk" if con.kind == "f" else "add_constraint"
+        definition = strip_not_valid(con.definition)
+        hazards: list[Hazard] = []
+        # on an existing table a FK or CHECK goes in NOT VALID, and is validated in a step of its own
+        online = existing and con.kind in "fc" and con.validated
+        if existing:
+            hazards.append(Hazard(hz.MAY_FAIL_ON_EXISTING_DATA,
+                                  f"new {_CON_WORD[con.kind]} {con.name} on {t.schema}.{t.name} fails if existing rows "
+                                  "violate it", cid))
+        if online or not con.validated:
+            definition += " NOT VALID"
+        self.add(f"ALTER TABLE {q(t.schema, t.name)} ADD CONSTRAINT {q(con.name)} {definition}", kind, cid,
+                 hazards=tuple(hazards), provides=frozenset({cid}), requires=frozenset(requires), table=t.id)
+        if online:
+            self.validate_constraint(t, con)
+
+    def validate_constraint(self, t: Table, con: Constraint) -> None:
+        cid = constraint_id(t.schema, t.name, con.name)
+        # VALIDATE scans the table under SHARE UPDATE EXCLUSIVE; it gets a transaction of its own
+        self.add(f"ALTER TABLE {q(t.schema, t.name)} VALIDATE CONSTRAINT {q(con.name)}",
+                 "validate_fk" if con.kind == "f" else "validate", cid, mode=OWN,
+                 requires=frozenset({cid}), provides=frozenset({cid + "#valid"}), table=t.id)
+
+    def drop_constraint(self, t: Table, con: Constraint) -> None:
+        cid = constraint_id(t.schema, t.name, con.name)
+        kind = "drop_fk" if con.kind == "f" else "drop_constraint"
+        self.add(f"ALTER TABLE {q(t.schema, t.name)} DROP CONSTRAINT {q(con.name)}", kind, cid,
+                 removes=frozenset({cid}), table=t.id)
+
+    # -- indexes
+
+    def create_index(self, t: Table, idx: Index, existing: bool) -> None:
+        requires = {t.id} | {column_id(t.schema, t.name, c) for c in idx.columns}
+        if existing and t.kind != "p":
+            text = _concurrently(idx.definition)
+            self.add(text, "create_index", idx.id, mode=NONE, provides=frozenset({idx.id}),
+                     requires=frozenset(requires), table=t.id,
+                     hazards=(Hazard(hz.INDEX_BUILD, f"index {idx.name} is built on {t.schema}.{t.name} "
+                                     "(CONCURRENTLY: reads and writes go on)", idx.id),))
+        else:
+            self.add(idx.definition, "create_index", idx.id, provides=frozenset({idx.id}),
+                     requires=frozenset(requires), table=t.id)
+        if idx.comment:
+            self.add(f"COMMENT ON INDEX {q(idx.schema, idx.name)} IS {lit(idx.comment)}", "comment", idx.id,
+                     requires=frozenset({idx.id}))
+
+    def drop_index(self, t: Table, idx: Index) -> None:
+        concurrently = " CONCURRENTLY" if t.kind != "p" else ""
+        self.add(f"DROP INDEX{concurrently} {q(idx.schema, idx.name)}", "drop_index", idx.id,
+                 mode=NONE if concurrently else GROUP, removes=frozenset({idx.id}), table=t.id,
+                 hazards=(Hazard(hz.INDEX_DROPPED, f"index {idx.schema}.{idx.name} on {t.name} is dropped; "
+                                 "queries using it slow down", idx.id),))
+
+    # -- comments
+
+    def comments(self, want: Table, have: Table | None) -> None:
+        tq = q(want.schema, want.name)
+        if want.comment != (have.comment if have else None):
+            self.add(f"COMMENT ON TABLE {tq} IS {lit(want.comment)}", "comment", want.id,
+                     requires=frozenset({want.id}))
+        for name, c in want.columns.items():
+            before = have.columns[name].comment if have and name in have.columns else None
+            if c.comment != before:
+                cid = column_id(want.schema, want.name, name)
+                self.add(f"COMMENT ON COLUMN {q(want.schema, want.name, name)} IS {lit(c.comment)}", "comment", cid,
+                         requires=frozenset({cid}))
+        for name, con in want.constraints.items():
+            old = have.constraints.get(name) if have else None
+            before = old.comment if old and old.definition == con.definition else None
+            if con.comment != before:
+                cid = constraint_id(want.schema, want.name, name)
+                self.add(f"COMMENT ON CONSTRAINT {q(name)} ON {tq} IS {lit(con.comment)}", "comment", cid,
+                         requires=frozenset({cid}))
+        if have is not None:
+            for name, idx in want.indexes.items():
+                old = have.indexes.get(name)
+                if old is not None and old.definition == idx.definition and old.valid and old.comment != idx.comment:
+                    self.add(f"COMMENT ON INDEX {q(idx.schema, idx.name)} IS {lit(idx.comment)}", "comment", idx.id)
+
+
+_CON_WORD = {"p": "primary key", "u": "unique constraint", "c": "check constraint", "f": "foreign key",
+             "x": "exclusion constraint"}
+
+_VOLATILE = re.compile(r"\b(random|clock_timestamp|gen_random_uuid|uuid_generate_v\d\w*|nextval|timeofday)\s*\(")
+
+
+def _volatile_default(expr: str) -> bool:
+    return bool(_VOLATILE.search(expr))
+
+
+# Type changes PostgreSQL makes without rewriting the table (binary coercible or
+# a relaxed typmod).
+_VARCHAR = re.compile(r"^character varying(?:\((\d+)\))?$")
+_NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
+
+
+def type_change_hazards(t: Table, old: Column, new: Column) -> tuple[Hazard, ...]:
+    cid = column_id(t.schema, t.name, new.name)
+    where = f"{t.schema}.{t.name}.{new.name}"
+    ov, nv = _VARCHAR.match(old.type), _VARCHAR.match(new.type)
+    if ov and (nv or new.type == "text"):
+        old_len = int(ov.group(1)) if ov.group(1) else None
+        new_len = int(nv.group(1)) if nv and nv.group(1) else None
+        if new_len is None or (old_len is not None and new_len >= old_len):
+            return ()  # widening a varchar is a catalog-only change
+        return (Hazard(hz.DELETES_DATA, f"{where} narrows from {old.type} to {new.type}: longer values fail or are "
+                       "lost", cid),
+                Hazard(hz.BLOCKS_READS_WRITES, f"{where}: the whole table is scanned under ACCESS EXCLUSIVE", cid))
+    if old.type == "text" and nv:
+        return (Hazard(hz.DELETES_DATA, f"{where} narrows from text to {new.type}", cid),
+                Hazard(hz.BLOCKS_READS_WRITES, f"{where}: the whole table is scanned under ACCESS EXCLUSIVE", cid))
+    if old.collation != new.collation and old.type == new.type:
+        return (Hazard(hz.BLOCKS_READS_WRITES, f"{where}: collation change rebuilds its indexes under ACCESS "
+                       "EXCLUSIVE", cid),)
+    narrowing = {("bigint", "integer"), ("bigint", "smallint"), ("integer", "smallint"),
+                 ("double precision", "real"), ("timestamp with time zone", "date"),
+                 ("timestamp without time zone", "date")}
+    hazards = [Hazard(hz.REWRITES_TABLE, f"{where} changes type from {old.type} to {new.type}; the table is "
+                      "rewritten under ACCESS EXCLUSIVE", cid),
+               Hazard(hz.BLOCKS_READS_WRITES, f"{where}: reads and writes wait for the rewrite", cid)]
+    if (old.type, new.type) in narrowing or _NUMERIC.match(new.type) and new.type != old.type:
+        hazards.append(Hazard(hz.DELETES_DATA, f"{where} narrows from {old.type} to {new.type}", cid))
+    hazards.append(Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"{where}: existing values may not convert to {new.type}",
+                          cid))
+    return tuple(hazards)
+
+
+def _concurrently(definition: str) -> str:
+    return re.sub(r"^CREATE (UNIQUE )?INDEX ", lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ", definition,
+                  count=1)
+
+
+def _swap_ident(text: str, old: str, new: str) -> str:
+    """Replace one identifier token in SQL that PostgreSQL printed, quoted or bare."""
+    pattern = r'(?<![\w"$])(' + re.escape(q(old)) + ("|" + re.escape(old) if q(old) != old else "") + r')(?![\w"$])'
+    return re.sub(pattern, lambda _m: q(new) if q(new).strip('"') != new or not new.islower() else new, text)
+
+
+def _rename_table(t: Table, new: str) -> Table:
+    old = t.name
+    idx = {k: replace(i, table=new, definition=_swap_ident(i.definition, old, new)) for k, i in t.indexes.items()}
+    return replace(t, name=new, indexes=idx)
+
+
+def _rename_column(t: Table, old: str, new: str) -> Table:
+    cols = {}
+    for k, c in t.columns.items():
+        cols[new if k == old else k] = replace(c, name=new) if k == old else c
+    cons = {k: replace(c, definition=_swap_ident(c.definition, old, new),
+                       columns=tuple(new if x == old else x for x in c.columns)) for k, c in t.constraints.items()}
+    idx = {k: replace(i, definition=_swap_ident(i.definition, old, new),
+                      columns=tuple(new if x == old else x for x in i.columns)) for k, i in t.indexes.items()}
+    return replace(t, columns=cols, constraints=cons, indexes=idx)
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+def order_steps(steps: list[Step]) -> list[Step]:
+    """Topological order: providers before requirers, dependants dropped before
+    their dependencies; ties broken by kind rank, then by the order of discovery."""
+    providers: dict[str, list[int]] = {}
+    removers: dict[str, list[int]] = {}
+    for i, s in enumerate(steps):
+        for p in s.provides:
+            providers.setdefault(p, []).append(i)
+        for r in s.removes:
+            removers.setdefault(r, []).append(i)
+    edges: dict[int, set[int]] = {i: set() for i in range(len(steps))}
+    for i, s in enumerate(steps):
+        for r in s.requires:
+            for p in providers.get(r, ()):
+                if p != i:
+                    edges[p].add(i)
+        for d in s.drop_before:
+            for p in removers.get(d, ()):
+                if p != i:
+                    edges[i].add(p)
+    indegree = {i: 0 for i in edges}
+    for targets in edges.values():
+        for t in targets:
+            indegree[t] += 1
+    heap = [(RANK[steps[i].kind], i) for i, d in indegree.items() if d == 0]
+    heapq.heapify(heap)
+    out: list[Step] = []
+    while heap:
+        _, i = heapq.heappop(heap)
+        out.append(steps[i])
+        for t in edges[i]:
+            indegree[t] -= 1
+            if indegree[t] == 0:
+                heapq.heappush(heap, (RANK[steps[t].kind], t))
+    if len(out) != len(steps):
+        stuck = [steps[i].object for i, d in indegree.items() if d > 0]
+        raise PlanError(f"dependency cycle between: {', '.join(sorted(set(stuck))[:10])}")
+    return out
+
+
+def diff(actual: Catalog, desired: Catalog, options: PlanOptions | None = None) -> list[Step]:
+    """The pure diff: ordered steps that turn `actual` into `desired`."""
+    return Planner(_copy(actual), desired, options or PlanOptions()).run()
+
+
+def _copy(cat: Catalog) -> Catalog:
+    # renames rewrite the actual catalog; keep the caller's copy intact
+    return replace(cat, tables=dict(cat.tables), schemas=dict(cat.schemas), extensions=dict(cat.extensions),
+                   enums=dict(cat.enums), sequences=dict(cat.sequences), unsupported=list(cat.unsupported),
+                   extra=dict(cat.extra))
+
+
+def hazards_of(steps: Iterable[Step]) -> list[Hazard]:
+    return [h for s in steps for h in s.hazards]

@@ -1,0 +1,80 @@
+"""The desired catalog: sql/ loaded into a scratch "shadow" database, then introspected.
+
+PostgreSQL parses and normalizes our SQL, so defaults, CHECKs and index
+definitions print exactly as they will in the target. The shadow lives on the
+target's own server (same version, same normalization), is created from
+template0 and is always dropped, even on failure. The result is cached by the
+hash of the SQL, the server version and the available extension versions, so a
+repeated run does not rebuild it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from .introspect import catalog_query
+from .planner import q
+from .runner import PsqlError, Runner
+from .source import Source, SourceError
+
+SHADOW_PREFIX = "pgconverge_shadow_"
+
+
+def cache_key(source: Source, server: dict[str, Any]) -> str:
+    """The SQL, the server version and the extension versions decide the shadow."""
+    basis = json.dumps({"sql": source.sha256, "server_version": server["server_version"],
+                        "extensions": server["available_extensions"]}, sort_keys=True)
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("PGCONVERGE_HOME", ".pgconverge")) / "cache"
+
+
+def load_script(source: Source) -> str:
+    # One transaction: much faster than a commit per statement, and all or nothing.
+    return "BEGIN;\n" + source.script() + "COMMIT;\n"
+
+
+def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
+    """Create the shadow, load sql/ into it, introspect it, drop it."""
+    name = SHADOW_PREFIX + secrets.token_hex(6)
+    try:
+        runner.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n")
+    except PsqlError as e:
+        raise SourceError("<shadow>", 0, f"cannot create the shadow database on {runner.name}: {e.message}. "
+                          "The role needs CREATEDB, or configure a separate shadow server.") from e
+    try:
+        shadow = runner.for_database(name)
+        try:
+            shadow.run_script(load_script(source))
+        except PsqlError as e:
+            if e.line is None:
+                raise SourceError("<sql>", 0, e.message) from e
+            file, line = source.locate(max(e.line - 1, 1))
+            detail = f" ({e.detail})" if e.detail else ""
+            raise SourceError(file, line, f"{e.message}{detail}") from e
+        return shadow.query_json(catalog_query())
+    finally:
+        runner.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")
+
+
+def desired_doc(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
+                use_cache: bool = True) -> dict[str, Any]:
+    """The desired catalog document, from the cache when the key matches."""
+    cache_dir = cache_dir or default_cache_dir()
+    path = cache_dir / f"{cache_key(source, server)}.json"
+    if use_cache and path.exists():
+        return json.loads(path.read_text())
+    doc = build_shadow_doc(runner, source)
+    if use_cache:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(path)  # atomic: a concurrent run never reads half a file
+    return doc

@@ -336,6 +336,14 @@ class Cluster:
             )
         return self.conninfo(name)
 
+    def ensure_database(self, name: str, template: str = "template0") -> str:
+        """Create `name` unless it exists; returns its conninfo."""
+        import psycopg
+
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        return self.conninfo(name) if exists else self.create_database(name, template)
+
     def drop_database(self, name: str) -> None:
         import psycopg
         from psycopg import sql

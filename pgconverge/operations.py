@@ -1,0 +1,186 @@
+"""pyinfra operations: converge databases through the host's own psql.
+
+An operation body runs twice: at prepare time up to its first ``yield`` (pyinfra
+asks "would it change anything?"), and again from the start at execute time.
+So ``converge`` computes the plan before its first yield, prints it (that is what
+``--dry`` shows), remembers its hash, and at execute time refuses to run when
+the recomputed plan differs: the target changed under us.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any, Callable
+
+import click
+from pyinfra import host
+from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api.state import StateStage
+
+from .api import Engine, Options
+from .cli import format_plan
+from .executor import render_script
+from .planner import Plan
+from .runner import Conn, Runner, conn_from_spec, passfile_line, shell_command
+from .source import load_source
+
+# Plans shown at prepare time, by (host, database): the execute stage must match them.
+_SHOWN: dict[tuple[str, str], str] = {}
+
+
+class HostRunner(Runner):
+    """psql through the pyinfra host's connector (SSH or local alike).
+
+    A password never travels in a command: it is streamed on stdin into a private
+    (umask 077) password file on the host, removed by ``close()``.
+    """
+
+    def __init__(self, host_: Any, conn: Conn, psql: str = "psql"):
+        self.host = host_
+        self.conn = conn
+        self.psql = psql
+        self.passfile: str | None = None
+
+    def for_database(self, dbname: str) -> HostRunner:
+        other = HostRunner(self.host, self.conn.with_database(dbname), self.psql)
+        other.passfile = self.passfile
+        return other
+
+    def env(self) -> dict[str, str]:
+        env = dict(self.conn.env)
+        if self.conn.password is not None:
+            if self.passfile is None:
+                ok, out = self.host.run_shell_command(
+                    StringCommand("umask 077 && f=$(mktemp) && cat > \"$f\" && echo \"$f\""),
+                    _stdin=passfile_line(self.conn.password))
+                if not ok:
+                    raise OperationError(f"cannot write a password file on {self.host.name}")
+                self.passfile = out.stdout_lines[-1].strip()
+            env["PGPASSFILE"] = self.passfile
+        return env
+
+    def command(self, args: list[str]) -> str:
+        return shell_command(self.env(), args, self.psql)
+
+    def exec_psql(self, args, stdin, on_line=None):
+        ok, out = self.host.run_shell_command(StringCommand(self.command(args)), _stdin=stdin)
+        stdout = "\n".join(out.stdout_lines)
+        if on_line:
+            for line in out.stdout_lines:
+                on_line(line)
+        return (0 if ok else 1), stdout, "\n".join(out.stderr_lines)
+
+    def close(self) -> None:
+        if self.passfile:
+            self.host.run_shell_command(StringCommand(f"rm -f {shlex.quote(self.passfile)}"))
+            self.passfile = None
+
+
+def _echo(text: str) -> None:
+    # stderr: pyinfra keeps stdout for its own progress lines
+    click.echo(text, err=True)
+
+
+def show_plan(host_name: str, database: str, plan: Plan, refused: list, colours: bool | None = None) -> None:
+    colours = sys.stderr.isatty() if colours is None else colours
+    head = click.style(f"--> pgconverge plan for {database} on {host_name}", bold=True) if colours else \
+        f"--> pgconverge plan for {database} on {host_name}"
+    _echo(head)
+    _echo(format_plan(plan, colours))
+    for h in refused:
+        line = f"-- REFUSED by policy: {h.name}: {h.reason}"
+        _echo(click.style(line, fg="red", bold=True) if colours else line)
+
+
+def _options(settings: dict[str, Any]) -> Options:
+    return Options.build(**{k: v for k, v in settings.items() if v is not None})
+
+
+@operation(is_idempotent=True)
+def converge(
+    database: str | dict,
+    sql: str | list[str] = "sql/schema",
+    allow_hazards: str | list[str] | None = None,
+    drops: list[str] | None = None,
+    only_schemas: list[str] | None = None,
+    exclude_schemas: list[str] | None = None,
+    compare_extension_versions: bool = False,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+    check: bool = False,
+    psql: str = "psql",
+    on_plan: Callable[[Plan], None] | None = None,
+):
+    """
+    Converge one database to the schema declared in ``sql``.
+
+    + database: connection, a URL or a dict of libpq keywords (``dbname``, ``service``, ``host``,
+      ``port``, ``user``, ``passfile``) plus ``url_env``, the name of an environment variable
+      that holds the URL; never a password
+    + sql: ``.sql`` file or folder (or a list) holding the desired state
+    + allow_hazards: hazard names (or ``"all"``) this run may carry; others refuse the plan
+    + drops: object ids that may be dropped, e.g. ``table:public.legacy``
+    + only_schemas / exclude_schemas: schema scoping
+    + compare_extension_versions: also converge extension versions
+    + lock_timeout / statement_timeout: per step, e.g. ``"2s"`` / ``"30min"``
+    + check: fail when changes are pending, changing nothing (CI drift check)
+    + psql: the psql binary on the host
+    + on_plan: called with the plan at prepare time (used by the deploy to write plan files)
+
+    **Example:**
+
+    .. code:: python
+
+        from pgconverge import operations as pgc
+
+        pgc.converge(
+            name="Converge the app database",
+            database={"service": "app_staging"},
+            sql="sql/schema",
+            allow_hazards=["index_build"],
+        )
+    """
+    conn = conn_from_spec(database)
+    runner = HostRunner(host, conn, psql)
+    engine = Engine(runner, load_source(sql), _options(dict(
+        allow_hazards=allow_hazards, drops=drops, only_schemas=only_schemas, exclude_schemas=exclude_schemas,
+        compare_extension_versions=compare_extension_versions, lock_timeout=lock_timeout,
+        statement_timeout=statement_timeout)))
+    key = (host.name, conn.describe())
+    try:
+        plan = engine.plan()
+        refused = engine.policy().refused(plan.hazards)
+        executing = host.state.is_executing or host.state.current_stage == StateStage.Execute
+        if not executing:
+            show_plan(host.name, conn.describe(), plan, refused)
+            _SHOWN[key] = plan.plan_hash
+            if on_plan:
+                on_plan(plan)
+        elif key not in _SHOWN:
+            # pyinfra -y skips change detection: show what is about to run all the same
+            show_plan(host.name, conn.describe(), plan, refused)
+        elif _SHOWN[key] != plan.plan_hash:
+            raise OperationError(f"{conn.describe()}: the target changed between the plan shown and now; "
+                                 "nothing was run. Run again to review the new plan.")
+        if plan.is_empty:
+            host.noop(f"database {conn.describe()} is converged")
+            return
+        if executing and check:
+            raise OperationError(f"{conn.describe()}: {len(plan.steps)} change(s) pending (check mode)")
+        if executing and refused:
+            lines = "; ".join(f"{h.name}: {h.reason}" for h in refused)
+            raise OperationError(f"{conn.describe()}: refused, nothing was run: {lines}")
+        if not executing:
+            # prepare stage: this yield only tells pyinfra a change is coming; the generator
+            # is not resumed, so tidy up now rather than at garbage collection
+            runner.close()
+            yield StringCommand(psql, "# apply", str(len(plan.steps)), "step(s) to", shlex.quote(conn.describe()))
+            return
+        script = render_script(plan, engine.options.settings)
+        yield StringCommand(runner.command([]), _stdin=script)
+        after = engine.plan()
+        if not after.is_empty:
+            raise OperationError(f"{conn.describe()}: did not converge; still pending:\n{after.to_sql()}")
+    finally:
+        runner.close()

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from psycopg.conninfo import conninfo_to_dict
 
-PSQL_FLAGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "--no-psqlrc"]
+# "-f -" reads stdin as a file, so errors carry "psql:<stdin>:LINE:"
+PSQL_FLAGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-f", "-"]
 
 # libpq keywords and the environment variables that carry them
 ENV_FOR_KEYWORD = {
@@ -38,8 +39,10 @@ _ERROR = re.compile(r"^psql:[^:]*:(\d+): (ERROR|FATAL):\s+(?:([0-9A-Z]{5}): )?(.
 class PsqlError(Exception):
     """psql failed. Carries PostgreSQL's message, its SQLSTATE and the script line."""
 
-    def __init__(self, message: str, sqlstate: str | None = None, line: int | None = None, detail: str = ""):
+    def __init__(self, message: str, sqlstate: str | None = None, line: int | None = None, detail: str = "",
+                 position_line: int | None = None):
         self.message = message
+        self.position_line = position_line  # "LINE n:" inside the failing statement, when PostgreSQL gave one
         self.sqlstate = sqlstate
         self.line = line
         self.detail = detail
@@ -51,9 +54,9 @@ def parse_psql_error(stderr: str) -> PsqlError:
     for i, ln in enumerate(lines):
         m = _ERROR.match(ln)
         if m:
-            extra = [x.strip() for x in lines[i + 1:] if not x.startswith("LOCATION:")
-                     and x.split(":", 1)[0] in ("DETAIL", "HINT", "CONTEXT", "QUERY", "LINE 1")]
-            return PsqlError(m.group(4), m.group(3), int(m.group(1)), "\n".join(extra))
+            extra = [x.strip() for x in lines[i + 1:] if x.split(":", 1)[0] in ("DETAIL", "HINT", "CONTEXT")]
+            pos = next((int(p.group(1)) for x in lines[i + 1:] if (p := re.match(r"^LINE (\d+):", x))), None)
+            return PsqlError(m.group(4), m.group(3), int(m.group(1)), "\n".join(extra), pos)
     text = "\n".join(ln for ln in lines if not ln.startswith("LOCATION:")) or "psql failed without a message"
     m = re.search(r"(?:ERROR|FATAL):\s+(?:([0-9A-Z]{5}): )?(.*)", text)
     if m:

@@ -27,8 +27,10 @@ SHADOW_PREFIX = "pgconverge_shadow_"
 
 def cache_key(source: Source, server: dict[str, Any]) -> str:
     """The SQL, the server version and the extension versions decide the shadow."""
+    # the introspection query too: a document cached by an older pgconverge may lack fields
+    query = hashlib.sha256(catalog_query().encode()).hexdigest()
     basis = json.dumps({"sql": source.sha256, "server_version": server["server_version"],
-                        "extensions": server["available_extensions"]}, sort_keys=True)
+                        "extensions": server["available_extensions"], "query": query}, sort_keys=True)
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
@@ -56,9 +58,13 @@ def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
         except PsqlError as e:
             if e.line is None:
                 raise SourceError("<sql>", 0, e.message) from e
-            file, line = source.locate(max(e.line - 1, 1))
+            try:
+                stmt = source.statement_at(e.line - 1)  # the script starts with BEGIN
+            except ValueError:  # failed at COMMIT: a deferred check; no single statement to blame
+                raise SourceError("<sql>", 0, e.message + (f" ({e.detail})" if e.detail else "")) from e
+            line = stmt.line + (e.position_line - 1 if e.position_line else 0)
             detail = f" ({e.detail})" if e.detail else ""
-            raise SourceError(file, line, f"{e.message}{detail}") from e
+            raise SourceError(stmt.file, line, f"{e.message}{detail}") from e
         return shadow.query_json(catalog_query())
     finally:
         runner.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")

@@ -94,6 +94,13 @@ class Source:
             n += s.text.count("\n") + 1
         return starts
 
+    def statement_at(self, script_line: int) -> Statement:
+        """The statement that holds a 1-based line of script()."""
+        i = bisect.bisect_right(self._starts, script_line) - 1
+        if i < 0 or script_line < 1:
+            raise ValueError(f"line {script_line} is not in the script")
+        return self.statements[i]
+
     def locate(self, script_line: int) -> tuple[str, int]:
         """Map a 1-based line of script() back to (file, line)."""
         i = bisect.bisect_right(self._starts, script_line) - 1
@@ -306,9 +313,9 @@ class _Defs:
         self.inner: list[_Def] = []
 
 
-def _qualify(names: list[str], schema: str, table: None) -> tuple[str, None, str]:
-    """(schema, table, name) of a possibly qualified name list, for _Obj."""
-    return (names[-2] if len(names) >= 2 else schema), table, names[-1]
+def _schema_obj(kind: str, names: list[str], schema: str) -> _Obj:
+    """An object named by a possibly qualified name list (catalog.schema.name)."""
+    return _Obj(kind, names[-2] if len(names) >= 2 else schema, None, names[-1])
 
 
 def _table_defs(defs: _Defs, create: Any, schema: str) -> None:
@@ -336,13 +343,13 @@ def _definitions(node: Any, kind: str, schema: str) -> _Defs:
     elif kind == "IndexStmt":
         d.primary = _Obj("index", node.relation.schemaname or schema, None, node.idxname or None)
     elif kind == "CreateEnumStmt" or kind == "CreateRangeStmt":
-        d.primary = _Obj("type", *_qualify(_names(node.typeName), schema, None))
+        d.primary = _schema_obj("type", _names(node.typeName), schema)
     elif kind == "CreateDomainStmt":
-        d.primary = _Obj("type", *_qualify(_names(node.domainname), schema, None))
+        d.primary = _schema_obj("type", _names(node.domainname), schema)
     elif kind == "CompositeTypeStmt":
         d.primary = _Obj("type", node.typevar.schemaname or schema, None, node.typevar.relname)
     elif kind == "DefineStmt" and node.kind.name == "OBJECT_TYPE":
-        d.primary = _Obj("type", *_qualify(_names(node.defnames), schema, None))
+        d.primary = _schema_obj("type", _names(node.defnames), schema)
     elif kind == "CreateSeqStmt":
         d.primary = _Obj("sequence", node.sequence.schemaname or schema, None, node.sequence.relname)
     elif kind == "ViewStmt":
@@ -351,7 +358,7 @@ def _definitions(node: Any, kind: str, schema: str) -> _Defs:
         rel = node.into.rel
         d.primary = _Obj("materialized_view", rel.schemaname or schema, None, rel.relname)
     elif kind == "CreateFunctionStmt":
-        d.primary = _Obj("function", *_qualify(_names(node.funcname), schema, None))
+        d.primary = _schema_obj("function", _names(node.funcname), schema)
     elif kind == "CreateTrigStmt":
         d.primary = _Obj("trigger", node.relation.schemaname or schema, node.relation.relname, node.trigname)
     elif kind == "CreatePolicyStmt":
@@ -526,6 +533,9 @@ class _Block:
 
 
 class _Loader:
+    """Reads the units in order; state (search_path, data block names) carries across files,
+    as it does in the single psql session the shadow runs."""
+
     def __init__(self) -> None:
         self.schema = "public"
         self.statements: list[Statement] = []
@@ -557,7 +567,7 @@ class _Loader:
             chars = list(text)
             for b in blocks:
                 for i in range(b.start, b.end):
-                    if chars[i] not in "\n":
+                    if chars[i] != "\n":
                         chars[i] = " "
             parse_text = "".join(chars)
             tokens = scan(parse_text)

@@ -1,24 +1,19 @@
-"""Converge every database of an environment to sql/.
+"""The deployment runbook, for every database of an environment.
 
-    pyinfra inventory/dev.py deploy.py --dry    # show the SQL, with its hazards
-    pyinfra inventory/dev.py deploy.py -y       # converge
+    pyinfra inventory/staging.py deploy.py --dry     # preflight, the plan with its hazards, the gate
+    pyinfra inventory/staging.py deploy.py -y        # preflight, backup, converge, analyze, smoke, ledger
+    pyinfra inventory/production.py deploy.py -y     # refused unless signoffs/production.yml covers it
+
+Per database (pgconverge.runbook.deploy): preflight -> gate -> backup -> converge -> VACUUM ANALYZE
+-> smoke checks -> ledger row. Any failure stops that host and says what to do.
 """
 
 from pyinfra import host
 
 from pgconverge import operations as pgc
-from pgconverge.deploy import database_specs
+from pgconverge.deploy import database_specs, label_of
+from pgconverge.settings import EnvSettings
 
+settings = EnvSettings.from_data(host.data)
 for spec in database_specs(host.data):
-    pgc.converge(
-        name=f"Converge {spec.get('dbname', spec.get('service', 'database'))}",
-        database=spec,
-        sql=host.data.get("pgconverge_sql", "sql/schema"),
-        allow_hazards=host.data.get("pgconverge_allow_hazards"),
-        drops=host.data.get("pgconverge_drops"),
-        only_schemas=host.data.get("pgconverge_only_schemas") or None,
-        exclude_schemas=host.data.get("pgconverge_exclude_schemas") or None,
-        lock_timeout=host.data.get("pgconverge_lock_timeout"),
-        statement_timeout=host.data.get("pgconverge_statement_timeout"),
-        check=str(host.data.get("pgconverge_check", "")).lower() in ("1", "true", "yes"),
-    )
+    pgc.deploy(name=f"Deploy {label_of(spec)} ({settings.env})", database=spec, settings=settings)

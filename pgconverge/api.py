@@ -9,22 +9,36 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import introspect
-from .executor import MARKER, ExecSettings, render_script, units
+from . import datablocks, introspect
+from .executor import MARKER, ExecSettings, failed_step, render_script, units
 from .hazards import HazardRefused, Policy, parse_hazard_list
 from .model import Catalog
-from .planner import Plan, PlanOptions, Renames, Step, catalog_hash, diff
-from .runner import LocalRunner, Runner
-from .shadow import desired_doc
+from .planner import Plan, PlanOptions, Renames, Step, catalog_hash, diff_with_warnings
+from .runner import LocalRunner, PsqlError, Runner
+from .shadow import default_cache_dir, desired_doc
 from .source import Source, load_source
 
 
 class PlanChanged(Exception):
     """The target changed between the plan that was shown and its execution."""
+
+
+class StepFailed(PsqlError):
+    """A step or data block failed while applying. The message names it; the steps
+    before it stay applied (each unit is its own transaction), nothing after it ran."""
+
+    def __init__(self, where: str, error: PsqlError):
+        self.where = where
+        self.error = error
+        message = error.message
+        if where and not message.startswith("pgconverge:"):  # messages of our own name their step already
+            message = f"pgconverge: {where} failed: {message}"
+        super().__init__(message, error.sqlstate, error.line, error.detail)
 
 
 class NotConverged(Exception):
@@ -44,6 +58,8 @@ class Options:
     compare_extension_versions: bool = False
     cache_dir: Path | None = None
     use_cache: bool = True
+    # accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in the desired state (scripts written as a history)
+    permissive_source: bool = False
     settings: ExecSettings = field(default_factory=ExecSettings)
 
     @classmethod
@@ -55,9 +71,10 @@ class Options:
             return tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x and x.strip())
 
         settings = kw.pop("settings", None) or ExecSettings(
-            **{k: kw.pop(k) for k in ("lock_timeout", "statement_timeout", "retries") if k in kw})
+            **{k: kw.pop(k) for k in ("lock_timeout", "statement_timeout", "retries", "concurrent_lock_timeout")
+               if k in kw})
         unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
-                             "compare_extension_versions", "cache_dir", "use_cache"}
+                             "compare_extension_versions", "cache_dir", "use_cache", "permissive_source"}
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         return cls(
@@ -68,6 +85,7 @@ class Options:
             compare_extension_versions=bool(kw.get("compare_extension_versions", False)),
             cache_dir=Path(kw["cache_dir"]) if kw.get("cache_dir") else None,
             use_cache=kw.get("use_cache", True),
+            permissive_source=bool(kw.get("permissive_source", False)),
             settings=settings,
         )
 
@@ -82,14 +100,19 @@ class ApplyResult:
 class Engine:
     """Plans and applies one database through one runner."""
 
-    def __init__(self, runner: Runner, source: Source, options: Options | None = None):
+    def __init__(self, runner: Runner, source: Source, options: Options | None = None,
+                 shadow: Runner | None = None):
         self.runner = runner
         self.source = source
         self.options = options or Options()
+        self.shadow = shadow  # where the shadow database is built; None: the target's own server
 
     # -- catalogs
 
     def actual_doc(self) -> dict[str, Any]:
+        pending, self.prefetched = getattr(self, "prefetched", None), None
+        if pending is not None:  # read by plan() while it parsed sql/ (used once: later plans read afresh)
+            return pending.result()
         return self.runner.query_json(introspect.catalog_query())
 
     def scoped(self, cat: Catalog) -> Catalog:
@@ -97,23 +120,27 @@ class Engine:
 
     def catalogs(self) -> tuple[Catalog, Catalog]:
         doc = self.actual_doc()
+        self.last_doc = doc  # also carries the ledger's data blocks (read in the same round trip)
         actual = introspect.parse_catalog(doc)
         desired = introspect.parse_catalog(
-            desired_doc(self.runner, self.source, doc, self.options.cache_dir, self.options.use_cache))
+            desired_doc(self.shadow or self.runner, self.source, doc, self.options.cache_dir,
+                        self.options.use_cache))
         return self.scoped(actual), self.scoped(desired)
 
     # -- planning
 
     def plan_options(self) -> PlanOptions:
-        renames = Renames(tuple((r.kind, r.schema, r.table, r.old, r.new) for r in self.source.renames))
+        renames = Renames(tuple((r.kind, r.schema, r.table, r.old, r.new, f"{r.file}:{r.line}")
+                                for r in self.source.renames))
         return PlanOptions(renames=renames, compare_extension_versions=self.options.compare_extension_versions,
                            pinned_extensions=frozenset(self.source.pinned_extensions))
 
     def plan(self) -> Plan:
         actual, desired = self.catalogs()
-        steps = diff(actual, desired, self.plan_options())
+        steps, warnings = diff_with_warnings(actual, desired, self.plan_options())
+        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(self.last_doc))
         return Plan(steps=steps, desired_hash=catalog_hash(desired), actual_hash=catalog_hash(actual),
-                    source_hash=self.source.sha256)
+                    source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks)
 
     def policy(self) -> Policy:
         return Policy(allow=self.options.allow_hazards,
@@ -132,25 +159,35 @@ class Engine:
         self.check(plan)
         started = time.monotonic()
         executed: list[Step] = []
-        if plan.steps:
+        if plan.steps or plan.data_blocks:
             unit_list = units(plan.steps)
+            last: list[str] = []
 
             def progress(line: str) -> None:
+                if line.startswith("pgconverge:") and not line.endswith(" done"):
+                    last[:] = [line]
                 if line.startswith(MARKER + " ") and not line.endswith(" done"):
                     for s in unit_list[int(line.split()[-1])].steps:
                         executed.append(s)
                         if on_step:
                             on_step(s)
 
-            self.runner.run_script(render_script(plan, self.options.settings), on_line=progress)
+            try:
+                self.runner.run_script(render_script(plan, self.options.settings), on_line=progress)
+            except PsqlError as e:
+                raise StepFailed(failed_step(plan, last[0] if last else None), e) from e
         after = self.plan()
         if not after.is_empty:
             raise NotConverged(after)
         return ApplyResult(plan, time.monotonic() - started, executed)
 
 
-def _source(sql: str | os.PathLike | Sequence[str | os.PathLike] | Source) -> Source:
-    return sql if isinstance(sql, Source) else load_source(sql)
+def _source(sql: str | os.PathLike | Sequence[str | os.PathLike] | Source, options: dict[str, Any]) -> Source:
+    if isinstance(sql, Source):
+        return sql
+    # the parsed source is cached next to the desired catalog, and bypassed with it (use_cache=False)
+    cache_dir = (options.get("cache_dir") or default_cache_dir()) if options.get("use_cache", True) else None
+    return load_source(sql, allow_alter_drop=bool(options.get("permissive_source")), cache_dir=cache_dir)
 
 
 def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **options: Any) -> Plan:
@@ -158,11 +195,17 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
 
     `sql` is a .sql file, a folder of them (read in name order) or a list of SQL strings.
     Options: only_schemas, exclude_schemas, allow_hazards, drops, compare_extension_versions,
-    cache_dir, use_cache.
+    cache_dir, use_cache, permissive_source (accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in `sql`).
     """
-    source = _source(sql)
-    engine = Engine(LocalRunner(target), source, Options.build(**options))
-    result = engine.plan()
+    runner = LocalRunner(target)
+    # The target's catalog is read while sql/ is parsed: one waits on the server, the other on
+    # the CPU (seconds each on thousands of tables).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prefetched = pool.submit(runner.query_json, introspect.catalog_query())
+        source = _source(sql, options)
+        engine = Engine(runner, source, Options.build(**options))
+        engine.prefetched = prefetched
+        result = engine.plan()
     result._engine = engine  # remembered so apply() can check the plan is still current
     return result
 
@@ -184,6 +227,6 @@ def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os
         if current.plan_hash != plan_or_sql.plan_hash:
             raise PlanChanged("the target changed since the plan was made; plan again and review")
     else:
-        engine = Engine(LocalRunner(target), _source(plan_or_sql), Options.build(**options))
+        engine = Engine(LocalRunner(target), _source(plan_or_sql, options), Options.build(**options))
         current = engine.plan()
     return engine.execute(current, on_step)

@@ -34,12 +34,17 @@ def format_step(step: Step, colours: bool = False) -> str:
 
 
 def format_plan(plan, colours: bool = False) -> str:
+    warnings = [colour(f"-- warning: {w}", "1;33", colours) for w in plan.warnings]
     if plan.is_empty:
-        return "-- no changes"
-    out = [format_step(s, colours) for s in plan.steps]
-    for b in plan.data_blocks:
-        out.append(f"-- data block {b.name} ({b.when} the schema change) runs once: {b.file}:{b.line}")
-    return "\n\n".join(out)
+        return "\n".join(warnings + ["-- no changes"])
+
+    def blocks(when: str) -> list[str]:
+        return [colour(f"-- data block {b.name} ({b.when} the schema change, runs once, in one transaction): "
+                       f"{b.file}:{b.line}", "36", colours) + "\n" + b.sql.rstrip()
+                for b in plan.data_blocks if b.when == when]
+
+    out = blocks("before") + [format_step(s, colours) for s in plan.steps] + blocks("after")
+    return "\n\n".join((["\n".join(warnings)] if warnings else []) + out)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -53,7 +58,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude-schemas", default="", help="never manage these schemas")
     p.add_argument("--compare-extension-versions", action="store_true")
     p.add_argument("--no-cache", action="store_true", help="always rebuild the desired catalog")
-    p.add_argument("--lock-timeout", default=None)
+    p.add_argument("--lock-timeout", default=None,
+                   help="how long each step waits for its lock before it rolls back and retries (default 2s)")
+    p.add_argument("--lock-retries", type=int, default=None,
+                   help="retries of a step whose lock was not granted, with backoff (default 5)")
     p.add_argument("--statement-timeout", default=None)
 
 
@@ -62,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_common(sub.add_parser("plan", help="show the SQL that would run (exit 2 when changes are pending)"))
     _add_common(sub.add_parser("apply", help="apply the plan, printing each statement as it runs"))
+    from .envcli import add_parsers  # history, signoff
+
+    add_parsers(sub)
     return parser
 
 
@@ -73,19 +84,25 @@ def _options(args: argparse.Namespace) -> dict:
         opts["lock_timeout"] = args.lock_timeout
     if args.statement_timeout:
         opts["statement_timeout"] = args.statement_timeout
+    if args.lock_retries is not None:
+        opts["retries"] = args.lock_retries
     return opts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .api import Engine, NotConverged, Options, PlanChanged
     from .runner import LocalRunner, PsqlError
+    from .shadow import default_cache_dir
     from .source import SourceError, load_source
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "env_command", None):
+        return args.env_command(args)
     colours = sys.stdout.isatty() and not args.json
     try:
         options = Options.build(**_options(args))
-        source = load_source(args.sql if len(args.sql) > 1 else args.sql[0])
+        source = load_source(args.sql if len(args.sql) > 1 else args.sql[0],
+                             cache_dir=(options.cache_dir or default_cache_dir()) if options.use_cache else None)
         engine = Engine(LocalRunner(args.target), source, options)
         plan = engine.plan()
         refused = engine.policy().refused(plan.hazards)

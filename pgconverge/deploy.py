@@ -25,3 +25,17 @@ def database_specs(data: Any) -> list[dict]:
             spec.setdefault("user", "postgres")
             cluster.ensure_database(spec["dbname"])
     return specs
+
+
+def label_of(spec: str | dict) -> str:
+    """A printable name for a database spec (never its URL, which may hold a password)."""
+    if isinstance(spec, dict):
+        for key in ("name", "dbname", "service"):
+            if spec.get(key):
+                return str(spec[key])
+        if spec.get("url_env"):
+            return f"${spec['url_env']}"
+        return "database"
+    from .runner import Conn
+
+    return Conn.parse(spec).dbname or "database"

@@ -23,14 +23,20 @@ SERVER_INFO = """SELECT json_build_object(
   'superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
   'createdb', (SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user),
   'size_bytes', pg_database_size(current_database()),
-  'available_extensions', (SELECT json_object_agg(name, default_version) FROM pg_available_extensions));
+  'available_extensions', (SELECT json_object_agg(name, default_version) FROM pg_available_extensions),
+  'installed_extensions', (SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension),
+  'trusted_extensions', (SELECT coalesce(json_agg(DISTINCT name), '[]') FROM pg_available_extension_versions
+                          WHERE trusted),
+  'can_create_schema', has_database_privilege(current_database(), 'CREATE'));
 """
 
 
 def _heredoc(command: str, script: str) -> str:
     tag = "PGCONVERGE_SQL"
     assert tag not in script
-    return f"{command} <<'{tag}'\n{script}\n{tag}"
+    # The trailing newline ends the here-document even when pyinfra appends to the command
+    # (its "is psql installed?" guard wraps it in `if ...; then ( ... ); fi`).
+    return f"{command} <<'{tag}'\n{script}\n{tag}\n"
 
 
 class _JsonFact(FactBase):

@@ -89,9 +89,9 @@ class Policy:
     def _named(self, h: Hazard) -> bool:
         if "*" in self.drops or h.object in self.drops or (h.object, h.name) in self.allowed_objects:
             return True
-        # naming a table covers its columns, naming a schema covers what is in it
+        # naming a table covers its columns (in drops, or by '-- @allow deletes_data' next to it)
         parts = h.object.split(":", 1)
         if len(parts) == 2 and parts[0] == "column":
             table = "table:" + parts[1].rsplit(".", 1)[0]
-            return table in self.drops
+            return table in self.drops or (table, h.name) in self.allowed_objects
         return False

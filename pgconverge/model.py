@@ -52,6 +52,91 @@ class EnumType:
 
 
 @dataclass(frozen=True)
+class Collation:
+    schema: str
+    name: str
+    provider: str  # c libc, i icu, d database default
+    locale: str | None = None  # icu
+    lc_collate: str | None = None  # libc
+    lc_ctype: str | None = None  # libc
+    deterministic: bool = True
+    comment: str | None = None
+
+    @property
+    def id(self) -> str:
+        return oid_key("collation", self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class DomainConstraint:
+    name: str
+    definition: str  # pg_get_constraintdef: CHECK ((VALUE > 0))
+    validated: bool = True
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Domain:
+    schema: str
+    name: str
+    base_type: str  # format_type of the base type with its typmod
+    collation: str | None = None  # only when it differs from the base type's
+    default: str | None = None
+    not_null: bool = False
+    constraints: tuple[DomainConstraint, ...] = ()
+    comment: str | None = None
+    depends_on: tuple[str, ...] = ()  # user types and collations the base type needs
+
+    @property
+    def id(self) -> str:
+        return oid_key("type", self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute of a composite type."""
+
+    name: str
+    type: str
+    collation: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompositeType:
+    schema: str
+    name: str
+    attributes: tuple[Attribute, ...] = ()
+    comment: str | None = None
+
+    @property
+    def id(self) -> str:
+        return oid_key("type", self.schema, self.name)
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(sorted({d for a in self.attributes for d in a.depends_on}))
+
+
+@dataclass(frozen=True)
+class RangeType:
+    schema: str
+    name: str
+    subtype: str
+    subtype_opclass: str | None = None  # only when not the subtype's default
+    collation: str | None = None  # only when not the subtype's default
+    canonical: str | None = None
+    subtype_diff: str | None = None
+    multirange: str | None = None  # qualified name of the multirange type made with it
+    comment: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return oid_key("type", self.schema, self.name)
+
+
+@dataclass(frozen=True)
 class Sequence:
     schema: str
     name: str
@@ -85,10 +170,13 @@ class Column:
     position: int = 0
     # user types, sequences and functions this column's type or default needs
     depends_on: tuple[str, ...] = ()
+    # comes only from a parent table (inheritance or partitioning): not redeclared by this table
+    inherited: bool = False
 
     def same_definition(self, other: Column) -> bool:
-        """Equal but for position and dependencies, which never cause an ALTER."""
-        skip = {"position", "depends_on"}
+        """Equal but for position, dependencies and where the column is declared, which never
+        cause an ALTER (PostgreSQL cannot turn a redeclared column back into a purely inherited one)."""
+        skip = {"position", "depends_on", "inherited"}
         return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self) if f.name not in skip)
 
 
@@ -103,6 +191,10 @@ class Constraint:
     index: str | None = None  # backing index name of p/u/x
     comment: str | None = None
     depends_on: tuple[str, ...] = ()
+    # a copy from a parent table (partition or inheritance child): the parent's definition carries it
+    inherited: bool = False
+    # pg_get_indexdef of the backing index of p/u: lets the planner build it CONCURRENTLY first
+    index_definition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +207,8 @@ class Index:
     valid: bool = True
     comment: str | None = None
     columns: tuple[str, ...] = ()
+    # attached to an index of the partitioned parent: created and dropped with that index
+    inherited: bool = False
 
     @property
     def id(self) -> str:
@@ -146,6 +240,137 @@ class Table:
 
 
 @dataclass(frozen=True)
+class View:
+    """A view (kind "v") or materialized view (kind "m")."""
+
+    schema: str
+    name: str
+    kind: str  # v view, m materialized view
+    definition: str  # pg_get_viewdef, as PostgreSQL prints it
+    columns: tuple[tuple[str, str], ...] = ()  # (name, format_type) in order
+    options: tuple[str, ...] = ()  # reloptions: security_barrier, check_option, ...
+    comment: str | None = None
+    column_comments: tuple[tuple[str, str], ...] = ()
+    indexes: dict[str, Index] = field(default_factory=dict)  # materialized views only
+    depends_on: tuple[str, ...] = ()  # ids of the tables, columns, views, functions, types it reads
+
+    @property
+    def id(self) -> str:
+        return oid_key("view", self.schema, self.name)
+
+    def same_definition(self, other: View) -> bool:
+        return (self.kind, self.definition, self.columns, self.options) == (
+            other.kind, other.definition, other.columns, other.options)
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function or procedure; identity is schema.name(identity arguments)."""
+
+    schema: str
+    name: str
+    identity_args: str  # pg_get_function_identity_arguments
+    kind: str  # f function, p procedure, w window
+    definition: str  # pg_get_functiondef: a complete CREATE OR REPLACE statement
+    result: str | None = None  # pg_get_function_result; None for procedures
+    arg_names: tuple[str, ...] = ()  # every parameter name, IN and OUT, in order
+    n_defaults: int = 0
+    comment: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return oid_key("function", self.schema, f"{self.name}({self.identity_args})")
+
+    @property
+    def name_id(self) -> str:
+        """The id without arguments, as column defaults record the functions they call."""
+        return oid_key("function", self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    schema: str
+    table: str  # the table or view it is on
+    name: str
+    definition: str  # pg_get_triggerdef: a complete CREATE [CONSTRAINT] TRIGGER statement
+    enabled: str = "O"  # tgenabled: O origin (enabled), D disabled, R replica, A always
+    comment: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return oid_key("trigger", self.schema, self.table, self.name)
+
+
+@dataclass(frozen=True)
+class RlsPolicy:
+    """A row-level security policy."""
+
+    schema: str
+    table: str
+    name: str
+    permissive: bool = True
+    command: str = "*"  # r SELECT, a INSERT, w UPDATE, d DELETE, * ALL
+    roles: tuple[str, ...] = ("public",)  # role names; "public" for PUBLIC
+    using: str | None = None
+    with_check: str | None = None
+    comment: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return oid_key("policy", self.schema, self.table, self.name)
+
+
+# A privilege as aclexplode() shows it: (grantee, privilege, grantable). The owner of the
+# object is written OWNER so that two databases whose objects have different owners compare.
+Privilege = tuple[str, str, bool]
+OWNER = "<owner>"
+
+
+@dataclass(frozen=True)
+class Acl:
+    """The privileges on one object (every relation, function, schema and type has one;
+    a column only when it has privileges of its own)."""
+
+    kind: str  # schema | table | view | sequence | column | function | procedure
+    schema: str
+    name: str  # the schema, relation or function name
+    column: str | None = None
+    args: str | None = None  # identity arguments of a function
+    entries: frozenset[Privilege] = frozenset()
+    defaults: frozenset[Privilege] = frozenset()  # what the object has with no explicit ACL
+    owner: str = ""  # the actual owner's name, to spell OWNER in SQL
+
+    @property
+    def id(self) -> str:
+        """The id of the object the ACL is on."""
+        if self.kind == "schema":
+            return oid_key("schema", self.name)
+        if self.kind == "column":
+            return oid_key("column", self.schema, self.name, self.column or "")
+        if self.kind in ("function", "procedure"):
+            return oid_key("function", self.schema, f"{self.name}({self.args})")
+        return oid_key(self.kind, self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class DefaultAcl:
+    """ALTER DEFAULT PRIVILEGES FOR ROLE role [IN SCHEMA schema]: the privileges new objects get."""
+
+    role: str
+    schema: str | None  # None: every schema
+    objtype: str  # r tables, S sequences, f functions, T types, n schemas
+    entries: frozenset[Privilege] = frozenset()
+    defaults: frozenset[Privilege] = frozenset()  # what applies with no such entry
+
+    @property
+    def id(self) -> str:
+        return oid_key("default_privileges", self.role, self.schema or "*", self.objtype)
+
+
+@dataclass(frozen=True)
 class Unsupported:
     """An object of a kind the planner does not manage: a plan touching it fails loudly."""
 
@@ -159,9 +384,22 @@ class Catalog:
     schemas: dict[str, Schema] = field(default_factory=dict)
     extensions: dict[str, Extension] = field(default_factory=dict)
     enums: dict[tuple[str, str], EnumType] = field(default_factory=dict)
+    collations: dict[tuple[str, str], Collation] = field(default_factory=dict)
+    domains: dict[tuple[str, str], Domain] = field(default_factory=dict)
+    composites: dict[tuple[str, str], CompositeType] = field(default_factory=dict)
+    ranges: dict[tuple[str, str], RangeType] = field(default_factory=dict)
     sequences: dict[tuple[str, str], Sequence] = field(default_factory=dict)
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)
     unsupported: list[Unsupported] = field(default_factory=list)
+    views: dict[tuple[str, str], View] = field(default_factory=dict)
+    functions: dict[str, Function] = field(default_factory=dict)  # by Function.id
+    triggers: dict[str, Trigger] = field(default_factory=dict)  # by Trigger.id
+    policies: dict[str, RlsPolicy] = field(default_factory=dict)  # by RlsPolicy.id
+    acls: dict[str, Acl] = field(default_factory=dict)  # by Acl.id; only non-default ACLs
+    default_acls: dict[str, DefaultAcl] = field(default_factory=dict)  # by DefaultAcl.id
+    # object id -> ids it uses (pg_depend), for constraints, indexes and column defaults
+    depends: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    current_user: str = ""  # the role that runs the plan: it owns what the plan creates
     available_extensions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -172,12 +410,30 @@ class Catalog:
         return None
 
 
-def to_plain(value: Any) -> Any:
-    """Dataclasses to JSON-able structures, for hashing and the ledger."""
-    if is_dataclass(value):
-        return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
+_SCALARS = (str, int, float, bool, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    # fields() is slow and a catalog holds ~10^5 records: look each class up once
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
+    return _FIELD_NAMES[cls]
+
+
+def to_plain(value: Any, skip: frozenset[str] = frozenset()) -> Any:
+    """Dataclasses to JSON-able structures, for hashing and the ledger. `skip` names dataclass
+    fields to leave out (at every depth)."""
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    names = _field_names(cls)
+    if names is not None:
+        return {n: to_plain(getattr(value, n), skip) for n in names if n not in skip}
     if isinstance(value, dict):
-        return {(k if isinstance(k, str) else ".".join(k)): to_plain(v) for k, v in sorted(value.items())}
+        return {(k if isinstance(k, str) else ".".join(k)): to_plain(v, skip) for k, v in sorted(value.items())}
     if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
+        return [to_plain(v, skip) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((to_plain(v, skip) for v in value), key=repr)
     return value

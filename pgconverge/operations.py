@@ -184,3 +184,13 @@ def converge(
             raise OperationError(f"{conn.describe()}: did not converge; still pending:\n{after.to_sql()}")
     finally:
         runner.close()
+
+
+def __getattr__(name: str):
+    # The runbook operations (deploy, restore, drill) live in runbook.py, which imports this
+    # module: resolved on first use so that either module may be imported first.
+    if name in ("deploy", "restore", "drill"):
+        from . import runbook
+
+        return getattr(runbook, name)
+    raise AttributeError(name)

@@ -20,6 +20,7 @@ from psycopg import sql
 from . import hazards as hz
 from .hazards import Hazard
 from .model import Catalog, Column, Constraint, EnumType, Index, Sequence, Table, oid_key, to_plain
+from .model import to_plain as _to_plain
 
 # How a step runs. "group" steps share a transaction with their neighbours;
 # "own" steps get a transaction of their own (long scans, enum values that must
@@ -29,8 +30,10 @@ GROUP, OWN, NONE = "group", "own", "none"
 # Coarse order of kinds; the dependency graph refines it.
 RANK = {
     "rename": 0,
+    "drop_policy": 4,
     "drop_trigger": 5,
     "drop_view": 6,
+    "detach": 9,
     "drop_fk": 10,
     "drop_index": 11,
     "drop_constraint": 12,
@@ -39,14 +42,17 @@ RANK = {
     "drop_sequence": 15,
     "drop_function": 16,
     "drop_type": 17,
+    "drop_collation": 17,
     "drop_extension": 18,
     "drop_schema": 19,
     "create_schema": 20,
     "create_extension": 21,
+    "create_collation": 22,
     "alter_extension": 22,
     "create_type": 23,
     "alter_type": 24,
     "create_function": 25,
+    "replace_function": 25,
     "create_sequence": 26,
     "alter_sequence": 27,
     "create_table": 30,
@@ -55,12 +61,18 @@ RANK = {
     "alter_column": 33,
     "add_constraint": 34,
     "validate": 35,
+    "attach": 35,
     "create_index": 36,
     "add_fk": 37,
     "validate_fk": 38,
     "owned_by": 39,
     "create_view": 40,
+    "replace_view": 40,
     "create_trigger": 41,
+    "enable_trigger": 42,
+    "create_policy": 43,
+    "alter_policy": 43,
+    "revoke": 44,
     "grant": 45,
     "comment": 50,
 }
@@ -91,6 +103,7 @@ class Step:
     requires: frozenset[str] = frozenset()  # ids that must exist first
     removes: frozenset[str] = frozenset()  # ids this step drops
     drop_before: frozenset[str] = frozenset()  # ids that may only be dropped after this step
+    after: frozenset[str] = frozenset()  # ids whose removal (by another step of the plan) must come first
     table: str | None = None  # table id this step locks, for VACUUM ANALYZE and lock reporting
 
     @property
@@ -150,23 +163,29 @@ class Plan:
         return "\n".join(out) + ("\n" if out else "")
 
     def to_json(self) -> dict:
-        return {"steps": [s.to_json() for s in self.steps], "hashes": self.hashes(),
+        return {"steps": [s.to_json() for s in self.steps], "hashes": self.hashes(), "warnings": list(self.warnings),
                 "data_blocks": [{"name": b.name, "when": b.when, "sha256": b.sha256} for b in self.data_blocks]}
+
+
+_NOT_HASHED = frozenset({"position", "estimated_rows", "depends_on"})
 
 
 def catalog_hash(cat: Catalog) -> str:
     """Hash of what is managed, ignoring what never causes a change (column order, row estimates)."""
 
-    def strip(obj):
-        if isinstance(obj, dict):
-            return {k: strip(v) for k, v in obj.items() if k not in ("position", "estimated_rows", "depends_on")}
-        if isinstance(obj, list):
-            return [strip(v) for v in obj]
-        return obj
+    def to_plain(value):
+        # fields of records only: a column or table may well be named "position"
+        return _to_plain(value, _NOT_HASHED)
 
-    doc = strip({
+    doc = ({
         "schemas": to_plain(cat.schemas), "extensions": to_plain(cat.extensions), "enums": to_plain(cat.enums),
         "sequences": to_plain(cat.sequences), "tables": to_plain(cat.tables), "extra": to_plain(cat.extra),
+        "collations": to_plain(cat.collations), "domains": to_plain(cat.domains),
+        "composites": to_plain(cat.composites), "ranges": to_plain(cat.ranges),
+        "views": to_plain(cat.views), "functions": to_plain(cat.functions), "triggers": to_plain(cat.triggers),
+        "policies": to_plain(cat.policies), "default_acls": to_plain(cat.default_acls),
+        # who owns an object is not managed: only what its ACL grants
+        "acls": {k: {f: v for f, v in a.items() if f != "owner"} for k, a in to_plain(cat.acls).items()},
     })
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -209,9 +228,9 @@ def strip_not_valid(definition: str) -> str:
 
 @dataclass(frozen=True)
 class Renames:
-    """Declared renames, as (kind, schema, table, old, new)."""
+    """Declared renames, as (kind, schema, table, old, new) or (..., new, where)."""
 
-    items: tuple[tuple[str, str, str | None, str, str], ...] = ()
+    items: tuple[tuple, ...] = ()  # (kind, schema, table, old, new[, "file:line" of the directive])
 
 
 @dataclass(frozen=True)
@@ -234,6 +253,10 @@ class Planner:
         self.steps: list[Step] = []
         self.dropped_tables: set[tuple[str, str]] = set()
         self.new_tables: set[tuple[str, str]] = set()
+        self.recreated: dict[tuple[str, str], str] = {}
+        self.warnings: list[str] = []
+        # per table id: valid unique indexes left by an earlier run, attached instead of rebuilt
+        self.adopted_indexes: dict[str, set[str]] = {}
 
     def add(self, sql_text: str, kind: str, obj: str, **kw) -> None:
         self.steps.append(Step(sql_text, kind, obj, **kw))
@@ -248,54 +271,198 @@ class Planner:
             u = self.actual.unsupported[0]
             raise UnsupportedError(u.kind, u.identity, "exists in the database but is not managed by pgconverge")
         self.apply_renames()
+        # tables PostgreSQL cannot change in place (partitioned or not, partition key): key -> why
+        self.recreated = plan_tables.recreated(self)
         self.diff_schemas()
         self.diff_extensions()
+        plan_types.diff_collations(self)
         self.diff_enums()
+        plan_types.diff_domains(self)
+        plan_types.diff_composites(self)
+        plan_types.diff_ranges(self)
         self.diff_sequences()
         self.diff_tables()
+        plan_tables.link(self)
+        plan_objects.diff_objects(self)  # last: views, functions, triggers, policies follow the rest
         return order_steps(self.steps)
 
     # -- renames
 
     def apply_renames(self) -> None:
-        """Emit declared renames whose old name exists and new name does not, and
-        rewrite the actual catalog as if they had run, so the rest of the diff
-        sees the renamed objects."""
-        for kind, schema, table, old, new in self.options.renames.items:
+        """Emit the declared renames whose old name exists and new name does not, and
+        rewrite the actual catalog as if they had run, so the rest of the diff sees the
+        renamed objects (and what refers to them) under their new names.
+
+        A rename is a no-op once it ran (only the new name exists) and on a database
+        where neither exists (the diff creates the object). When both exist, it is
+        skipped with a warning and the old object is left to the diff, which drops it
+        only when the policy allows and names it.
+        """
+        items = [tuple(r) + ("",) * (6 - len(r)) for r in self.options.renames.items]
+        # tables first: the other renames name their table by its new name
+        for kind, schema, table, old, new, where in sorted(items, key=lambda r: r[0] != "table"):
+            where = f" (-- @renamed-from at {where})" if where else ""
             if kind == "table":
-                if (schema, old) in self.actual.tables and (schema, new) not in self.actual.tables:
-                    self.add(f"ALTER TABLE {q(schema, old)} RENAME TO {q(new)}", "rename", table_id(schema, new),
-                             hazards=(Hazard(hz.RENAMES, f"table {schema}.{old} is renamed to {new}; clients "
-                                             "using the old name break", table_id(schema, old)),),
-                             provides=frozenset({table_id(schema, new)}), table=table_id(schema, new))
-                    t = self.actual.tables.pop((schema, old))
-                    self.actual.tables[(schema, new)] = _rename_table(t, new)
-                continue
-            t = self.actual.tables.get((schema, table)) if table else None
-            if kind == "column" and t is not None and old in t.columns and new not in t.columns:
-                self.add(f"ALTER TABLE {q(schema, table)} RENAME COLUMN {q(old)} TO {q(new)}", "rename",
-                         column_id(schema, table, new),
-                         hazards=(Hazard(hz.RENAMES, f"column {schema}.{table}.{old} is renamed to {new}; "
-                                         "clients using the old name break", column_id(schema, table, old)),),
-                         table=table_id(schema, table))
-                self.actual.tables[(schema, table)] = _rename_column(t, old, new)
-            elif kind == "constraint" and t is not None and old in t.constraints and new not in t.constraints:
-                self.add(f"ALTER TABLE {q(schema, table)} RENAME CONSTRAINT {q(old)} TO {q(new)}", "rename",
-                         constraint_id(schema, table, new),
-                         hazards=(Hazard(hz.RENAMES, f"constraint {old} on {schema}.{table} is renamed to {new}",
-                                         constraint_id(schema, table, old)),), table=table_id(schema, table))
-                cons = {(new if k == old else k): (replace(c, name=new) if k == old else c)
-                        for k, c in t.constraints.items()}
-                self.actual.tables[(schema, table)] = replace(t, constraints=cons)
+                self.rename_table(schema, old, new, where)
+            elif kind == "column":
+                self.rename_column(schema, table, old, new, where)
+            elif kind == "constraint":
+                self.rename_constraint(schema, table, old, new, where)
             elif kind == "index":
-                owner = self.actual.index_owner(schema, old)
-                if owner is not None and self.actual.index_owner(schema, new) is None:
-                    self.add(f"ALTER INDEX {q(schema, old)} RENAME TO {q(new)}", "rename", oid_key("index", schema, new),
-                             hazards=(Hazard(hz.RENAMES, f"index {schema}.{old} is renamed to {new}",
-                                             oid_key("index", schema, old)),), table=owner.id)
-                    idx = {(new if k == old else k): (replace(i, name=new, definition=_swap_ident(i.definition, old, new))
-                                                      if k == old else i) for k, i in owner.indexes.items()}
-                    self.actual.tables[(owner.schema, owner.name)] = replace(owner, indexes=idx)
+                self.rename_index(schema, old, new, where)
+
+    def _must_rename(self, kind: str, old: str, new: str, old_exists: bool, new_exists: bool, old_declared: bool,
+                     where: str) -> bool:
+        if old_declared:
+            raise PlanError(f"{kind} {new} is declared renamed from {old}{where}, but {old} is declared in sql/ too: "
+                            "remove the directive or the old definition")
+        if old_exists and new_exists:
+            self.warnings.append(f"{kind} {old} is declared renamed to {new}{where}, but both exist: the rename is "
+                                 f"skipped and {old} is left to the diff (dropped only if named for deletion)")
+            return False
+        return old_exists
+
+    def _rewrite_tables(self, fn) -> None:
+        for key, t in list(self.actual.tables.items()):
+            self.actual.tables[key] = fn(t)
+
+    def rename_table(self, schema: str, old: str, new: str, where: str) -> None:
+        if not self._must_rename("table", f"{schema}.{old}", f"{schema}.{new}", (schema, old) in self.actual.tables,
+                                 (schema, new) in self.actual.tables, (schema, old) in self.desired.tables, where):
+            return
+        new_id, old_id = table_id(schema, new), table_id(schema, old)
+        self.add(f"ALTER TABLE {q(schema, old)} RENAME TO {q(new)}", "rename", new_id,
+                 hazards=(Hazard(hz.RENAMES, f"table {schema}.{old} is renamed to {new}; clients using the old name "
+                                 "break", old_id),),
+                 provides=frozenset({new_id}), table=new_id)
+        self.actual.tables[(schema, new)] = _rename_table(self.actual.tables.pop((schema, old)), new)
+
+        def refs(t: Table) -> Table:  # foreign keys that point at it now print the new name
+            cons = {k: replace(c, ref_table=new_id, definition=_swap_references(c.definition, schema, old, new))
+                    if c.kind == "f" and c.ref_table == old_id else c for k, c in t.constraints.items()}
+            return replace(t, constraints=cons)
+
+        self._rewrite_tables(refs)
+        for key, s in list(self.actual.sequences.items()):
+            if s.schema == schema and s.owned_by and s.owned_by[0] == old:
+                self.actual.sequences[key] = replace(s, owned_by=(new, s.owned_by[1]))
+        self.rename_derived(schema, new, old, new)
+
+    def rename_column(self, schema: str, table: str | None, old: str, new: str, where: str) -> None:
+        t = self.actual.tables.get((schema, table)) if table else None
+        if t is None:
+            return  # the table is new: the diff creates it with the new column
+        want = self.desired.tables.get((schema, table))
+        if not self._must_rename("column", f"{schema}.{table}.{old}", f"{schema}.{table}.{new}", old in t.columns,
+                                 new in t.columns, want is not None and old in want.columns, where):
+            return
+        self.add(f"ALTER TABLE {q(schema, table)} RENAME COLUMN {q(old)} TO {q(new)}", "rename",
+                 column_id(schema, table, new),
+                 hazards=(Hazard(hz.RENAMES, f"column {schema}.{table}.{old} is renamed to {new}; clients using the "
+                                 "old name break", column_id(schema, table, old)),),
+                 provides=frozenset({column_id(schema, table, new)}), requires=frozenset({t.id}), table=t.id)
+        self.actual.tables[(schema, table)] = _rename_column(t, old, new)
+
+        def refs(other: Table) -> Table:  # foreign keys of other tables that name the column
+            cons = {k: replace(c, definition=_swap_references(c.definition, schema, table, table, old, new))
+                    if c.kind == "f" and c.ref_table == t.id and other.id != t.id else c
+                    for k, c in other.constraints.items()}
+            return replace(other, constraints=cons)
+
+        self._rewrite_tables(refs)
+        for key, s in list(self.actual.sequences.items()):
+            if s.schema == schema and s.owned_by == (table, old):
+                self.actual.sequences[key] = replace(s, owned_by=(table, new))
+        self.rename_derived(schema, table, old, new)
+
+    def rename_constraint(self, schema: str, table: str | None, old: str, new: str, where: str) -> None:
+        t = self.actual.tables.get((schema, table)) if table else None
+        if t is None:
+            return
+        want = self.desired.tables.get((schema, table))
+        if not self._must_rename("constraint", f"{old} on {schema}.{table}", new, old in t.constraints,
+                                 new in t.constraints, want is not None and old in want.constraints, where):
+            return
+        self._emit_constraint_rename(t, old, new, (Hazard(hz.RENAMES, f"constraint {old} on {schema}.{table} is "
+                                                          f"renamed to {new}", constraint_id(schema, table, old)),))
+
+    def rename_index(self, schema: str, old: str, new: str, where: str) -> None:
+        owner = self.actual.index_owner(schema, old)
+        if not self._must_rename("index", f"{schema}.{old}", f"{schema}.{new}", owner is not None,
+                                 self.actual.index_owner(schema, new) is not None,
+                                 self.desired.index_owner(schema, old) is not None, where):
+            return
+        self._emit_index_rename(owner, old, new, (Hazard(hz.RENAMES, f"index {schema}.{old} is renamed to {new}",
+                                                         oid_key("index", schema, old)),))
+
+    def _emit_constraint_rename(self, t: Table, old: str, new: str, hazards: tuple[Hazard, ...] = ()) -> None:
+        cid = constraint_id(t.schema, t.name, new)
+        self.add(f"ALTER TABLE {q(t.schema, t.name)} RENAME CONSTRAINT {q(old)} TO {q(new)}", "rename", cid,
+                 hazards=hazards, provides=frozenset({cid}), requires=frozenset({t.id}), table=t.id)
+        # a primary key or unique constraint renames its index with it
+        cons = {(new if k == old else k): (replace(c, name=new, index=new if c.index == old else c.index)
+                                           if k == old else c) for k, c in t.constraints.items()}
+        self.actual.tables[(t.schema, t.name)] = replace(t, constraints=cons)
+
+    def _emit_index_rename(self, owner: Table, old: str, new: str, hazards: tuple[Hazard, ...] = ()) -> None:
+        iid = oid_key("index", owner.schema, new)
+        self.add(f"ALTER INDEX {q(owner.schema, old)} RENAME TO {q(new)}", "rename", iid, hazards=hazards,
+                 provides=frozenset({iid}), requires=frozenset({owner.id}), table=owner.id)
+        idx = {(new if k == old else k): (replace(i, name=new, definition=_swap_ident(i.definition, old, new))
+                                          if k == old else i) for k, i in owner.indexes.items()}
+        self.actual.tables[(owner.schema, owner.name)] = replace(owner, indexes=idx)
+
+    def rename_derived(self, schema: str, table: str, old: str, new: str) -> None:
+        """PostgreSQL keeps the names it derived from a table or column name (t_pkey,
+        t_col_key, t_col_idx, t_id_seq) when that name changes, while the shadow derives
+        them from the new name. Rename such an object when the desired catalog has the
+        derived name with the very same definition, instead of rebuilding it."""
+        t = self.actual.tables.get((schema, table))
+        want = self.desired.tables.get((schema, table))
+        if t is None or want is None:
+            return
+
+        def derived(name: str) -> str | None:
+            cand = name.replace(old, new, 1) if old in name else None
+            return cand if cand and cand != name and len(cand.encode()) <= 63 else None
+
+        for name, con in list(t.constraints.items()):
+            cand = derived(name)
+            other = want.constraints.get(cand) if cand else None
+            if (other is not None and name not in want.constraints and cand not in t.constraints
+                    and other.kind == con.kind
+                    and strip_not_valid(other.definition) == strip_not_valid(con.definition)):
+                self._emit_constraint_rename(self.actual.tables[(schema, table)], name, cand)
+        for name, idx in list(t.indexes.items()):
+            cand = derived(name)
+            other = want.indexes.get(cand) if cand else None
+            if (other is not None and name not in want.indexes and self.actual.index_owner(schema, cand) is None
+                    and other.definition == _swap_ident(idx.definition, name, cand)):
+                self._emit_index_rename(self.actual.tables[(schema, table)], name, cand)
+        for key, s in list(self.actual.sequences.items()):
+            cand = derived(s.name) if s.schema == schema and s.owned_by and s.owned_by[0] == table else None
+            if (cand and (schema, cand) in self.desired.sequences and (schema, s.name) not in self.desired.sequences
+                    and (schema, cand) not in self.actual.sequences):
+                sid = oid_key("sequence", schema, cand)
+                self.add(f"ALTER SEQUENCE {q(schema, s.name)} RENAME TO {q(cand)}", "rename", sid,
+                         provides=frozenset({sid}))
+                self.actual.sequences[(schema, cand)] = replace(self.actual.sequences.pop(key), name=cand)
+                # column defaults name the sequence: nextval('schema.seq'::regclass)
+                self._rewrite_tables(lambda x: replace(x, columns={
+                    k: replace(c, default=_swap_regclass(c.default, schema, s.name, cand)) if c.default else c
+                    for k, c in x.columns.items()}))
+        t = self.actual.tables[(schema, table)]
+        for cname, col in t.columns.items():
+            seq, goal = col.identity_sequence, want.columns.get(cname)
+            goal_seq = goal.identity_sequence if goal is not None else None
+            if seq is not None and goal_seq is not None and derived(seq.name) == goal_seq.name:
+                sid = oid_key("sequence", schema, goal_seq.name)
+                self.add(f"ALTER SEQUENCE {q(schema, seq.name)} RENAME TO {q(goal_seq.name)}", "rename", sid,
+                         provides=frozenset({sid}), table=t.id)
+                cols = dict(t.columns)
+                cols[cname] = replace(col, identity_sequence=replace(seq, name=goal_seq.name))
+                t = replace(t, columns=cols)
+                self.actual.tables[(schema, table)] = t
 
     # -- schemas and extensions
 
@@ -358,8 +525,9 @@ class Planner:
         removed = [v for v in have.labels if v not in want.labels]
         kept = [v for v in want.labels if v in have.labels]
         if removed or kept != [v for v in have.labels if v in want.labels]:
-            raise UnsupportedError("enum change", f"{want.schema}.{want.name}",
-                                   f"removing or reordering values ({', '.join(removed) or 'order'})")
+            # ADD VALUE cannot remove or reorder: a new type takes the old one's place
+            plan_types.recreate_enum(self, have, want)
+            return
         current = list(have.labels)
         for i, label in enumerate(want.labels):
             if label in current:
@@ -433,15 +601,16 @@ class Planner:
     def diff_tables(self) -> None:
         for key, t in self.desired.tables.items():
             have = self.actual.tables.get(key)
-            if have is None:
+            if have is None or key in self.recreated:
                 self.new_tables.add(key)
                 self.create_table(t)
             else:
                 self.alter_table(have, t)
         for key, t in self.actual.tables.items():
-            if key not in self.desired.tables:
+            if key not in self.desired.tables or key in self.recreated:
                 self.dropped_tables.add(key)
                 self.drop_table(t)
+        plan_tables.keep_across_recreation(self)
 
     def column_sql(self, schema: str, c: Column) -> str:
         parts = [q(c.name), c.type]
@@ -476,7 +645,9 @@ class Planner:
         return frozenset(req)
 
     def create_table(self, t: Table) -> None:
-        items = [self.column_sql(t.schema, c) for c in sorted(t.columns.values(), key=lambda c: c.position)]
+        full, t = t, plan_tables.local_view(t)  # what parents carry is created by them
+        items = [self.column_sql(t.schema, c) for c in sorted(t.columns.values(), key=lambda c: c.position)
+                 if not c.inherited]
         for con in t.constraints.values():
             if con.kind != "f":
                 items.append(f"CONSTRAINT {q(con.name)} {con.definition}")
@@ -484,7 +655,7 @@ class Planner:
         body = "(\n    " + ",\n    ".join(items) + "\n)" if items else "()"
         if t.partition_of:
             schema, name = split_qualified(t.partition_of)
-            body = f"PARTITION OF {q(schema, name)} {t.partition_bound}"
+            body = f"PARTITION OF {q(schema, name)} {body + ' ' if items else ''}{t.partition_bound}"
         elif t.inherits:
             body += " INHERITS (" + ", ".join(q(*split_qualified(p)) for p in t.inherits) + ")"
         if t.partition_key:
@@ -492,7 +663,9 @@ class Planner:
         provides = {t.id} | {column_id(t.schema, t.name, c) for c in t.columns}
         provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values() if c.kind != "f"}
         self.add(f"CREATE {unlogged}TABLE {q(t.schema, t.name)} {body}", "create_table", t.id,
-                 provides=frozenset(provides), requires=self.table_requires(t), table=t.id)
+                 provides=frozenset(provides), requires=self.table_requires(t), table=t.id,
+                 hazards=plan_tables.create_hazards(self, t))
+        plan_tables.after_create(self, full)
         for con in t.constraints.values():
             if con.kind == "f":
                 self.add_constraint(t, con, existing=False)
@@ -502,12 +675,15 @@ class Planner:
 
     def drop_table(self, t: Table) -> None:
         # foreign keys pointing at this table from tables that stay must go first
+        why = self.recreated.get((t.schema, t.name))
+        reason = (f"table {t.schema}.{t.name} {why}: it is dropped and created again, its rows are lost" if why
+                  else f"table {t.schema}.{t.name} is dropped with its rows")
         self.add(f"DROP TABLE {q(t.schema, t.name)}", "drop_table", t.id,
-                 hazards=(Hazard(hz.DELETES_DATA, f"table {t.schema}.{t.name} is dropped with its rows", t.id),),
+                 hazards=(Hazard(hz.DELETES_DATA, reason, t.id),),
                  removes=frozenset({t.id}), drop_before=frozenset(
                      {oid_key("table", t.partition_of)} if t.partition_of else set()), table=t.id)
         for con in t.constraints.values():
-            if con.kind == "f" and con.ref_table != t.id:
+            if con.kind == "f" and con.ref_table != t.id and not con.inherited:
                 # drop outgoing FKs separately so that tables dropped together need no CASCADE
                 self.drop_constraint(t, con)
 
@@ -517,13 +693,29 @@ class Planner:
             word = "UNLOGGED" if want.persistence == "u" else "LOGGED"
             self.add(f"ALTER TABLE {q(want.schema, want.name)} SET {word}", "alter_table", tid,
                      hazards=(Hazard(hz.REWRITES_TABLE, f"table {want.schema}.{want.name} is rewritten to become "
-                                     f"{word.lower()}", tid),), table=tid, provides=frozenset({tid}))
-        if (have.kind, have.partition_key, have.partition_of, have.partition_bound, have.inherits) != (
-                want.kind, want.partition_key, want.partition_of, want.partition_bound, want.inherits):
-            raise UnsupportedError("partitioning or inheritance change", f"{want.schema}.{want.name}")
+                                     f"{word.lower()}", tid),
+                              Hazard(hz.BLOCKS_READS_WRITES, f"{want.schema}.{want.name}: reads and writes wait for "
+                                     "the rewrite (ACCESS EXCLUSIVE)", tid)), table=tid, provides=frozenset({tid}))
+        # detach, attach, (NO) INHERIT; then diff what the table will be once its parents'
+        # steps recursed into it, without the copies its parents carry
+        have, want = plan_tables.relationship(self, have, want)
+        # what an earlier run that failed half-way left behind, and this run finishes:
+        # the NOT NULL checks of the online SET NOT NULL, and unique indexes built CONCURRENTLY
+        # for a key that was not attached yet
+        finishing = {not_null_check_name(n) for n, c in want.columns.items()
+                     if c.not_null and n in have.columns and not have.columns[n].not_null}
+        adopted = self.adopted_indexes.setdefault(tid, set())
+        for name, con in want.constraints.items():
+            left = have.indexes.get(name)
+            if (con.kind in "pu" and name not in have.constraints and left is not None and left.valid
+                    and left.unique and con.index_definition
+                    and left.definition == _with_index_name(con.index_definition, con.index or name, name)):
+                adopted.add(name)
         # constraints that change are dropped before columns change and added after
         for name, con in have.constraints.items():
             new = want.constraints.get(name)
+            if new is None and name in finishing:
+                continue
             if new is None or strip_not_valid(new.definition) != strip_not_valid(con.definition):
                 self.drop_constraint(have, con)
         for name, c in want.columns.items():
@@ -543,6 +735,8 @@ class Planner:
                 self.validate_constraint(want, con)
         for name, idx in have.indexes.items():
             new = want.indexes.get(name)
+            if name in adopted:
+                continue
             if new is None or new.definition != idx.definition or not idx.valid:
                 self.drop_index(have, idx)
         for name, idx in want.indexes.items():
@@ -559,6 +753,8 @@ class Planner:
         if c.generated or (c.default and _volatile_default(c.default)) or c.identity:
             hazards.append(Hazard(hz.REWRITES_TABLE, f"adding column {t.name}.{c.name} with a computed value "
                                   f"rewrites {t.schema}.{t.name}", cid))
+            hazards.append(Hazard(hz.BLOCKS_READS_WRITES, f"{t.schema}.{t.name}: reads and writes wait for the "
+                                  f"rewrite that fills {c.name} (ACCESS EXCLUSIVE)", cid))
         if c.not_null and c.default is None and not c.identity:
             hazards.append(Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"NOT NULL column {t.name}.{c.name} without a default "
                                   "fails if the table has rows", cid))
@@ -568,7 +764,9 @@ class Planner:
 
     def drop_column(self, t: Table, c: Column) -> None:
         cid = column_id(t.schema, t.name, c.name)
-        self.add(f"ALTER TABLE {q(t.schema, t.name)} DROP COLUMN {q(c.name)}", "drop_column", cid,
+        # ONLY: the children that declare the column themselves keep it (and its values)
+        only = "ONLY " if plan_tables.children_keep(self, t, c.name) else ""
+        self.add(f"ALTER TABLE {only}{q(t.schema, t.name)} DROP COLUMN {q(c.name)}", "drop_column", cid,
                  hazards=(Hazard(hz.DELETES_DATA, f"column {t.schema}.{t.name}.{c.name} is dropped with its values",
                                  cid),), removes=frozenset({cid}), drop_before=frozenset(c.depends_on), table=t.id)
 
@@ -612,9 +810,8 @@ class Planner:
         if new.default is not None and default_changes:
             step(f"{prefix} SET DEFAULT {new.default}")
         if new.not_null and not old.not_null:
-            step(f"{prefix} SET NOT NULL", (Hazard(hz.MAY_FAIL_ON_EXISTING_DATA,
-                                                   f"SET NOT NULL on {t.name}.{new.name} fails if a row holds NULL",
-                                                   cid),))
+            rewritten = retyped and any(h.name == hz.REWRITES_TABLE for h in type_change_hazards(t, old, new))
+            self.set_not_null(t, new, rewritten)
         elif old.not_null and not new.not_null:
             step(f"{prefix} DROP NOT NULL")
         if new.identity and not old.identity:
@@ -628,6 +825,49 @@ class Planner:
                 opts = [o for o in opts if not o.startswith("AS ")]
                 if opts:
                     step(f"{prefix} " + " ".join(f"SET {o}" for o in opts))
+
+    def set_not_null(self, t: Table, c: Column, rewritten: bool) -> None:
+        """SET NOT NULL on an existing column. Online form (PostgreSQL 12+): a CHECK (col IS
+        NOT NULL) added NOT VALID (brief lock), VALIDATEd in its own transaction (a scan under
+        SHARE UPDATE EXCLUSIVE: reads and writes go on), then SET NOT NULL, which trusts the
+        validated check and skips its scan, then the check is dropped. A check left by an
+        earlier run that failed half-way is reused."""
+        cid = column_id(t.schema, t.name, c.name)
+        tq = q(t.schema, t.name)
+        where = f"{t.schema}.{t.name}.{c.name}"
+        fails = Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"SET NOT NULL on {where} fails if a row holds NULL", cid)
+        plain = f"ALTER TABLE {tq} ALTER COLUMN {q(c.name)} SET NOT NULL"
+        if rewritten:
+            # the type change in this run rewrites the table under ACCESS EXCLUSIVE already
+            self.add(plain, "alter_column", cid, hazards=(fails,), provides=frozenset({cid}),
+                     requires=frozenset(c.depends_on), table=t.id)
+            return
+        if t.kind == "p" or 0 < self.actual.server_version < 120000:
+            # no NOT VALID check on a partitioned table; before 12, SET NOT NULL always scans
+            self.add(plain, "alter_column", cid, provides=frozenset({cid}), requires=frozenset(c.depends_on),
+                     table=t.id, hazards=(fails, Hazard(hz.BLOCKS_READS_WRITES, f"SET NOT NULL on {where} scans "
+                                                        f"{t.schema}.{t.name} under ACCESS EXCLUSIVE", cid)))
+            return
+        name = not_null_check_name(c.name)
+        helper = constraint_id(t.schema, t.name, name)
+        have = self.actual.tables.get((t.schema, t.name))
+        left = have.constraints.get(name) if have is not None else None
+        hazards: tuple[Hazard, ...] = (fails,)
+        if left is None:
+            self.add(f"ALTER TABLE {tq} ADD CONSTRAINT {q(name)} CHECK ({q(c.name)} IS NOT NULL) NOT VALID",
+                     "add_constraint", helper, hazards=hazards, provides=frozenset({helper + "#check"}),
+                     requires=frozenset({t.id}), table=t.id)
+            hazards = ()
+        if left is None or not left.validated:
+            self.add(f"ALTER TABLE {tq} VALIDATE CONSTRAINT {q(name)}", "validate", helper, mode=OWN,
+                     hazards=hazards, requires=frozenset({helper + "#check"}), provides=frozenset({helper + "#valid"}),
+                     table=t.id)
+            hazards = ()
+        self.add(plain, "alter_column", cid, hazards=hazards, provides=frozenset({cid, cid + "#not_null"}),
+                 requires=frozenset(c.depends_on) | {helper + "#valid"}, table=t.id)
+        # transient ids ("#check"...): the graph must not see the helper as dropped and made again
+        self.add(f"ALTER TABLE {tq} DROP CONSTRAINT {q(name)}", "drop_constraint", helper,
+                 requires=frozenset({cid + "#not_null"}), table=t.id)
 
     def _is_enum(self, type_name: str) -> bool:
         base = type_name[:-2] if type_name.endswith("[]") else type_name
@@ -647,21 +887,65 @@ class Planner:
                 requires |= {constraint_id(ref.schema, ref.name, c.name) for c in ref.constraints.values()
                              if c.kind in "pu"}
                 requires |= {i.id for i in ref.indexes.values() if i.unique}
+        if existing and con.kind in "pu" and t.kind != "p" and self.unique_index_sql(t, con) is not None:
+            self.add_constraint_using_index(t, con, frozenset(requires))
+            return
         kind = "add_fk" if con.kind == "f" else "add_constraint"
         definition = strip_not_valid(con.definition)
         hazards: list[Hazard] = []
         # on an existing table a FK or CHECK goes in NOT VALID, and is validated in a step of its own
         online = existing and con.kind in "fc" and con.validated
         if existing:
+            word = _CON_WORD[con.kind]
             hazards.append(Hazard(hz.MAY_FAIL_ON_EXISTING_DATA,
-                                  f"new {_CON_WORD[con.kind]} {con.name} on {t.schema}.{t.name} fails if existing rows "
+                                  f"new {word} {con.name} on {t.schema}.{t.name} fails if existing rows "
                                   "violate it", cid))
+            if con.kind in "pux":
+                # exclusion constraints (and keys of partitioned tables) have no online form
+                hazards.append(Hazard(hz.INDEX_BUILD, f"{word} {con.name} builds its index on {t.schema}.{t.name}",
+                                      cid))
+                hazards.append(Hazard(hz.BLOCKS_READS_WRITES, f"{t.schema}.{t.name}: reads and writes wait while "
+                                      f"the index of {con.name} is built (ACCESS EXCLUSIVE)", cid))
         if online or not con.validated:
             definition += " NOT VALID"
         self.add(f"ALTER TABLE {q(t.schema, t.name)} ADD CONSTRAINT {q(con.name)} {definition}", kind, cid,
                  hazards=tuple(hazards), provides=frozenset({cid}), requires=frozenset(requires), table=t.id)
         if online:
             self.validate_constraint(t, con)
+
+    def unique_index_sql(self, t: Table, con: Constraint) -> str | None:
+        """CREATE UNIQUE INDEX CONCURRENTLY for the index a PRIMARY KEY or UNIQUE constraint needs,
+        named like the constraint (ADD CONSTRAINT ... USING INDEX keeps that name)."""
+        if con.index_definition:
+            definition = _with_index_name(con.index_definition, con.index or con.name, con.name)
+            return _concurrently(definition)
+        m = _SIMPLE_KEY.match(con.definition)
+        if m is None:
+            return None
+        return f"CREATE UNIQUE INDEX CONCURRENTLY {q(con.name)} ON {q(t.schema, t.name)} USING btree ({m.group(2)})"
+
+    def add_constraint_using_index(self, t: Table, con: Constraint, requires: frozenset[str]) -> None:
+        """UNIQUE or PRIMARY KEY on an existing table: build the index CONCURRENTLY (reads and
+        writes go on), then attach it with a brief lock. A primary key's columns are made NOT
+        NULL first (online, by alter_column), so attaching it scans nothing. A valid index of
+        the same definition left by an earlier run is adopted instead of rebuilt."""
+        cid = constraint_id(t.schema, t.name, con.name)
+        iid = oid_key("index", t.schema, con.name)
+        word = _CON_WORD[con.kind]
+        where = f"{t.schema}.{t.name}"
+        create = self.unique_index_sql(t, con)
+        if con.name not in self.adopted_indexes.get(t.id, ()):
+            self.add(create, "create_index", iid, mode=NONE, provides=frozenset({iid}), requires=requires,
+                     table=t.id, hazards=(
+                         Hazard(hz.INDEX_BUILD, f"the unique index of {word} {con.name} is built on {where} "
+                                "(CONCURRENTLY: reads and writes go on)", iid),
+                         Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"new {word} {con.name} on {where} fails if existing "
+                                "rows hold duplicates" + (" or NULLs" if con.kind == "p" else ""), cid)))
+        attach = "PRIMARY KEY" if con.kind == "p" else "UNIQUE"
+        deferral = _DEFERRAL.search(con.definition).group(0)
+        self.add(f"ALTER TABLE {q(t.schema, t.name)} ADD CONSTRAINT {q(con.name)} {attach} USING INDEX "
+                 f"{q(con.name)}{deferral}", "add_constraint", cid, provides=frozenset({cid}),
+                 requires=requires | {iid}, table=t.id)
 
     def validate_constraint(self, t: Table, con: Constraint) -> None:
         cid = constraint_id(t.schema, t.name, con.name)
@@ -673,19 +957,32 @@ class Planner:
     def drop_constraint(self, t: Table, con: Constraint) -> None:
         cid = constraint_id(t.schema, t.name, con.name)
         kind = "drop_fk" if con.kind == "f" else "drop_constraint"
+        hazards = (Hazard(hz.INDEX_DROPPED, f"{_CON_WORD[con.kind]} {con.name} on {t.schema}.{t.name} is dropped "
+                          "with its index", cid),) if con.kind in "pux" else ()
         self.add(f"ALTER TABLE {q(t.schema, t.name)} DROP CONSTRAINT {q(con.name)}", kind, cid,
-                 removes=frozenset({cid}), table=t.id)
+                 removes=frozenset({cid}), table=t.id, hazards=hazards)
 
     # -- indexes
 
     def create_index(self, t: Table, idx: Index, existing: bool) -> None:
         requires = {t.id} | {column_id(t.schema, t.name, c) for c in idx.columns}
+        where = f"{t.schema}.{t.name}"
+        fails = (Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"unique index {idx.name} on {where} fails if existing rows "
+                        "hold duplicates", idx.id),) if idx.unique else ()
         if existing and t.kind != "p":
             text = _concurrently(idx.definition)
             self.add(text, "create_index", idx.id, mode=NONE, provides=frozenset({idx.id}),
                      requires=frozenset(requires), table=t.id,
-                     hazards=(Hazard(hz.INDEX_BUILD, f"index {idx.name} is built on {t.schema}.{t.name} "
-                                     "(CONCURRENTLY: reads and writes go on)", idx.id),))
+                     hazards=(Hazard(hz.INDEX_BUILD, f"index {idx.name} is built on {where} "
+                                     "(CONCURRENTLY: reads and writes go on)", idx.id),) + fails)
+        elif existing:
+            # a partitioned table has no CONCURRENTLY: SHARE lock on every partition during the build
+            self.add(idx.definition, "create_index", idx.id, provides=frozenset({idx.id}),
+                     requires=frozenset(requires), table=t.id,
+                     hazards=(Hazard(hz.INDEX_BUILD, f"index {idx.name} is built on partitioned table {where}",
+                                     idx.id),
+                              Hazard(hz.BLOCKS_WRITES, f"{where}: writes wait while index {idx.name} is built "
+                                     "(SHARE lock; partitioned tables cannot build CONCURRENTLY)", idx.id)) + fails)
         else:
             self.add(idx.definition, "create_index", idx.id, provides=frozenset({idx.id}),
                      requires=frozenset(requires), table=t.id)
@@ -695,10 +992,11 @@ class Planner:
 
     def drop_index(self, t: Table, idx: Index) -> None:
         concurrently = " CONCURRENTLY" if t.kind != "p" else ""
+        # an INVALID index (left by a failed concurrent build) serves no query: dropping it is no hazard
+        hazards = (Hazard(hz.INDEX_DROPPED, f"index {idx.schema}.{idx.name} on {t.name} is dropped; "
+                          "queries using it slow down", idx.id),) if idx.valid else ()
         self.add(f"DROP INDEX{concurrently} {q(idx.schema, idx.name)}", "drop_index", idx.id,
-                 mode=NONE if concurrently else GROUP, removes=frozenset({idx.id}), table=t.id,
-                 hazards=(Hazard(hz.INDEX_DROPPED, f"index {idx.schema}.{idx.name} on {t.name} is dropped; "
-                                 "queries using it slow down", idx.id),))
+                 mode=NONE if concurrently else GROUP, removes=frozenset({idx.id}), table=t.id, hazards=hazards)
 
     # -- comments
 
@@ -725,6 +1023,29 @@ class Planner:
                 old = have.indexes.get(name)
                 if old is not None and old.definition == idx.definition and old.valid and old.comment != idx.comment:
                     self.add(f"COMMENT ON INDEX {q(idx.schema, idx.name)} IS {lit(idx.comment)}", "comment", idx.id)
+
+
+_SIMPLE_KEY = re.compile(r"^(PRIMARY KEY|UNIQUE) \(([^()]*)\)(?: DEFERRABLE)?(?: INITIALLY DEFERRED)?$")
+_DEFERRAL = re.compile(r"(?: DEFERRABLE)?(?: INITIALLY DEFERRED)?$")
+_NAMEDATALEN = 63
+
+
+def not_null_check_name(column: str) -> str:
+    """The transient CHECK (col IS NOT NULL) of the online SET NOT NULL; 63 bytes at most."""
+    name = f"pgconverge_nn_{column}"
+    if len(name.encode()) <= _NAMEDATALEN:
+        return name
+    digest = hashlib.sha256(column.encode()).hexdigest()[:8]
+    head = name.encode()[:_NAMEDATALEN - 9].decode(errors="ignore")
+    return f"{head}_{digest}"
+
+
+def _with_index_name(definition: str, old: str, new: str) -> str:
+    """CREATE [UNIQUE] INDEX <old> ON ... with the index name replaced."""
+    m = re.match(r"^(CREATE (?:UNIQUE )?INDEX )(\S+|\"(?:[^\"]|\"\")*\")( ON .*)$", definition, re.S)
+    if m is None or old == new:
+        return definition
+    return m.group(1) + _qi(new) + m.group(3)
 
 
 _CON_WORD = {"p": "primary key", "u": "unique constraint", "c": "check constraint", "f": "foreign key",
@@ -779,23 +1100,83 @@ def _concurrently(definition: str) -> str:
                   count=1)
 
 
+_BARE = re.compile(r"[a-z_][a-z0-9_]*")
+_KEYWORDS: frozenset[str] | None = None
+
+
+def _qi(name: str) -> str:
+    """An identifier as PostgreSQL prints it (quote_ident): bare when it can be."""
+    global _KEYWORDS
+    if _KEYWORDS is None:
+        from pglast import keywords
+
+        _KEYWORDS = frozenset(keywords.RESERVED_KEYWORDS | keywords.COL_NAME_KEYWORDS
+                              | keywords.TYPE_FUNC_NAME_KEYWORDS)
+    return name if _BARE.fullmatch(name) and name not in _KEYWORDS else q(name)
+
+
+_LITERAL = r"'(?:[^']|'')*'"
+
+
 def _swap_ident(text: str, old: str, new: str) -> str:
-    """Replace one identifier token in SQL that PostgreSQL printed, quoted or bare."""
-    pattern = r'(?<![\w"$])(' + re.escape(q(old)) + ("|" + re.escape(old) if q(old) != old else "") + r')(?![\w"$])'
-    return re.sub(pattern, lambda _m: q(new) if q(new).strip('"') != new or not new.islower() else new, text)
+    """Replace one identifier token in SQL that PostgreSQL printed, quoted or bare,
+    leaving string literals alone."""
+    forms = sorted({q(old), _qi(old)}, key=len, reverse=True)
+    pattern = f"({_LITERAL})|" + r'(?<![\w"$.])(?:' + "|".join(re.escape(f) for f in forms) + r')(?![\w"$])'
+    return re.sub(pattern, lambda m: m.group(1) or _qi(new), text)
+
+
+def _swap_references(definition: str, schema: str, old_table: str, new_table: str,
+                     old_col: str | None = None, new_col: str | None = None) -> str:
+    """A foreign key definition after its referenced table or column was renamed:
+    only the part after REFERENCES changes."""
+    head, sep, tail = definition.partition(" REFERENCES ")
+    if not sep:
+        return definition
+    target, paren, rest = tail.partition("(")
+    cols, close, after = rest.partition(")")
+    for form in {f"{_qi(schema)}.{_qi(old_table)}", f"{q(schema)}.{q(old_table)}", _qi(old_table)}:
+        if target == form:
+            target = (f"{_qi(schema)}.{_qi(new_table)}" if "." in form else _qi(new_table))
+            break
+    if old_col is not None and new_col is not None:
+        cols = _swap_ident(cols, old_col, new_col)
+    return head + sep + target + paren + cols + close + after
+
+
+def _swap_regclass(expr: str, schema: str, old: str, new: str) -> str:
+    """A default such as nextval('public.t_id_seq'::regclass) after the sequence was renamed."""
+    out = expr
+    for prefix in (f"{_qi(schema)}.", ""):
+        out = out.replace(f"'{prefix}{_qi(old)}'::regclass", f"'{prefix}{_qi(new)}'::regclass")
+    return out
 
 
 def _rename_table(t: Table, new: str) -> Table:
     old = t.name
-    idx = {k: replace(i, table=new, definition=_swap_ident(i.definition, old, new)) for k, i in t.indexes.items()}
-    return replace(t, name=new, indexes=idx)
+    pattern = re.compile(r"( ON (?:ONLY )?" + re.escape(_qi(t.schema)) + r"\.)" + re.escape(_qi(old)) + " ")
+    idx = {k: replace(i, table=new, definition=pattern.sub(lambda m: m.group(1) + _qi(new) + " ", i.definition, 1))
+           for k, i in t.indexes.items()}
+    cons = {k: replace(c, index_definition=pattern.sub(lambda m: m.group(1) + _qi(new) + " ", c.index_definition, 1))
+            if c.index_definition else c for k, c in t.constraints.items()}
+    # a self-referencing foreign key names the table too
+    cons = {k: replace(c, definition=_swap_references(c.definition, t.schema, old, new))
+            if c.kind == "f" and c.ref_table == t.id else c for k, c in cons.items()}
+    cols = {k: replace(c, identity_sequence=replace(c.identity_sequence, owned_by=(new, k)))
+            if c.identity_sequence is not None and c.identity_sequence.owned_by else c for k, c in t.columns.items()}
+    return replace(t, name=new, indexes=idx, constraints=cons, columns=cols)
 
 
 def _rename_column(t: Table, old: str, new: str) -> Table:
     cols = {}
     for k, c in t.columns.items():
-        cols[new if k == old else k] = replace(c, name=new) if k == old else c
+        if k == old:
+            seq = c.identity_sequence
+            c = replace(c, name=new, identity_sequence=replace(seq, owned_by=(t.name, new)) if seq and seq.owned_by
+                        else seq)
+        cols[new if k == old else k] = c
     cons = {k: replace(c, definition=_swap_ident(c.definition, old, new),
+                       index_definition=_swap_ident(c.index_definition, old, new) if c.index_definition else None,
                        columns=tuple(new if x == old else x for x in c.columns)) for k, c in t.constraints.items()}
     idx = {k: replace(i, definition=_swap_ident(i.definition, old, new),
                       columns=tuple(new if x == old else x for x in i.columns)) for k, i in t.indexes.items()}
@@ -825,6 +1206,11 @@ def order_steps(steps: list[Step]) -> list[Step]:
             for p in removers.get(d, ()):
                 if p != i:
                     edges[i].add(p)
+        # an id that is dropped and made again (a recreated table, type or index) is dropped first
+        for r in s.after | s.provides:
+            for p in removers.get(r, ()):
+                if p != i:
+                    edges[p].add(i)
     indegree = {i: 0 for i in edges}
     for targets in edges.values():
         for t in targets:
@@ -850,6 +1236,14 @@ def diff(actual: Catalog, desired: Catalog, options: PlanOptions | None = None) 
     return Planner(_copy(actual), desired, options or PlanOptions()).run()
 
 
+def diff_with_warnings(actual: Catalog, desired: Catalog,
+                       options: PlanOptions | None = None) -> tuple[list[Step], list[str]]:
+    """The diff, and what the planner wants the operator to know (e.g. a rename it skipped)."""
+    planner = Planner(_copy(actual), desired, options or PlanOptions())
+    steps = planner.run()
+    return steps, planner.warnings
+
+
 def _copy(cat: Catalog) -> Catalog:
     # renames rewrite the actual catalog; keep the caller's copy intact
     return replace(cat, tables=dict(cat.tables), schemas=dict(cat.schemas), extensions=dict(cat.extensions),
@@ -859,3 +1253,8 @@ def _copy(cat: Catalog) -> Catalog:
 
 def hazards_of(steps: Iterable[Step]) -> list[Hazard]:
     return [h for s in steps for h in s.hazards]
+
+
+# The kinds planned in modules of their own; they import this module's helpers, so they
+# are imported last (the Planner only uses them at run time).
+from . import plan_objects, plan_tables, plan_types  # noqa: E402

@@ -64,6 +64,10 @@ def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
                 raise SourceError("<sql>", 0, e.message + (f" ({e.detail})" if e.detail else "")) from e
             line = stmt.line + (e.position_line - 1 if e.position_line else 0)
             detail = f" ({e.detail})" if e.detail else ""
+            if e.sqlstate == "42704" and e.message.startswith("role "):
+                # GRANT/policy to a role the server lacks: roles are cluster-wide and never managed here
+                detail += (f"; roles are not managed by pgconverge: create the role on {runner.name} first "
+                           "(nothing was changed)")
             raise SourceError(stmt.file, line, f"{e.message}{detail}") from e
         return shadow.query_json(catalog_query())
     finally:

@@ -19,9 +19,11 @@ import bisect
 import hashlib
 import json
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pglast
@@ -172,6 +174,7 @@ _DROP_KINDS = {  # ObjectType of a DROP -> kind of a -- @drop directive
     "OBJECT_SEQUENCE": "sequence", "OBJECT_TYPE": "type", "OBJECT_DOMAIN": "type", "OBJECT_SCHEMA": "schema",
     "OBJECT_EXTENSION": "extension", "OBJECT_FUNCTION": "function", "OBJECT_PROCEDURE": "function",
     "OBJECT_TRIGGER": "trigger", "OBJECT_POLICY": "policy", "OBJECT_FOREIGN_TABLE": "table",
+    "OBJECT_COLLATION": "collation",
 }
 
 
@@ -213,7 +216,12 @@ def _is_set_config(sel: Any) -> bool:
     return all(type(a).__name__ == "A_Const" for a in call.args or ())
 
 
-def _check(node: Any, kind: str) -> None:
+# Accepted with load_source(allow_alter_drop=True): a script written as a history (CREATE,
+# then ALTER ... DROP) still shapes the shadow, it just is not plain desired state.
+_ALTER_DROPS = frozenset({"AT_DropColumn", "AT_DropConstraint"})
+
+
+def _check(node: Any, kind: str, allow_alter_drop: bool = False) -> None:
     """Raise _Refused unless the statement is a definition."""
     if kind in _CLUSTER_WIDE:
         words = _WORDS.get(kind, kind)
@@ -255,7 +263,7 @@ def _check(node: Any, kind: str) -> None:
         obj = _objtype_words(node.objtype)
         for cmd in node.cmds or ():
             sub = cmd.subtype.name
-            if sub in _ALTER_TABLE_OK:
+            if sub in _ALTER_TABLE_OK or (allow_alter_drop and sub in _ALTER_DROPS):
                 continue
             words = {"AT_DropColumn": "DROP COLUMN", "AT_DropConstraint": "DROP CONSTRAINT",
                      "AT_DropNotNull": "ALTER COLUMN ... DROP NOT NULL", "AT_DropIdentity": "DROP IDENTITY",
@@ -461,7 +469,7 @@ _BLOCK_NAME = re.compile(r"[\w][\w.-]*\Z")
 _DROP_PARTS = {  # kind -> (min, max) parts of the qualified name
     "schema": (1, 1), "extension": (1, 1),
     "table": (1, 2), "index": (1, 2), "type": (1, 2), "view": (1, 2), "materialized_view": (1, 2),
-    "sequence": (1, 2), "function": (1, 2),
+    "sequence": (1, 2), "function": (1, 2), "collation": (1, 2),
     "column": (2, 3), "constraint": (2, 3), "trigger": (2, 3), "policy": (2, 3),
 }
 
@@ -536,7 +544,8 @@ class _Loader:
     """Reads the units in order; state (search_path, data block names) carries across files,
     as it does in the single psql session the shadow runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, allow_alter_drop: bool = False) -> None:
+        self.allow_alter_drop = allow_alter_drop
         self.schema = "public"
         self.statements: list[Statement] = []
         self.keys: list[str] = []
@@ -608,7 +617,7 @@ class _Loader:
             node = raw.stmt
             kind = type(node).__name__
             try:
-                _check(node, kind)
+                _check(node, kind, self.allow_alter_drop)
             except _Refused as r:
                 raise err(a, r.message) from None
             self.statements.append(Statement(file, lines.line_of(a), text[a:b], kind))
@@ -886,12 +895,57 @@ def _units(sql: str | os.PathLike | Sequence[str | os.PathLike]) -> list[_Unit]:
     return out
 
 
-def load_source(sql: str | os.PathLike | Sequence[str | os.PathLike]) -> Source:
+def load_source(sql: str | os.PathLike | Sequence[str | os.PathLike], *,
+                allow_alter_drop: bool = False, cache_dir: str | os.PathLike | None = None) -> Source:
     """Read the desired state.
 
     `sql` is a .sql file, a folder (every *.sql below it in sorted path order, except a
-    ``smoke/`` folder directly inside it), SQL text, or a list of those."""
-    loader = _Loader()
-    for unit in _units(sql):
+    ``smoke/`` folder directly inside it), SQL text, or a list of those.
+    `allow_alter_drop` also accepts ``ALTER TABLE ... DROP COLUMN / DROP CONSTRAINT`` (the
+    API's ``permissive_source`` option): they only shape the shadow database.
+    With `cache_dir`, the result is kept there, keyed by the files' text and this module's
+    code: parsing thousands of statements takes seconds, a repeated plan need not pay it."""
+    units = _units(sql)
+    cached = _SourceCache(cache_dir, units, allow_alter_drop) if cache_dir is not None else None
+    if cached is not None and (hit := cached.get()) is not None:
+        return hit
+    loader = _Loader(allow_alter_drop)
+    for unit in units:
         loader.load(unit)
-    return loader.result()
+    result = loader.result()
+    if cached is not None:
+        cached.put(result)
+    return result
+
+
+class _SourceCache:
+    """A parsed Source on disk. The key covers everything the result depends on: each unit's
+    name, hash key and text, the options, pglast's version and this very file, so an edit of
+    the loader never serves a stale result. The cache dir is the tool's own (.pgconverge/cache,
+    next to the shadow catalogs), so loading a pickle from it trusts nothing outside the project."""
+
+    def __init__(self, cache_dir: str | os.PathLike, units: list[_Unit], allow_alter_drop: bool):
+        with open(__file__, "rb") as f:
+            code = hashlib.sha256(f.read()).hexdigest()
+        basis = json.dumps([code, pglast.__version__, allow_alter_drop,
+                            [[u.file, u.key, u.text] for u in units]], ensure_ascii=False)
+        self.path = Path(cache_dir) / f"source-{hashlib.sha256(basis.encode()).hexdigest()}.pickle"
+
+    def get(self) -> Source | None:
+        try:
+            with open(self.path, "rb") as f:
+                found = pickle.load(f)
+        except FileNotFoundError:
+            return None
+        except Exception:  # a truncated or foreign file: parse again, and overwrite it
+            return None
+        return found if isinstance(found, Source) else None
+
+    def put(self, source: Source) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps(source, protocol=pickle.HIGHEST_PROTOCOL))
+            tmp.replace(self.path)  # atomic: a concurrent run never reads half a file
+        except OSError:
+            pass  # a read-only checkout still plans, only more slowly

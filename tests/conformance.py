@@ -9,6 +9,7 @@ of A and B (column order inside tables ignored). Run it as a report:
 
 from __future__ import annotations
 
+import difflib
 import re
 import subprocess
 import sys
@@ -19,6 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "conformance" / "migra"
 if not FIXTURES.exists():
     FIXTURES = Path("/work/shared/conformance/migra")
+
+ROLE = "schemainspect_test_role"
 
 # Scoping each fixture ran with upstream, and the pg_dump arguments that compare that scope.
 SCOPES: dict[str, dict] = {
@@ -62,34 +65,47 @@ def dump(conninfo: str, extra: list[str]) -> str:
 
 
 def normalize_dump(text: str) -> list[str]:
-    """pg_dump entries as a sorted list, with \\restrict lines removed and column order inside
-    CREATE TABLE ignored."""
-    lines = [ln for ln in text.splitlines() if not ln.startswith(("\\restrict", "\\unrestrict"))]
-    entries, current = [], []
-    for ln in lines:
-        if ln.startswith("-- Name:") or ln.startswith("-- Data for Name:"):
-            if current:
-                entries.append(current)
-            current = []
-        current.append(ln)
-    if current:
-        entries.append(current)
-    out = []
-    for entry in entries:
-        body, cols, in_table = [], [], False
-        for ln in entry:
-            if re.match(r"^CREATE (UNLOGGED )?(TABLE|TYPE) .*\($", ln):
-                in_table = True
+    """The lines of a pg_dump, compared as the README says: the \\restrict and \\unrestrict
+    lines (a random key per dump) are removed, and the lines inside each CREATE TABLE's
+    parentheses are sorted, so that column order inside a table is ignored. Everything else,
+    entry order included, is compared as pg_dump printed it."""
+    out: list[str] = []
+    body: list[str] = []
+    in_table = False
+    for ln in text.splitlines():
+        if ln.startswith(("\\restrict", "\\unrestrict")):
+            continue
+        if in_table:
+            if ln.startswith(")"):
+                # the last column has no trailing comma: compare the lines without it
+                out.extend(sorted(c.rstrip(",") for c in body))
+                body, in_table = [], False
+                out.append(ln)
+            else:
                 body.append(ln)
-                continue
-            if in_table and re.match(r"^\)", ln):
-                body.extend(sorted(c.rstrip(",") for c in cols))
-                cols, in_table = [], False
-                body.append(ln)
-                continue
-            (cols if in_table else body).append(ln)
-        out.append("\n".join(body).strip())
-    return sorted(e for e in out if e)
+            continue
+        if re.match(r"^CREATE (UNLOGGED |FOREIGN )?TABLE .*\($", ln):
+            in_table = True
+        out.append(ln)
+    return out
+
+
+def first_difference(a: list[str], b: list[str]) -> str:
+    """A short description of where two normalized dumps differ."""
+    diff = [ln for ln in difflib.unified_diff(a, b, "A", "B", n=0, lineterm="")
+            if not ln.startswith(("---", "+++", "@@"))]
+    return f"{len(diff)} differing line(s); first: {' | '.join(diff[:4])[:300]}"
+
+
+def ensure_role(conninfo: str) -> None:
+    """The role the rls fixture grants to (cluster-wide; created once, concurrent runs tolerated)."""
+    from pgconverge.runner import LocalRunner
+
+    LocalRunner(conninfo).run_script(f"""DO $$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN CREATE ROLE {ROLE} NOLOGIN; END IF;
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+      END $$;
+""")
 
 
 def extensions_of(conninfo: str) -> set[str]:
@@ -103,8 +119,10 @@ def run_fixture(name: str, make_db) -> Outcome:
     from pgconverge.planner import UnsupportedError
 
     scope = SCOPES.get(name, {})
-    options = dict(scope.get("options", {}), allow_hazards="all", drops=["*"])
+    # b.sql files may hold ALTER TABLE ... DROP COLUMN (inherit2): they only shape the shadow
+    options = dict(scope.get("options", {}), allow_hazards="all", drops=["*"], permissive_source=True)
     a, b = make_db(), make_db()
+    ensure_role(a)
     psql_load(a, FIXTURES / name / "a.sql")
     psql_load(b, FIXTURES / name / "b.sql")
     desired = str(FIXTURES / name / "b.sql")
@@ -119,11 +137,7 @@ def run_fixture(name: str, make_db) -> Outcome:
         return Outcome(name, "failed", "second plan not empty: " + again.steps[0].sql[:200])
     da, db_ = normalize_dump(dump(a, scope.get("dump", []))), normalize_dump(dump(b, scope.get("dump", [])))
     if da != db_:
-        only_a = [e for e in da if e not in db_]
-        only_b = [e for e in db_ if e not in da]
-        first = (only_a or only_b)[0].splitlines()
-        return Outcome(name, "failed", f"pg_dump differs: {len(only_a)} entries only in A, {len(only_b)} only "
-                       f"in B; first: {' | '.join(first[:4])[:300]}")
+        return Outcome(name, "failed", "pg_dump differs: " + first_difference(da, db_))
     if scope.get("extensions") and not extensions_of(b) <= extensions_of(a):
         return Outcome(name, "failed", "extensions of B missing in A")
     return Outcome(name, "passed")
@@ -152,11 +166,6 @@ def main() -> int:
         created.append(n)
         return cluster.create_database(n)
 
-    import psycopg
-
-    with psycopg.connect(cluster.conninfo(), autocommit=True) as c:
-        c.execute("DO $$ BEGIN CREATE ROLE schemainspect_test_role NOLOGIN; EXCEPTION WHEN duplicate_object "
-                  "THEN NULL; END $$")
     names = sys.argv[1:] or fixture_names()
     outcomes = []
     try:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pgconverge import hazards as hz
 from pgconverge.hazards import Policy
 from pgconverge.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table
-from pgconverge.planner import NONE, OWN, PlanError, PlanOptions, Renames, UnsupportedError, diff, order_steps
+from pgconverge.planner import NONE, OWN, PlanError, PlanOptions, Renames, diff, order_steps
 
 
 def table(name: str, *cols: Column, schema: str = "public", constraints=(), indexes=()) -> Table:
@@ -123,11 +123,20 @@ def test_enum_value_added_in_place_in_its_own_transaction():
     assert step.mode == OWN
 
 
-def test_enum_value_removal_is_loudly_unsupported():
-    have = cat(enums=[EnumType("public", "mood", ("sad", "happy"))])
-    want = cat(enums=[EnumType("public", "mood", ("sad",))])
-    with pytest.raises(UnsupportedError, match="unsupported: enum change public.mood"):
-        diff(have, want)
+def test_enum_value_removal_replaces_the_type_and_is_deletes_data():
+    col = Column("m", "public.mood", default="'sad'::public.mood", depends_on=("type:public.mood",))
+    have = cat(table("t", col), enums=[EnumType("public", "mood", ("sad", "happy"))])
+    want = cat(table("t", col), enums=[EnumType("public", "mood", ("sad",))])
+    got = sqls(diff(have, want))
+    assert got == [
+        """CREATE TYPE "public"."mood__pgc_new" AS ENUM ('sad')""",
+        'ALTER TABLE "public"."t" ALTER COLUMN "m" DROP DEFAULT',
+        'ALTER TABLE "public"."t" ALTER COLUMN "m" TYPE "public"."mood__pgc_new" USING "m"::text::"public"."mood__pgc_new"',
+        'DROP TYPE "public"."mood"',
+        'ALTER TYPE "public"."mood__pgc_new" RENAME TO "mood"',
+        """ALTER TABLE "public"."t" ALTER COLUMN "m" SET DEFAULT 'sad'::public.mood""",
+    ]
+    assert "deletes_data" in {h.name for s in diff(have, want) for h in s.hazards}
 
 
 def test_declared_column_rename_runs_once():

@@ -1,0 +1,18 @@
+"""The restore drill (the runbook's "test restore procedure").
+
+    pyinfra inventory/production.py drill.py -y
+
+Per database: restore the newest backup into a scratch database, compare its schema hash with the
+one the ledger recorded when that backup was taken, drop the scratch database, record the drill.
+"""
+
+from pyinfra import host
+
+from pgconverge import operations as pgc
+from pgconverge.deploy import database_specs, label_of
+from pgconverge.settings import EnvSettings
+
+settings = EnvSettings.from_data(host.data)
+for spec in database_specs(host.data):
+    pgc.drill(name=f"Restore drill {label_of(spec)} ({settings.env})", database=spec, settings=settings,
+              backup=host.data.get("pgconverge_backup"), only=host.data.get("pgconverge_database"))

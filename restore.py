@@ -16,7 +16,8 @@ from pgconverge.deploy import database_specs, label_of
 from pgconverge.settings import EnvSettings
 
 settings = EnvSettings.from_data(host.data)
-for spec in database_specs(host.data):
+specs = database_specs(host.data)
+for spec in specs:
     pgc.restore(name=f"Restore {label_of(spec)} ({settings.env})", database=spec, settings=settings,
                 backup=host.data.get("pgconverge_backup"), confirm=host.data.get("pgconverge_confirm"),
-                only=host.data.get("pgconverge_database"))
+                only=host.data.get("pgconverge_database"), several=len(specs) > 1)

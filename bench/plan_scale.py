@@ -39,7 +39,6 @@ sys.path.insert(0, str(REPO))
 
 import pgconverge  # noqa: E402
 from pgconverge.embedded import Cluster  # noqa: E402
-from pgconverge.planner import UnsupportedError  # noqa: E402
 from pgconverge.runner import find_psql  # noqa: E402
 
 BENCH_HOME = REPO / ".pgconverge"
@@ -49,6 +48,7 @@ WORK = BENCH_HOME / "bench-work"
 DB_PREFIX = "bench_scale_"
 ADDED_TABLES = 10
 ADDED_INDEXES = 20
+TIMEOUT = 3600  # seconds for any one psql load or migra run: a hung run fails instead of blocking
 # The targets this bench holds the engine to, on 1,000 tables.
 TARGET_SIZE = 1000
 WARM_VS_MIGRA = 0.10
@@ -72,12 +72,11 @@ class Schema:
     preamble: list[str]
     tables: list[Block]  # in creation order: a table only references earlier ones
     extra_indexes: list[str]  # the indexes the "add" case is missing
-    epilogue: list[str]
 
     def sql(self, minus: bool = False) -> str:
         tables = self.tables[:-ADDED_TABLES] if minus else self.tables
         parts = [*self.preamble, *(s for b in tables for s in b.statements),
-                 *([] if minus else self.extra_indexes), *self.epilogue]
+                 *([] if minus else self.extra_indexes)]
         return "\n".join(parts) + "\n"
 
 
@@ -143,7 +142,7 @@ def generate(n: int, with_objects: bool) -> Schema:
             ptype = "uuid" if _pk_kind(p) == "uuid" else "bigint"
             action = ("ON DELETE CASCADE", "ON DELETE SET NULL", "")[i % 3]
             cols.append(f"parent_id {ptype}")
-            fks.append(f"CONSTRAINT {t}_parent_fk FOREIGN KEY (parent_id) REFERENCES {ps}.{pp(pt)} (id) {action}".rstrip())
+            fks.append(f"CONSTRAINT {t}_parent_fk FOREIGN KEY (parent_id) REFERENCES {ps}.{pt} (id) {action}".rstrip())
         cons = [f"CONSTRAINT {t}_dates_check CHECK (updated_at IS NULL OR born IS NULL OR updated_at::date >= born)"]
         if i % 2 == 0:
             cons.append(f"CONSTRAINT {t}_code_key UNIQUE (code)")
@@ -174,11 +173,7 @@ def generate(n: int, with_objects: bool) -> Schema:
     for k in range(ADDED_INDEXES):
         s, t = _name(k)
         extra.append(f"CREATE INDEX {t}_qty_amount_idx ON {s}.{t} (qty, amount) WHERE qty > 1;")
-    return Schema(pre, blocks, extra, [])
-
-
-def pp(name: str) -> str:
-    return name  # generated names are plain lower-case identifiers: no quoting needed
+    return Schema(pre, blocks, extra)
 
 
 # --------------------------------------------------------------------------- running things
@@ -214,6 +209,16 @@ class Bench:
         query = urllib.parse.urlencode({"host": str(self.cluster.run_dir), "port": self.cluster.port})
         return f"postgresql+psycopg2://postgres@/{db}?{query}"
 
+    def drop_leftovers(self) -> None:
+        """Databases of an interrupted run (the cluster is shared with the other benches: only ours)."""
+        import psycopg
+
+        with psycopg.connect(self.cluster.conninfo(), autocommit=True) as conn:
+            names = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                 (DB_PREFIX.replace("_", r"\_") + "%",)).fetchall()
+        for (name,) in names:
+            self.cluster.drop_database(name)
+
     def fresh(self, db: str) -> str:
         self.cluster.drop_database(db)
         return self.cluster.create_database(db)
@@ -222,11 +227,12 @@ class Bench:
         env = {**os.environ, "PGHOST": str(self.cluster.run_dir), "PGPORT": str(self.cluster.port),
                "PGUSER": "postgres", "PGDATABASE": db}
         subprocess.run([self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path)], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, timeout=TIMEOUT)
 
     def run_migra(self, a: str, b: str) -> str:
         assert self.migra is not None
-        proc = subprocess.run([str(self.migra), "--unsafe", self.url(a), self.url(b)], capture_output=True, text=True)
+        proc = subprocess.run([str(self.migra), "--unsafe", self.url(a), self.url(b)], capture_output=True, text=True,
+                              timeout=TIMEOUT)
         # migra exits 2 when there are differences
         if proc.returncode not in (0, 2):
             raise RuntimeError(f"migra failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -262,29 +268,34 @@ def measure(bench: Bench, n: int, repeat: int, with_objects: bool) -> Row:
     full, minus = work / "full.sql", work / "minus.sql"
     full.write_text(schema.sql())
     minus.write_text(schema.sql(minus=True))
-    db_full, db_copy, db_minus, db_load = (f"{DB_PREFIX}{n}_{x}" for x in ("full", "copy", "minus", "load"))
+    dbs = {x: f"{DB_PREFIX}{n}_{x}" for x in ("full", "copy", "minus", "load")}
+    try:
+        return _measure(bench, n, repeat, full, minus, dbs, work)
+    finally:
+        for db in dbs.values():
+            bench.cluster.drop_database(db)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: dict[str, str], work: Path) -> Row:
     row = Row(n, repeat)
-
-    def load_fresh() -> None:
-        bench.load(db_load, full)
-
     load_times = []
     for _ in range(repeat):
-        bench.fresh(db_load)
+        bench.fresh(dbs["load"])
         started = time.perf_counter()
-        load_fresh()
+        bench.load(dbs["load"], full)
         load_times.append(time.perf_counter() - started)
     row.load = min(load_times)
-    bench.cluster.drop_database(db_load)
+    bench.cluster.drop_database(dbs["load"])
     print(f"  {n}: psql load {row.load:.2f}s", flush=True)
 
-    bench.fresh(db_full)
-    bench.load(db_full, full)
-    bench.cluster.drop_database(db_copy)
-    bench.cluster.create_database(db_copy, template=db_full)
-    bench.fresh(db_minus)
-    bench.load(db_minus, minus)
-    target_full, target_minus = bench.cluster.conninfo(db_full), bench.cluster.conninfo(db_minus)
+    bench.fresh(dbs["full"])
+    bench.load(dbs["full"], full)
+    bench.cluster.drop_database(dbs["copy"])
+    bench.cluster.create_database(dbs["copy"], template=dbs["full"])
+    bench.fresh(dbs["minus"])
+    bench.load(dbs["minus"], minus)
+    target_full, target_minus = bench.cluster.conninfo(dbs["full"]), bench.cluster.conninfo(dbs["minus"])
 
     def cold() -> None:
         plan = pgconverge.plan(target_full, str(full), use_cache=False)
@@ -315,20 +326,16 @@ def measure(bench: Bench, n: int, repeat: int, with_objects: bool) -> Row:
 
     if bench.migra is not None:
         def migra_noop() -> None:
-            out = bench.run_migra(db_full, db_copy)
+            out = bench.run_migra(dbs["full"], dbs["copy"])
             assert not out.strip(), f"migra found differences between identical databases:\n{out[:1000]}"
 
         def migra_add() -> None:
-            out = bench.run_migra(db_minus, db_full)
+            out = bench.run_migra(dbs["minus"], dbs["full"])
             assert out.lower().count("create table") == ADDED_TABLES, out[:2000]
 
         row.migra_noop = best(migra_noop, repeat)
         row.migra_add = best(migra_add, repeat)
         print(f"  {n}: migra no-op {row.migra_noop:.2f}s, add {row.migra_add:.2f}s", flush=True)
-
-    for db in (db_full, db_copy, db_minus):
-        bench.cluster.drop_database(db)
-    shutil.rmtree(work, ignore_errors=True)
     return row
 
 
@@ -380,30 +387,16 @@ def machine() -> str:
     return f"{os.cpu_count()} cores{', ' + cpu if cpu else ''}; Python {platform.python_version()}; {server}"
 
 
-def objects_supported(cluster: Cluster) -> bool:
-    """Whether the planner manages views, functions and triggers (no "unsupported" error)."""
-    db = DB_PREFIX + "probe"
-    cluster.drop_database(db)
-    target = cluster.create_database(db)
-    try:
-        schema = generate(ADDED_TABLES + ADDED_INDEXES + 1, with_objects=True)
-        pgconverge.plan(target, [schema.sql()], use_cache=False)
-        return True
-    except UnsupportedError:
-        return False
-    finally:
-        cluster.drop_database(db)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,1000,5000", help="comma-separated table counts (default 100,1000,5000)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs per figure, best kept (default 3; 1 at 5,000 tables and more)")
     objs = ap.add_mutually_exclusive_group()
-    objs.add_argument("--with-objects", dest="with_objects", action="store_true", default=None,
-                      help="add views, functions and triggers (default: when the planner manages them)")
-    objs.add_argument("--without-objects", dest="with_objects", action="store_false")
+    objs.add_argument("--with-objects", dest="with_objects", action="store_true", default=True,
+                      help="add views, functions and triggers (the default)")
+    objs.add_argument("--without-objects", dest="with_objects", action="store_false",
+                      help="tables, types and sequences only")
     ap.add_argument("--no-migra", action="store_true", help="skip migra")
     ap.add_argument("--results", type=Path, help="also write the table as markdown to this file")
     args = ap.parse_args(argv)
@@ -412,13 +405,16 @@ def main(argv: list[str] | None = None) -> int:
     migra = None if args.no_migra else ensure_migra()
     cluster = Cluster(CLUSTER_DIR)
     rows: list[Row] = []
+    with_objects = args.with_objects
+    load_before = os.getloadavg()
     with cluster.session():
-        with_objects = args.with_objects if args.with_objects is not None else objects_supported(cluster)
         print(f"schema objects: tables{', views, functions, triggers' if with_objects else ''}", flush=True)
         bench = Bench(cluster, migra)
+        bench.drop_leftovers()
         for n in sizes:
             repeat = args.repeat or (1 if n >= 5000 else 3)
             rows.append(measure(bench, n, repeat, with_objects))
+    load_after = os.getloadavg()
     report = table(rows)
     notes = verdicts(rows)
     print()
@@ -432,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             "# plan_scale results\n\n"
             f"Measured {dt.date.today().isoformat()} with `bench/plan_scale.py --sizes {args.sizes}`"
             f"{' --repeat ' + str(args.repeat) if args.repeat else ''}.\n"
-            f"Machine: {machine()}.\n"
+            f"Machine: {machine()}; load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} "
+            "at the end (other jobs share the machine).\n"
             f"Schema: {kinds}. Seconds are the best of the runs shown.\n\n"
             f"{report}\n\n" + "".join(f"- {line}\n" for line in notes))
         print(f"\nwritten: {args.results}")

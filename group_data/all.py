@@ -17,6 +17,7 @@ pgconverge_drops = []
 
 # Lock discipline: every step waits at most lock_timeout for its lock, then retries.
 pgconverge_lock_timeout = "2s"
+pgconverge_lock_retries = 5  # then the run fails, naming the step; nothing of that step was applied
 pgconverge_statement_timeout = "30min"
 
 # Schema scoping (empty: every non-system schema).

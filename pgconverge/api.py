@@ -60,6 +60,8 @@ class Options:
     use_cache: bool = True
     # accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in the desired state (scripts written as a history)
     permissive_source: bool = False
+    # with only/exclude schemas: still create the extensions sql/ declares in other schemas (never drop them)
+    create_extensions_anywhere: bool = False
     settings: ExecSettings = field(default_factory=ExecSettings)
 
     @classmethod
@@ -74,7 +76,8 @@ class Options:
             **{k: kw.pop(k) for k in ("lock_timeout", "statement_timeout", "retries", "concurrent_lock_timeout")
                if k in kw})
         unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
-                             "compare_extension_versions", "cache_dir", "use_cache", "permissive_source"}
+                             "compare_extension_versions", "cache_dir", "use_cache", "permissive_source",
+                             "create_extensions_anywhere"}
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         return cls(
@@ -86,6 +89,7 @@ class Options:
             cache_dir=Path(kw["cache_dir"]) if kw.get("cache_dir") else None,
             use_cache=kw.get("use_cache", True),
             permissive_source=bool(kw.get("permissive_source", False)),
+            create_extensions_anywhere=bool(kw.get("create_extensions_anywhere", False)),
             settings=settings,
         )
 
@@ -121,11 +125,26 @@ class Engine:
     def catalogs(self) -> tuple[Catalog, Catalog]:
         doc = self.actual_doc()
         self.last_doc = doc  # also carries the ledger's data blocks (read in the same round trip)
-        actual = introspect.parse_catalog(doc)
-        desired = introspect.parse_catalog(
-            desired_doc(self.shadow or self.runner, self.source, doc, self.options.cache_dir,
-                        self.options.use_cache))
-        return self.scoped(actual), self.scoped(desired)
+        shadow = self.shadow or self.runner
+        want = (shadow, self.source, doc, self.options.cache_dir, self.options.use_cache)
+        if isinstance(shadow, LocalRunner):
+            # the shadow loads (server time) while the actual catalog is parsed (CPU time); only
+            # for local psql: pyinfra's connectors are not meant to be driven from another thread
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                wanted = pool.submit(desired_doc, *want)
+                actual = introspect.parse_catalog(doc)
+                desired = introspect.parse_catalog(wanted.result())
+        else:
+            actual = introspect.parse_catalog(doc)
+            desired = introspect.parse_catalog(desired_doc(*want))
+        scoped_actual, scoped_desired = self.scoped(actual), self.scoped(desired)
+        if self.options.create_extensions_anywhere:
+            for name, e in desired.extensions.items():
+                if name not in scoped_desired.extensions:
+                    scoped_desired.extensions[name] = e
+                    if name in actual.extensions:
+                        scoped_actual.extensions[name] = actual.extensions[name]
+        return scoped_actual, scoped_desired
 
     # -- planning
 
@@ -195,7 +214,8 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
 
     `sql` is a .sql file, a folder of them (read in name order) or a list of SQL strings.
     Options: only_schemas, exclude_schemas, allow_hazards, drops, compare_extension_versions,
-    cache_dir, use_cache, permissive_source (accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in `sql`).
+    cache_dir, use_cache, permissive_source (accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in `sql`),
+    create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares).
     """
     runner = LocalRunner(target)
     # The target's catalog is read while sql/ is parsed: one waits on the server, the other on

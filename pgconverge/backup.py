@@ -116,12 +116,13 @@ def take(host: Any, env: dict[str, str], settings: EnvSettings, label: str,
         remove(host, partial)
         raise BackupError(f"the backup does not verify ({'pg_restore --list' if settings.backup_format == 'custom' else 'gzip -t'}): "
                           f"{res.error}")
-    res = sh(host, f"mv -n {shlex.quote(partial)} {shlex.quote(final)} && [ ! -e {shlex.quote(partial)} ]")
+    fq = shlex.quote(final)
+    res = sh(host, f"mv -n {shlex.quote(partial)} {fq} && [ ! -e {shlex.quote(partial)} ] && stat -c %s {fq} "
+                   f"&& sha256sum {fq}")
     if not res.ok:
         remove(host, partial)
         raise BackupError(f"cannot move the backup into place at {final}: {res.error}")
-    size, sha = file_facts(host, final)
-    return Backup(final, settings.backup_format, now, size, sha)
+    return Backup(final, settings.backup_format, now, int(res.stdout[-2].strip()), res.stdout[-1].split()[0])
 
 
 def prune(host: Any, settings: EnvSettings, label: str, now: datetime | None = None) -> list[str]:

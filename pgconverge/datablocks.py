@@ -5,7 +5,13 @@ It runs once per database, before or after the schema change, in a transaction o
 its own together with its row in ``pgconverge.data_blocks``: the row exists if and
 only if the block's changes were committed. The row keeps the block's sha256, so a
 block edited after it ran is refused at plan time instead of being silently skipped
-(or run twice).
+(or run twice). To change what a block does, give the new version a new name.
+
+A "before" block sees the schema as it was; on a new, empty database that may be no
+schema at all, so such a block guards itself (``IF to_regclass('t') IS NOT NULL`` in a
+DO block) when the database can be new. An "after" block sees the converged schema.
+Each block runs with the step lock_timeout and is retried like a step when a lock (a
+row lock too) is not granted in time.
 """
 
 from __future__ import annotations

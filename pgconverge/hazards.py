@@ -1,4 +1,26 @@
-"""Hazard names, and the policy that decides which of them a run may carry."""
+"""Hazard names, and the policy that decides which of them a run may carry.
+
+Each step carries its hazards; each hazard has a one-line reason naming the object.
+
+| hazard | carried by |
+|---|---|
+| deletes_data | DROP TABLE / COLUMN / SEQUENCE / SCHEMA / TYPE / EXTENSION; a narrowing type change |
+| rewrites_table | a type change that rewrites; ADD COLUMN with a volatile default, identity or STORED generated column on an existing table; SET LOGGED / UNLOGGED |
+| blocks_reads_writes | a long ACCESS EXCLUSIVE: every rewrite above, a scan under it (narrowing or collation change, SET NOT NULL where the online form is impossible: partitioned tables, PostgreSQL < 12), an exclusion constraint (or a key on a partitioned table) added to an existing table |
+| blocks_writes | a SHARE lock for a whole build: CREATE INDEX on an existing partitioned table (no CONCURRENTLY there) |
+| index_build | an index built on an existing table (CONCURRENTLY where possible, the reason says so) |
+| index_dropped | DROP INDEX of a valid index; dropping a PRIMARY KEY, UNIQUE or EXCLUDE constraint (its index goes with it). Dropping an INVALID index (left by a failed concurrent build) carries none: no query uses it |
+| may_fail_on_existing_data | a new UNIQUE, PRIMARY KEY, unique index, NOT NULL, CHECK or FK on an existing table; ADD COLUMN NOT NULL without a default; a type change whose values may not convert |
+| renames | a declared rename of a table, column, index or constraint |
+| extension_change | CREATE / ALTER / DROP EXTENSION |
+| authz_change | grants, privileges and policies |
+
+Brief ACCESS EXCLUSIVE changes that only touch the catalog (ADD CONSTRAINT ... NOT VALID,
+USING INDEX, SET NOT NULL over a validated check, a default, a comment, a rename, DROP
+CONSTRAINT of a CHECK or FK) carry no hazard of their own: every transactional step waits at
+most lock_timeout for its lock and is then rolled back and retried, so it never holds other
+sessions in the lock queue for longer than that (see executor.py).
+"""
 
 from __future__ import annotations
 

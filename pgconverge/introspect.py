@@ -566,8 +566,9 @@ users AS (
   SELECT 'pg_constraint'::regclass, k.oid, 'constraint:' || n.nspname || '.' || c.relname || '.' || k.conname
     FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN ns n ON n.oid = c.relnamespace
   UNION ALL
-  SELECT 'pg_class'::regclass, c.oid, 'index:' || n.nspname || '.' || c.relname
-    FROM pg_class c JOIN ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I')
+  SELECT 'pg_class'::regclass, c.oid,
+         CASE WHEN c.relkind IN ('v', 'm') THEN 'view:' ELSE 'index:' END || n.nspname || '.' || c.relname
+    FROM pg_class c JOIN ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I', 'v', 'm')
   UNION ALL
   SELECT 'pg_attrdef'::regclass, ad.oid, 'column:' || n.nspname || '.' || c.relname || '.' || a.attname
     FROM pg_attrdef ad JOIN pg_class c ON c.oid = ad.adrelid JOIN ns n ON n.oid = c.relnamespace
@@ -631,6 +632,8 @@ def catalog_query(queries: dict[str, str] | None = None) -> str:
 
 
 def _deps(row: dict[str, Any]) -> tuple[str, ...]:
+    if not (row.get("type_deps") or row.get("seq_deps") or row.get("func_deps") or row.get("coll_dep")):
+        return ()  # most columns: called once per column of every table
     deps = [oid_key("type", d) for d in row.get("type_deps") or ()]
     deps += [oid_key("sequence", d) for d in row.get("seq_deps") or ()]
     deps += [oid_key("function", d) for d in row.get("func_deps") or ()]

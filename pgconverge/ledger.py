@@ -138,21 +138,25 @@ def _json(value: Any) -> str:
     return "NULL" if value is None else f"{lit(json.dumps(value, sort_keys=True, default=str))}::jsonb"
 
 
+def _ensure_script() -> str:
+    return ("BEGIN;\n"
+            f"DO $pgconverge$ BEGIN PERFORM pg_advisory_xact_lock({_ENSURE_LOCK}); END $pgconverge$;\n"
+            + ENSURE_SQL + "COMMIT;\n")
+
+
 def ensure(runner: Runner) -> None:
     """Create the ledger schema and tables if missing (serialized between concurrent runs)."""
-    runner.run_script(
-        "BEGIN;\n"
-        f"DO $pgconverge$ BEGIN PERFORM pg_advisory_xact_lock({_ENSURE_LOCK}); END $pgconverge$;\n"
-        + ENSURE_SQL + "COMMIT;\n")
+    runner.run_script(_ensure_script())
 
 
 def exists(runner: Runner) -> bool:
     return bool(runner.query_json(f"SELECT to_json(to_regclass({lit(LEDGER_SCHEMA + '.runs')}) IS NOT NULL);"))
 
 
-def start(runner: Runner, run: RunStart) -> int:
-    """Insert a row with outcome ``running``; returns its id. Call ``ensure`` first."""
-    sql = (f"INSERT INTO {RUNS} (action, environment, actor, host, target, source_hash, desired_hash, "
+def start(runner: Runner, run: RunStart, ensure_first: bool = False) -> int:
+    """Insert a row with outcome ``running``; returns its id. The ledger must exist, or
+    ``ensure_first`` creates it in the same psql call."""
+    sql = (_ensure_script() if ensure_first else "") + (f"INSERT INTO {RUNS} (action, environment, actor, host, target, source_hash, desired_hash, "
            f"before_hash, plan_hash, plan, backup, outcome) VALUES ("
            f"{lit(run.action)}, {lit(run.environment)}, {lit(run.actor)}, {lit(run.host)}, {lit(run.target)}, "
            f"{lit(run.source_hash)}, {lit(run.desired_hash)}, {lit(run.before_hash)}, {lit(run.plan_hash)}, "
@@ -160,11 +164,11 @@ def start(runner: Runner, run: RunStart) -> int:
     return int(runner.query_json(sql))
 
 
-def update(runner: Runner, run_id: int, **values: Any) -> None:
+def update(runner: Runner, run_id: int, finished: bool = False, **values: Any) -> None:
     """Set columns of a row: jsonb columns take Python objects, the others strings."""
-    if not values:
+    sets = ["finished_at = now()"] if finished else []
+    if not values and not sets:
         return
-    sets = []
     for name, value in values.items():
         if name not in COLUMNS or name == "id":
             raise ValueError(f"unknown ledger column {name!r}")
@@ -175,14 +179,12 @@ def update(runner: Runner, run_id: int, **values: Any) -> None:
 def finish(runner: Runner, run_id: int, outcome: str, **values: Any) -> None:
     """Close a row: its outcome, the finish time and any other columns (after_hash, smoke, message...)."""
     values = {k: v for k, v in values.items() if v is not None}
-    update(runner, run_id, outcome=outcome, **values)
-    runner.run_script(f"UPDATE {RUNS} SET finished_at = now() WHERE id = {int(run_id)};\n")
+    update(runner, run_id, finished=True, outcome=outcome, **values)
 
 
 def record(runner: Runner, run: RunStart, outcome: str, **values: Any) -> int:
     """A finished row in one go (restores and drills)."""
-    ensure(runner)
-    run_id = start(runner, run)
+    run_id = start(runner, run, ensure_first=True)
     finish(runner, run_id, outcome, **values)
     return run_id
 

@@ -176,8 +176,10 @@ class Column:
     def same_definition(self, other: Column) -> bool:
         """Equal but for position, dependencies and where the column is declared, which never
         cause an ALTER (PostgreSQL cannot turn a redeclared column back into a purely inherited one)."""
+        if self == other:  # the common case, and far cheaper than going field by field
+            return True
         skip = {"position", "depends_on", "inherited"}
-        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self) if f.name not in skip)
+        return all(getattr(self, n) == getattr(other, n) for n in _field_names(type(self)) or () if n not in skip)
 
 
 @dataclass(frozen=True)
@@ -429,7 +431,12 @@ def to_plain(value: Any, skip: frozenset[str] = frozenset()) -> Any:
         return value
     names = _field_names(cls)
     if names is not None:
-        return {n: to_plain(getattr(value, n), skip) for n in names if n not in skip}
+        out = {}
+        for n in names:
+            if n not in skip:
+                v = getattr(value, n)
+                out[n] = v if type(v) in _SCALARS else to_plain(v, skip)  # most fields: no call
+        return out
     if isinstance(value, dict):
         return {(k if isinstance(k, str) else ".".join(k)): to_plain(v, skip) for k, v in sorted(value.items())}
     if isinstance(value, (list, tuple)):

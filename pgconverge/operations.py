@@ -108,6 +108,7 @@ def converge(
     compare_extension_versions: bool = False,
     lock_timeout: str | None = None,
     statement_timeout: str | None = None,
+    lock_retries: int | None = None,
     check: bool = False,
     psql: str = "psql",
     on_plan: Callable[[Plan], None] | None = None,
@@ -124,6 +125,8 @@ def converge(
     + only_schemas / exclude_schemas: schema scoping
     + compare_extension_versions: also converge extension versions
     + lock_timeout / statement_timeout: per step, e.g. ``"2s"`` / ``"30min"``
+    + lock_retries: how often a step whose lock was not granted within lock_timeout is
+      retried (rolled back, then again after a backoff); default 5
     + check: fail when changes are pending, changing nothing (CI drift check)
     + psql: the psql binary on the host
     + on_plan: called with the plan at prepare time (used by the deploy to write plan files)
@@ -146,7 +149,7 @@ def converge(
     engine = Engine(runner, load_source(sql), _options(dict(
         allow_hazards=allow_hazards, drops=drops, only_schemas=only_schemas, exclude_schemas=exclude_schemas,
         compare_extension_versions=compare_extension_versions, lock_timeout=lock_timeout,
-        statement_timeout=statement_timeout)))
+        statement_timeout=statement_timeout, retries=lock_retries)))
     key = (host.name, conn.describe())
     try:
         plan = engine.plan()
@@ -167,7 +170,8 @@ def converge(
             host.noop(f"database {conn.describe()} is converged")
             return
         if executing and check:
-            raise OperationError(f"{conn.describe()}: {len(plan.steps)} change(s) pending (check mode)")
+            raise OperationError(f"{conn.describe()}: {len(plan.steps)} change(s) and {len(plan.data_blocks)} "
+                                 "data block(s) pending (check mode)")
         if executing and refused:
             lines = "; ".join(f"{h.name}: {h.reason}" for h in refused)
             raise OperationError(f"{conn.describe()}: refused, nothing was run: {lines}")

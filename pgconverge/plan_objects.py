@@ -68,8 +68,10 @@ def _policy_in_place(have: RlsPolicy, want: RlsPolicy | None) -> bool:
 
 def _function_sql(f: Function) -> str:
     text = f.definition.rstrip()
-    if _SQL_BODY.search(_function_header(text)):
-        # the shadow checked the body already; what it reads may come later in this plan
+    if _SQL_BODY.search(_function_header(text)) and "\nAS " in text:
+        # a SQL body in a string is checked at CREATE against what exists then; the shadow
+        # checked it already, and what it reads may come later in this plan (a BEGIN ATOMIC
+        # body is different: its dependencies are known and ordered)
         return "SET LOCAL check_function_bodies = off;\n" + text
     return text
 
@@ -300,7 +302,7 @@ def view_extras(p: Planner, v: View, have: View | None) -> None:
     for iname, idx in old_idx.items():
         if iname not in v.indexes or v.indexes[iname].definition != idx.definition or not idx.valid:
             p.add(f"DROP INDEX CONCURRENTLY {q(idx.schema, idx.name)}", "drop_index", idx.id, mode=NONE,
-                  removes=frozenset({idx.id}), table=v.id,
+                  removes=frozenset({idx.id}),
                   hazards=(Hazard(hz.INDEX_DROPPED, f"index {idx.schema}.{idx.name} on materialized view "
                                   f"{v.name} is dropped; queries using it slow down", idx.id),))
     for iname, idx in v.indexes.items():
@@ -311,10 +313,10 @@ def view_extras(p: Planner, v: View, have: View | None) -> None:
             continue
         if have is None:
             p.add(idx.definition, "create_index", idx.id, provides=frozenset({idx.id}),
-                  requires=frozenset({v.id}), table=v.id)
+                  requires=frozenset({v.id}))
         else:
             p.add(_concurrently(idx.definition), "create_index", idx.id, mode=NONE,
-                  provides=frozenset({idx.id}), requires=frozenset({v.id}), table=v.id,
+                  provides=frozenset({idx.id}), requires=frozenset({v.id}),
                   hazards=(Hazard(hz.INDEX_BUILD, f"index {idx.name} is built on materialized view "
                                   f"{v.schema}.{v.name} (CONCURRENTLY: reads go on)", idx.id),))
         if idx.comment:
@@ -501,8 +503,11 @@ def wire_dependencies(p: Planner, replaced: set[str], retyped: set[str]) -> None
         t = p.actual.tables.get((schema, name))
         if t is None:
             return []
+        # DROP TABLE takes its defaults, constraints, indexes, triggers and policies along
         return ([column_id(schema, name, c) for c in t.columns] + [constraint_id(schema, name, c) for c in t.constraints]
-                + [i.id for i in t.indexes.values()])
+                + [i.id for i in t.indexes.values()]
+                + [x.id for x in (*p.actual.triggers.values(), *p.actual.policies.values())
+                   if (x.schema, x.table) == (schema, name)])
 
     out = []
     for s in p.steps:

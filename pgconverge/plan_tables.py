@@ -58,7 +58,7 @@ def local_view(t: Table) -> Table:
 def _renamed(p: Planner, name: str) -> str:
     """A parent's name after the declared table renames of this plan."""
     schema, rel = _key(name)
-    for kind, rschema, _table, old, new in p.options.renames.items:
+    for kind, rschema, _table, old, new, *_ in p.options.renames.items:
         if kind == "table" and rschema == schema and old == rel and (schema, new) in p.actual.tables:
             return f"{schema}.{new}"
     return name
@@ -200,8 +200,15 @@ def _propagate(c: Column, ph: Column, pw: Column) -> Column:
 
 def effective(p: Planner, have: Table, want: Table, kept: list[str]) -> Table:
     """The table once its parents' steps recursed into it and its own links that go are undone."""
+    have_cols = dict(have.columns)
+    for kind, schema, table, old, new, *_ in p.options.renames.items:
+        # a parent's RENAME COLUMN recurses into its children
+        if (kind == "column" and f"{schema}.{table}" in kept and old in have_cols and new not in have_cols
+                and new in p.actual.tables[(schema, table)].columns):
+            have_cols = {(new if k == old else k): (replace(c, name=new) if k == old else c)
+                         for k, c in have_cols.items()}
     cols: dict[str, Column] = {}
-    for name, c in have.columns.items():
+    for name, c in have_cols.items():
         src = [par for par in kept if name in p.actual.tables[_key(par)].columns]
         if not src:
             # no parent of it stays: what was inherited becomes the table's own

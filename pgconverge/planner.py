@@ -19,7 +19,7 @@ from psycopg import sql
 
 from . import hazards as hz
 from .hazards import Hazard
-from .model import Catalog, Column, Constraint, EnumType, Index, Sequence, Table, oid_key, to_plain
+from .model import Catalog, Column, Constraint, EnumType, Index, Sequence, Table, oid_key
 from .model import to_plain as _to_plain
 
 # How a step runs. "group" steps share a transaction with their neighbours;
@@ -423,8 +423,9 @@ class Planner:
             return
 
         def derived(name: str) -> str | None:
-            cand = name.replace(old, new, 1) if old in name else None
-            return cand if cand and cand != name and len(cand.encode()) <= 63 else None
+            # the old name as a whole "_"-separated part of the derived one: t_col_key, t_pkey, t_id_seq
+            cand = re.sub(r"(?:^|(?<=_))" + re.escape(old) + r"(?=_|$)", lambda _m: new, name, count=1)
+            return cand if cand != name and len(cand.encode()) <= _NAMEDATALEN else None
 
         for name, con in list(t.constraints.items()):
             cand = derived(name)
@@ -815,8 +816,10 @@ class Planner:
         elif old.not_null and not new.not_null:
             step(f"{prefix} DROP NOT NULL")
         if new.identity and not old.identity:
-            step(f"{prefix} ADD GENERATED {'ALWAYS' if new.identity == 'a' else 'BY DEFAULT'} AS IDENTITY"
-                 + self.identity_options(new))
+            # an identity needs the column NOT NULL first (set online above, when it was not)
+            self.add(f"{prefix} ADD GENERATED {'ALWAYS' if new.identity == 'a' else 'BY DEFAULT'} AS IDENTITY"
+                     + self.identity_options(new), "alter_column", cid, provides=frozenset({cid}),
+                     requires=frozenset(new.depends_on) | {cid + "#not_null"}, table=t.id)
         elif new.identity and old.identity:
             if new.identity != old.identity:
                 step(f"{prefix} SET GENERATED {'ALWAYS' if new.identity == 'a' else 'BY DEFAULT'}")
@@ -839,13 +842,13 @@ class Planner:
         plain = f"ALTER TABLE {tq} ALTER COLUMN {q(c.name)} SET NOT NULL"
         if rewritten:
             # the type change in this run rewrites the table under ACCESS EXCLUSIVE already
-            self.add(plain, "alter_column", cid, hazards=(fails,), provides=frozenset({cid}),
+            self.add(plain, "alter_column", cid, hazards=(fails,), provides=frozenset({cid, cid + "#not_null"}),
                      requires=frozenset(c.depends_on), table=t.id)
             return
         if t.kind == "p" or 0 < self.actual.server_version < 120000:
             # no NOT VALID check on a partitioned table; before 12, SET NOT NULL always scans
-            self.add(plain, "alter_column", cid, provides=frozenset({cid}), requires=frozenset(c.depends_on),
-                     table=t.id, hazards=(fails, Hazard(hz.BLOCKS_READS_WRITES, f"SET NOT NULL on {where} scans "
+            self.add(plain, "alter_column", cid, provides=frozenset({cid, cid + "#not_null"}),
+                     requires=frozenset(c.depends_on), table=t.id, hazards=(fails, Hazard(hz.BLOCKS_READS_WRITES, f"SET NOT NULL on {where} scans "
                                                         f"{t.schema}.{t.name} under ACCESS EXCLUSIVE", cid)))
             return
         name = not_null_check_name(c.name)

@@ -20,6 +20,7 @@ False (pyinfra marks the host failed; other hosts go on).
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,9 +35,9 @@ from pyinfra.api.state import StateStage
 from . import backup as backups
 from . import introspect, ledger, preflight, signoff, smoke
 from .api import Engine, Options
-from .cli import format_plan
 from .operations import HostRunner, show_plan
 from .planner import Plan, catalog_hash, lit, q
+from .remote import sh
 from .runner import PsqlError, conn_from_spec
 from .settings import EnvSettings, safe_name
 from .source import load_source
@@ -100,10 +101,12 @@ class Database:
                 self.label = report.info["database"]
         return report
 
-    def actual_hash(self, engine: Engine | None = None) -> str:
-        """The schema hash of what is there now (scoped like the plan's)."""
+    def actual_hash(self, engine: Engine | None = None, reuse: bool = False) -> str:
+        """The schema hash of what is there now (scoped like the plan's). With `reuse`, from the
+        catalog the engine read last (after ``execute``: its own convergence check), saving a round trip."""
         engine = engine or self.engine
-        return catalog_hash(engine.scoped(introspect.parse_catalog(engine.actual_doc())))
+        doc = getattr(engine, "last_doc", None) if reuse else None
+        return catalog_hash(engine.scoped(introspect.parse_catalog(doc or engine.actual_doc())))
 
     def close(self) -> None:
         self.runner.close()
@@ -241,19 +244,21 @@ def analyze(db: Database, plan: Plan) -> str:
     ids = plan.changed_tables
     if not ids or not db.settings.analyze:
         return "analyze: nothing to do"
-    # Names are resolved by the server, so a dot inside a name cannot split it wrongly.
+    # The ids are matched by the server, so a dot inside a name cannot split it wrongly.
     rows = db.runner.query_json(
-        "SELECT coalesce(json_agg(format('%I.%I', n.nspname, c.relname) ORDER BY 1), '[]') "
+        "SELECT coalesce(json_agg(json_build_array(n.nspname, c.relname) ORDER BY n.nspname, c.relname), '[]') "
         "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relkind IN ('r', 'p', 'm') AND 'table:' || n.nspname || '.' || c.relname = ANY (ARRAY["
         + ", ".join(lit(i) for i in ids) + "]::text[]);") or []
     if not rows:
         return "analyze: nothing to do"
+    names = [q(schema, name) for schema, name in rows]
     try:
-        db.runner.run_script("".join(f"VACUUM (ANALYZE) {name};\n" for name in rows))
+        # VACUUM cannot run in a transaction block: psql sends each statement on its own
+        db.runner.run_script("".join(f"VACUUM (ANALYZE) {name};\n" for name in names))
     except PsqlError as e:
         return f"analyze: warning: {e.message}"
-    return f"analyze: VACUUM ANALYZE {len(rows)} table(s): {', '.join(rows)}"
+    return f"analyze: VACUUM ANALYZE {len(names)} table(s): {', '.join(names)}"
 
 
 def apply_deploy(state, host, db: Database, plan: Plan, backup_due: bool) -> bool:  # noqa: ARG001
@@ -264,8 +269,7 @@ def apply_deploy(state, host, db: Database, plan: Plan, backup_due: bool) -> boo
     taken: backups.Backup | None = None
     changed = False
     try:
-        ledger.ensure(db.runner)
-        run_id = ledger.start(db.runner, ledger.RunStart(
+        run_id = ledger.start(db.runner, ensure_first=True, run=ledger.RunStart(
             action="deploy", environment=s.env, actor=s.resolved_actor(), host=host.name, target=db.label,
             source_hash=plan.source_hash, desired_hash=plan.desired_hash, before_hash=plan.actual_hash,
             plan_hash=plan.plan_hash, plan=plan.to_json()))
@@ -286,7 +290,7 @@ def apply_deploy(state, host, db: Database, plan: Plan, backup_due: bool) -> boo
                       + (f" and {len(plan.data_blocks)} data block(s)" if plan.data_blocks else ""))
             changed = True
             result = db.engine.execute(plan)
-            after_hash = db.actual_hash()
+            after_hash = db.actual_hash(reuse=True)
             say(host, f"converge: done in {result.seconds:.2f}s; {db.label} is at the desired schema")
             say(host, analyze(db, plan))
         checks = smoke.load(s.smoke)
@@ -311,7 +315,9 @@ def apply_deploy(state, host, db: Database, plan: Plan, backup_due: bool) -> boo
         message = f"{type(e).__name__}: {e}" if not isinstance(e, (PsqlError, backups.BackupError)) else str(e)
         if run_id is not None:
             try:
-                ledger.finish(db.runner, run_id, "failed", message=message[:2000])
+                # where the schema stands now: the steps before a failed one stay applied
+                after = db.actual_hash() if changed else None
+                ledger.finish(db.runner, run_id, "failed", message=message[:2000], after_hash=after)
             except Exception as e2:  # the database may be gone: say so, keep the first error
                 say(host, f"ledger: could not record the failure: {e2}", fg="red")
         say(host, f"FAILED: {db.label}: {message}", fg="red", bold=True)
@@ -385,12 +391,15 @@ def deploy(database: str | dict, settings: EnvSettings | None = None):
 # --------------------------------------------------------------------------- restore
 
 
-def _belongs(settings: EnvSettings, label: str, wanted: str) -> bool:
-    """Whether a backup path or file name given on the command line is this database's."""
+def _belongs(host_: Any, settings: EnvSettings, label: str, wanted: str, several: bool) -> bool:
+    """Whether the backup named on the command line is this database's. On a host with one
+    database anything goes (a wrong name fails later, loudly); with several, the file must be in
+    this database's folder (or the database be named with pgconverge_database)."""
+    if not several:
+        return True
     if "/" in wanted:
         return wanted.rsplit("/", 1)[0].rstrip("/") == backups.folder(settings, label)
-    parsed = backups.parse_name(wanted)
-    return parsed is not None and wanted.startswith(safe_name(label) + "-")
+    return sh(host_, f"[ -f {shlex.quote(backups.folder(settings, label) + '/' + wanted)} ]").ok
 
 
 def _selected(settings: EnvSettings, label: str, only: str | None) -> bool:
@@ -440,7 +449,7 @@ def apply_restore(state, host, db: Database, chosen: backups.Backup, expected: s
 
 @operation()
 def restore(database: str | dict, settings: EnvSettings | None = None, backup: str | None = None,
-            confirm: str | None = None, only: str | None = None):
+            confirm: str | None = None, only: str | None = None, several: bool = False):
     """
     Put a backup back: the newest of the database's backups, or ``backup``.
 
@@ -449,6 +458,8 @@ def restore(database: str | dict, settings: EnvSettings | None = None, backup: s
     + backup: a backup path (or a file name in the database's backup folder); default: the newest
     + confirm: ``"yes"`` to skip the question environments with ``pgconverge_confirm_restore`` ask
     + only: restore only the database with this label (hosts carrying several)
+    + several: the host carries several databases: a ``backup`` then applies only to the database
+      whose folder holds it
 
     **Example:**
 
@@ -465,7 +476,8 @@ def restore(database: str | dict, settings: EnvSettings | None = None, backup: s
         report = db.preflight()
         if not report.info:
             raise RuntimeError("; ".join(report.problems))
-        if not _selected(settings, db.label, only) or (backup and not _belongs(settings, db.label, backup)):
+        if not _selected(settings, db.label, only) or (
+                backup and not only and not _belongs(host, settings, db.label, backup, several)):
             db.close()
             host.noop(f"restore: {db.label} not selected")
             return
@@ -544,7 +556,7 @@ def apply_drill(state, host, db: Database, chosen: backups.Backup, run: ledger.R
 
 @operation()
 def drill(database: str | dict, settings: EnvSettings | None = None, backup: str | None = None,
-          only: str | None = None):
+          only: str | None = None, several: bool = False):
     """
     The restore drill ("test restore procedure"): restore the newest backup (or ``backup``) into
     a scratch database, check its schema hash against the ledger run that took it, drop it.
@@ -553,6 +565,7 @@ def drill(database: str | dict, settings: EnvSettings | None = None, backup: str
     + settings: an ``EnvSettings``; default: from the host's group data
     + backup: a backup path or file name; default: the newest
     + only: drill only the database with this label
+    + several: as for ``restore``
 
     **Example:**
 
@@ -568,7 +581,8 @@ def drill(database: str | dict, settings: EnvSettings | None = None, backup: str
         report = db.preflight()
         if not report.info:
             raise RuntimeError("; ".join(report.problems))
-        if not _selected(settings, db.label, only) or (backup and not _belongs(settings, db.label, backup)):
+        if not _selected(settings, db.label, only) or (
+                backup and not only and not _belongs(host, settings, db.label, backup, several)):
             db.close()
             host.noop(f"drill: {db.label} not selected")
             return

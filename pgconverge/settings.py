@@ -55,6 +55,7 @@ class EnvSettings:
     exclude_schemas: tuple[str, ...] = ()
     lock_timeout: str | None = None
     statement_timeout: str | None = None
+    lock_retries: int | None = None  # retries of a step whose lock was not granted (engine default: 5)
     check: bool = False
     # preflight
     min_server_version: int = 15
@@ -106,6 +107,7 @@ class EnvSettings:
             exclude_schemas=as_list(get("exclude_schemas")),
             lock_timeout=get("lock_timeout"),
             statement_timeout=get("statement_timeout"),
+            lock_retries=int(get("lock_retries")) if get("lock_retries") is not None else None,
             check=as_bool(get("check")),
             min_server_version=major_version(get("min_server_version", 15)),
             required_extensions=as_list(get("required_extensions")),
@@ -137,6 +139,8 @@ class EnvSettings:
             opts["lock_timeout"] = self.lock_timeout
         if self.statement_timeout:
             opts["statement_timeout"] = self.statement_timeout
+        if self.lock_retries is not None:
+            opts["retries"] = self.lock_retries
         return opts
 
     def tool(self, name: str) -> str:

@@ -10,6 +10,7 @@ or hang the deploy.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,11 +87,18 @@ def _strip(sql: str) -> str:
     return "\n".join(lines).rstrip().rstrip(";").rstrip()
 
 
-def script(check: Check) -> str:
-    return (f"SET default_transaction_read_only = on;\nSET statement_timeout = {lit(TIMEOUT)};\n"
-            "BEGIN READ ONLY;\n"
-            f"SELECT coalesce(json_agg(row_to_json(pgconverge_smoke)), '[]') FROM (\n{_strip(check.sql)}\n"
+def _select(check: Check) -> str:
+    # jsonb's text form is one line (json_agg's is not): one output line per check
+    return ("BEGIN READ ONLY;\n"
+            f"SELECT coalesce(jsonb_agg(to_jsonb(pgconverge_smoke)), '[]')::text FROM (\n{_strip(check.sql)}\n"
             ") AS pgconverge_smoke;\nROLLBACK;\n")
+
+
+_PROLOGUE = f"SET default_transaction_read_only = on;\nSET statement_timeout = {lit(TIMEOUT)};\n"
+
+
+def script(check: Check) -> str:
+    return _PROLOGUE + _select(check)
 
 
 def judge(rows: list[dict[str, Any]]) -> tuple[bool, str]:
@@ -104,6 +112,18 @@ def judge(rows: list[dict[str, Any]]) -> tuple[bool, str]:
 
 
 def run(runner: Runner, checks: list[Check]) -> SmokeReport:
+    """All checks in one psql call; when one of them errors, again one by one to say which."""
+    if not checks:
+        return SmokeReport(checks_hash(checks), [])
+    rc, out, _err = runner.exec_psql(["-A", "-t"], _PROLOGUE + "".join(_select(c) for c in checks))
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if rc == 0 and len(lines) == len(checks):
+        results = []
+        for c, line in zip(checks, lines):
+            rows = json.loads(line)
+            ok, detail = judge(rows)
+            results.append(CheckResult(c.name, ok, detail, rows if not ok else []))
+        return SmokeReport(checks_hash(checks), results)
     results = []
     for c in checks:
         try:

@@ -26,8 +26,8 @@ ROLE = "schemainspect_test_role"
 # Scoping each fixture ran with upstream, and the pg_dump arguments that compare that scope.
 SCOPES: dict[str, dict] = {
     "singleschema": {"options": {"only_schemas": ["goodschema"]}, "dump": ["--schema", "goodschema"]},
-    "singleschema_ext": {"options": {"only_schemas": ["goodschema"]}, "dump": ["--schema", "goodschema"],
-                         "extensions": True},
+    "singleschema_ext": {"options": {"only_schemas": ["goodschema"], "create_extensions_anywhere": True},
+                         "dump": ["--schema", "goodschema"], "extensions": True},
     "excludeschema": {"options": {"exclude_schemas": ["excludedschema"]},
                       "dump": ["--exclude-schema", "excludedschema"]},
     "extversions": {"options": {"compare_extension_versions": True}},

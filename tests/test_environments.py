@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -166,7 +167,7 @@ def test_converge_backs_up_analyzes_smokes_and_records(project: Project, db: str
     res = project.pyinfra("staging", extra_env={"APP_URL": db})
     assert res.rc == 0, res
     assert tables(db) == {"items"}
-    assert "analyze: VACUUM ANALYZE 1 table(s): public.items" in res.out
+    assert 'analyze: VACUUM ANALYZE 1 table(s): "public"."items"' in res.out
     assert "smoke: 1/1 check(s) passed" in res.out
     files = backups_in(project, "staging", "app")
     assert len(files) == 1 and files[0].suffix == ".dump"
@@ -284,8 +285,13 @@ def test_failed_smoke_check_fails_the_run_and_the_restore_rolls_back(project: Pr
     assert "restore.py" in row["message"]
     assert tables(db) == {"items", "keep_me"}
 
-    res = project.pyinfra("staging", "restore.py", "--data", f"pgconverge_backup=backups/staging/app/{backup.name}",
-                          extra_env={"APP_URL": db})
+    # run the rollback command exactly as printed
+    [hint] = [ln for ln in res.out.splitlines() if "restore.py --limit" in ln]
+    argv = shlex.split(hint.split("] ", 1)[1])
+    assert argv[:3] == ["pyinfra", "inventory/staging.py", "restore.py"], argv
+    p = subprocess.run([PYINFRA, "-y", *argv[1:]], cwd=project.root, env={**project.env, "APP_URL": db},
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    res = Proc(p.returncode, p.stdout)
     assert res.rc == 0, res
     assert tables(db) == {"keep_me"}
     with psycopg.connect(db) as c:
@@ -448,6 +454,20 @@ def test_password_never_in_argv_output_json_or_ledger(project: Project, role_db)
             assert pw not in f.read_text()
 
 
+def test_service_file_and_password_file(project: Project, role_db, cluster) -> None:
+    url, pw, role, name = role_db(createdb=True)
+    service_file = project.write("pg_service.conf", f"[app_svc]\nhost=127.0.0.1\nport={cluster.port}\n"
+                                                    f"dbname={name}\nuser={role}\n")
+    passfile = project.write("pgpass", f"127.0.0.1:{cluster.port}:*:{role}:{pw}\n")
+    passfile.chmod(0o600)
+    project.environment("staging", pgconverge_databases=[
+        {"name": "app", "service": "app_svc", "passfile": str(passfile)}])
+    res = project.pyinfra("staging", extra_env={"PGSERVICEFILE": str(service_file)})
+    assert res.rc == 0, res
+    assert tables(url) == {"items"} and runs(url)[0]["outcome"] == "converged"
+    assert pw not in res.out
+
+
 # --------------------------------------------------------------------------- the production gate
 
 
@@ -532,6 +552,12 @@ def test_two_databases_on_one_host(project: Project, make_db) -> None:
     assert runs(a)[0]["target"] == "orders" and runs(b)[0]["target"] == dbname(b)
     assert len(backups_in(project, "staging", "orders")) == 1
     assert len(backups_in(project, "staging", dbname(b))) == 1
+    # a restore picks one database of the host
+    res = project.pyinfra("staging", "restore.py", "--data", "pgconverge_database=orders",
+                          extra_env={"A_URL": a, "B_URL": b})
+    assert res.rc == 0, res
+    assert tables(a) == set() and tables(b) == {"items"}
+    assert [r["action"] for r in runs(b)] == ["deploy"]
 
 
 def test_two_hosts_converge_in_one_run(project: Project, make_db) -> None:

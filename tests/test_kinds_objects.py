@@ -202,6 +202,14 @@ def test_trigger_on_new_function_create_change_disable_drop(db, conn):
     assert rows(conn, "SELECT count(*) FROM pg_trigger WHERE tgname = 't_stamp'") == [(0,)]
 
 
+def test_function_dropped_after_the_table_whose_trigger_calls_it(db, conn):
+    converge(db, [TRIGGER_FN, "CREATE TABLE t (id int, changed timestamptz);",
+                  "CREATE TRIGGER t_stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp();"])
+    ran = converge(db, ["CREATE TABLE other (id int);"])
+    assert not any(s.startswith("DROP TRIGGER") for s in ran)  # it goes with its table
+    assert position(ran, 'DROP TABLE "public"."t"') < position(ran, 'DROP FUNCTION "public"."stamp"()')
+
+
 def test_constraint_trigger_and_function_dropped_after_trigger(db, conn):
     check = """CREATE FUNCTION no_zero() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN IF NEW.id = 0 THEN RAISE EXCEPTION 'zero'; END IF; RETURN NULL; END $$;"""

@@ -226,6 +226,16 @@ def test_enum_value_removal_fails_on_rows_holding_it_and_changes_nothing(db, con
     assert one(conn, "SELECT c::text FROM t") == "green"
 
 
+def test_enum_value_removal_recreates_the_views_that_use_it(db, conn):
+    views = """CREATE VIEW v AS SELECT * FROM t; CREATE VIEW v2 AS SELECT *, 'b'::e AS x FROM t;"""
+    converge(db, "CREATE TYPE e AS ENUM ('a', 'b', 'c'); CREATE TABLE t (id int, c e DEFAULT 'a');" + views)
+    conn.execute("INSERT INTO t VALUES (1, 'b')")
+    plan = converge(db, "CREATE TYPE e AS ENUM ('a', 'b'); CREATE TABLE t (id int, c e DEFAULT 'a');" + views)
+    assert index_of(plan, 'DROP VIEW "public"."v2"') < index_of(plan, "USING \"c\"::text") \
+        < index_of(plan, 'DROP TYPE "public"."e"') < index_of(plan, 'CREATE VIEW "public"."v2"')
+    assert conn.execute("SELECT id, c::text, x::text FROM v2").fetchall() == [(1, "b", "b")]
+
+
 def test_enum_reorder_keeps_data(db, conn):
     converge(db, "CREATE TYPE size AS ENUM ('small', 'large', 'medium'); CREATE TABLE t (s size);")
     conn.execute("INSERT INTO t VALUES ('medium'), ('large')")
@@ -377,6 +387,19 @@ def test_inheritance_children_and_their_columns(db, conn):
     # dropping the parent and a child together: the child goes first
     plan = converge(db, "CREATE TABLE other (id int);")
     assert index_of(plan, 'DROP TABLE "public"."child"') < index_of(plan, 'DROP TABLE "public"."base"')
+
+
+def test_parent_column_rename_reaches_the_children(db, conn):
+    converge(db, ["CREATE TABLE base (id int, old_name text);", "CREATE TABLE child () INHERITS (base);",
+                  "CREATE TABLE p (id int, old_name text) PARTITION BY LIST (id);",
+                  "CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);"])
+    conn.execute("INSERT INTO child VALUES (1, 'kept'); INSERT INTO p VALUES (1, 'kept')")
+    plan = converge(db, ["CREATE TABLE base (\n id int,\n new_name text -- @renamed-from old_name\n);",
+                         "CREATE TABLE child () INHERITS (base);",
+                         "CREATE TABLE p (\n id int,\n new_name text -- @renamed-from old_name\n) PARTITION BY LIST (id);",
+                         "CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);"])
+    assert [s.kind for s in plan.steps] == ["rename", "rename"]
+    assert one(conn, "SELECT new_name FROM child") == "kept" and one(conn, "SELECT new_name FROM p1") == "kept"
 
 
 def test_new_child_joins_with_the_parents_check_constraints(db, conn):

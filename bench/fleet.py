@@ -52,6 +52,7 @@ class Figures:
     hosts: int
     converge: float
     noop: float
+    load: float  # 1-minute load average at the end of the converge: other work on the machine
 
 
 def databases(cluster: Cluster, n: int) -> list[str]:
@@ -133,24 +134,26 @@ def measure(cluster: Cluster, n: int, home: Path) -> list[Figures]:
         names = databases(cluster, n)
         root = project(cluster, names, shape)
         converge = pyinfra(root, home)
+        load = os.getloadavg()[0]
         noop = pyinfra(root, home)
         check(cluster, names)
         hosts = 1 if shape == "serial" else n
-        out.append(Figures(n, shape, hosts, converge, noop))
-        print(f"  N={n:<4} {shape:<8} converge {converge:7.1f}s   no-op {noop:6.1f}s", flush=True)
+        out.append(Figures(n, shape, hosts, converge, noop, load))
+        print(f"  N={n:<4} {shape:<8} converge {converge:7.1f}s   no-op {noop:6.1f}s   load {load:.1f}", flush=True)
     return out
 
 
 def table(figures: list[Figures]) -> str:
     rows = ["| databases | serial converge | parallel converge | speed-up | serial no-op | parallel no-op "
-            "| speed-up | per database (parallel converge) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| speed-up | per database (serial / parallel converge) | load avg (serial / parallel) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     sizes = sorted({f.size for f in figures})
     for n in sizes:
         s = next(f for f in figures if f.size == n and f.shape == "serial")
         p = next(f for f in figures if f.size == n and f.shape == "parallel")
         rows.append(f"| {n} | {s.converge:.1f} s | {p.converge:.1f} s | {s.converge / p.converge:.2f}x "
-                    f"| {s.noop:.1f} s | {p.noop:.1f} s | {s.noop / p.noop:.2f}x | {p.converge / n * 1000:.0f} ms |")
+                    f"| {s.noop:.1f} s | {p.noop:.1f} s | {s.noop / p.noop:.2f}x "
+                    f"| {s.converge / n * 1000:.0f} / {p.converge / n * 1000:.0f} ms | {s.load:.1f} / {p.load:.1f} |")
     return "\n".join(rows)
 
 
@@ -184,7 +187,9 @@ def main() -> int:
             "host carrying the N databases (a host's operations run in order). *parallel*: N `@pglocal/<name>` "
             f"hosts, run by pyinfra's default parallelism (min(20 x CPUs, N) = up to {20 * cpus} at once). "
             "The desired catalog comes from the shadow cache (built once before timing). Times include "
-            "pyinfra's start-up (about 1.5 s).\n\n" + text + "\n\n"
+            "pyinfra's start-up (about 1.5 s). The last column is the machine's 1-minute load average after "
+            "each converge: this machine was shared with other work, so compare figures of similar load.\n\n"
+            + text + "\n\n"
             "Reading: the converge of a database is a dozen short psql/pg_dump processes; on a host those "
             "run one after the other, while pyinfra runs hosts concurrently (gevent), so many hosts overlap "
             "their waits. The gain is bounded by the CPUs shared by the client processes and the server "

@@ -14,6 +14,7 @@ Each step carries its hazards; each hazard has a one-line reason naming the obje
 | renames | a declared rename of a table, column, index or constraint |
 | extension_change | CREATE / ALTER / DROP EXTENSION |
 | authz_change | grants, privileges and policies |
+| drops_object | a view, materialized view, function, procedure or trigger in the database but not in sql/ is dropped: code that calls it breaks (objects dropped only to be created again carry none) |
 
 Brief ACCESS EXCLUSIVE changes that only touch the catalog (ADD CONSTRAINT ... NOT VALID,
 USING INDEX, SET NOT NULL over a validated check, a default, a comment, a rename, DROP
@@ -36,6 +37,7 @@ MAY_FAIL_ON_EXISTING_DATA = "may_fail_on_existing_data"
 RENAMES = "renames"
 EXTENSION_CHANGE = "extension_change"
 AUTHZ_CHANGE = "authz_change"
+DROPS_OBJECT = "drops_object"
 
 ALL_HAZARDS = (
     DELETES_DATA,
@@ -48,6 +50,7 @@ ALL_HAZARDS = (
     RENAMES,
     EXTENSION_CHANGE,
     AUTHZ_CHANGE,
+    DROPS_OBJECT,
 )
 
 

@@ -23,6 +23,7 @@ from .cli import format_plan
 from .executor import render_script
 from .planner import Plan
 from .runner import Conn, Runner, conn_from_spec, passfile_line, shell_command
+from .shadow import default_cache_dir
 from .source import load_source
 
 # Plans shown at prepare time, by (host, database): the execute stage must match them.
@@ -146,7 +147,8 @@ def converge(
     """
     conn = conn_from_spec(database)
     runner = HostRunner(host, conn, psql)
-    engine = Engine(runner, load_source(sql), _options(dict(
+    # parsed once per sql/ content: the body runs at plan and at execute time, for every database
+    engine = Engine(runner, load_source(sql, cache_dir=default_cache_dir()), _options(dict(
         allow_hazards=allow_hazards, drops=drops, only_schemas=only_schemas, exclude_schemas=exclude_schemas,
         compare_extension_versions=compare_extension_versions, lock_timeout=lock_timeout,
         statement_timeout=statement_timeout, retries=lock_retries)))

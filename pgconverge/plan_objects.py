@@ -209,6 +209,13 @@ def replaced_objects(p: Planner, retyped: set[str]) -> set[str]:
         replaced |= more
 
 
+def _drift(kept: bool, what: str, oid: str) -> tuple[Hazard, ...]:
+    """A drop of an object that sql/ no longer declares; one dropped to be created again is routine."""
+    if kept:
+        return ()
+    return (Hazard(hz.DROPS_OBJECT, f"{what} is not in sql/ and is dropped; code that uses it breaks", oid),)
+
+
 def _needs(p: Planner, schema: str, deps: Iterable[str], oid: str, recreated: bool) -> frozenset[str]:
     """What creating an object requires: its schema, what it uses, and its old self gone."""
     return frozenset({oid_key("schema", schema), *deps} | ({oid + "#gone"} if recreated else set()))
@@ -242,6 +249,8 @@ def diff_functions(p: Planner, replaced: set[str]) -> None:
             _check_function_users(p, have, removed)
             p.add(f"DROP {_ROUTINE[have.kind]} {q(have.schema, have.name)}({have.identity_args})",
                   "drop_function", fid, removes=frozenset({fid, have.name_id}),
+                  hazards=_drift(fid in p.desired.functions,
+                                 f"{_ROUTINE[have.kind].lower()} {have.schema}.{have.name}({have.identity_args})", fid),
                   provides=frozenset({fid + "#gone"}), drop_before=frozenset(have.depends_on))
 
 
@@ -276,6 +285,8 @@ def diff_views(p: Planner, replaced: set[str]) -> None:
     for have in p.actual.views.values():
         if have.id in replaced:
             p.add(f"DROP {_VIEW_WORD[have.kind]} {q(have.schema, have.name)}", "drop_view", have.id,
+                  hazards=_drift((have.schema, have.name) in p.desired.views,
+                                 f"{_VIEW_WORD[have.kind].lower()} {have.schema}.{have.name}", have.id),
                   removes=frozenset({have.id} | {i.id for i in have.indexes.values()}),
                   provides=frozenset({have.id + "#gone"}), drop_before=frozenset(have.depends_on))
 
@@ -343,6 +354,8 @@ def diff_triggers(p: Planner, replaced: set[str]) -> None:
     for tid, have in p.actual.triggers.items():
         if tid in replaced and not _owner_dropped(p, have.schema, have.table):
             p.add(f"DROP TRIGGER {q(have.name)} ON {q(have.schema, have.table)}", "drop_trigger", tid,
+                  hazards=_drift(tid in p.desired.triggers, f"trigger {have.name} on {have.schema}.{have.table}",
+                                 tid),
                   removes=frozenset({tid}), provides=frozenset({tid + "#gone"}),
                   drop_before=frozenset(have.depends_on))
 

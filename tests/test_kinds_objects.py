@@ -451,3 +451,25 @@ def test_unit_dependency_cycle_is_reported():
     b = View("public", "b", "v", " SELECT 2;", (("x", "integer"),), depends_on=("view:public.a",))
     with pytest.raises(PlanError, match="dependency cycle"):
         diff(_cat(), _cat(a, b))
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_dropping_undeclared_objects_needs_drops_object(db, conn):
+    base = "CREATE TABLE t (a int);"
+    converge(db, [base, "CREATE VIEW v AS SELECT a FROM t;",
+                  "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';"])
+    plan = pgconverge.plan(db, [base])
+    hazards = {(h.name, h.object) for s in plan.steps for h in s.hazards}
+    assert ("drops_object", "view:public.v") in hazards
+    assert any(name == "drops_object" and obj.startswith("function:public.f") for name, obj in hazards)
+    with pytest.raises(HazardRefused, match="drops_object"):
+        pgconverge.apply(db, [base], allow_hazards=[h for h in hz.ALL_HAZARDS if h != hz.DROPS_OBJECT])
+    assert rows(conn, "SELECT to_regclass('v') IS NOT NULL") == [(True,)]
+    # recreated (not dropped for good) objects carry no such hazard
+    ran = pgconverge.plan(db, [base.replace("a int", "a bigint"), "CREATE VIEW v AS SELECT a FROM t;",
+                               "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';"], **ALL)
+    assert all(h.name != "drops_object" for s in ran.steps for h in s.hazards)
+    converge(db, [base], allow_hazards=[hz.DROPS_OBJECT])
+    assert rows(conn, "SELECT to_regclass('v')") == [(None,)]

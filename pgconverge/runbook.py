@@ -40,6 +40,7 @@ from .planner import Plan, catalog_hash, lit, q
 from .remote import sh
 from .runner import PsqlError, conn_from_spec
 from .settings import EnvSettings, safe_name
+from .shadow import default_cache_dir
 from .source import load_source
 
 # Plans shown at prepare time, by (host, database): execute refuses when the plan moved.
@@ -83,7 +84,9 @@ class Database:
         psql = settings.tool("psql")
         self.runner = HostRunner(host_, self.conn, psql)
         self.shadow = HostRunner(host_, conn_from_spec(settings.shadow), psql) if settings.shadow else None
-        self.source = load_source(list(settings.sql) if len(settings.sql) > 1 else settings.sql[0])
+        # parsed once per sql/ content (cached): the body runs at plan and execute time, per database
+        self.source = load_source(list(settings.sql) if len(settings.sql) > 1 else settings.sql[0],
+                                  cache_dir=default_cache_dir())
         self.options = Options.build(**settings.engine_options())
         self.engine = Engine(self.runner, self.source, self.options, shadow=self.shadow)
         self.label = self.name or self.conn.dbname or self.conn.describe()

@@ -48,7 +48,9 @@ def format_plan(plan, colours: bool = False) -> str:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", required=True, help="libpq connection string or URL (a password is never printed)")
+    p.add_argument("--target", required=True,
+                   help="libpq connection string or URL, or env:VAR to read it from a variable (keeps a "
+                        "password off the command line); a password is never printed")
     p.add_argument("--sql", action="append", required=True, help=".sql file or folder; repeatable")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--allow-hazards", default="", help=f"comma list or 'all'; known: {', '.join(ALL_HAZARDS)}")
@@ -103,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = Options.build(**_options(args))
         source = load_source(args.sql if len(args.sql) > 1 else args.sql[0],
                              cache_dir=(options.cache_dir or default_cache_dir()) if options.use_cache else None)
-        engine = Engine(LocalRunner(args.target), source, options)
+        from .envcli import resolve_target
+
+        engine = Engine(LocalRunner(resolve_target(args.target)), source, options)
         plan = engine.plan()
         refused = engine.policy().refused(plan.hazards)
         if args.command == "plan":

@@ -295,3 +295,13 @@ def test_engine_introspects_in_one_round_trip(db, monkeypatch):
     monkeypatch.setattr(runner, "exec_psql", lambda *a, **k: calls.append(1) or original(*a, **k))
     Engine(runner, load_source(["CREATE TABLE t (id int);"]), Options()).actual_doc()
     assert len(calls) == 1
+
+
+def test_cli_target_from_environment_variable(db, capsys, tmp_path, monkeypatch):
+    # env:VAR keeps a URL (and any password in it) out of the process's argv
+    monkeypatch.setenv("PGC_TARGET", db)
+    f = tmp_path / "s.sql"
+    f.write_text("CREATE TABLE t (id int);\n")
+    assert cli("plan", "--target", "env:PGC_TARGET", "--sql", str(f), capsys=capsys)[0] == 2
+    code, _, err = cli("plan", "--target", "env:PGC_UNSET_VAR", "--sql", str(f), capsys=capsys)
+    assert code == 1 and "PGC_UNSET_VAR" in err

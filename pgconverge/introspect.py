@@ -611,6 +611,48 @@ UNION ALL
 SELECT 'rule', n.nspname || '.' || c.relname || '.' || r.rulename
   FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN ns n ON n.oid = c.relnamespace
   WHERE r.rulename <> '_RETURN'
+UNION ALL
+SELECT 'operator', n.nspname || '.' || o.oprname || '(' || format_type(o.oprleft, NULL) || ', '
+       || format_type(o.oprright, NULL) || ')'
+  FROM pg_operator o JOIN ns n ON n.oid = o.oprnamespace
+ WHERE (o.oid, 'pg_operator'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'operator class', n.nspname || '.' || oc.opcname
+  FROM pg_opclass oc JOIN ns n ON n.oid = oc.opcnamespace
+ WHERE (oc.oid, 'pg_opclass'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'operator family', n.nspname || '.' || f.opfname
+  FROM pg_opfamily f JOIN ns n ON n.oid = f.opfnamespace
+ WHERE (f.oid, 'pg_opfamily'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'statistics object', n.nspname || '.' || s.stxname
+  FROM pg_statistic_ext s JOIN ns n ON n.oid = s.stxnamespace
+UNION ALL
+SELECT 'text search configuration', n.nspname || '.' || c.cfgname
+  FROM pg_ts_config c JOIN ns n ON n.oid = c.cfgnamespace
+ WHERE (c.oid, 'pg_ts_config'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'text search dictionary', n.nspname || '.' || d.dictname
+  FROM pg_ts_dict d JOIN ns n ON n.oid = d.dictnamespace
+ WHERE (d.oid, 'pg_ts_dict'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'conversion', n.nspname || '.' || cv.conname
+  FROM pg_conversion cv JOIN ns n ON n.oid = cv.connamespace
+ WHERE (cv.oid, 'pg_conversion'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+-- objects without a schema: user-made ones have oids past the bootstrap range
+SELECT 'cast', format_type(c.castsource, NULL) || ' AS ' || format_type(c.casttarget, NULL)
+  FROM pg_cast c
+ WHERE c.oid >= 16384 AND (c.oid, 'pg_cast'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'procedural language', l.lanname FROM pg_language l
+ WHERE l.oid >= 16384 AND (l.oid, 'pg_language'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'foreign-data wrapper', w.fdwname FROM pg_foreign_data_wrapper w
+ WHERE (w.oid, 'pg_foreign_data_wrapper'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+UNION ALL
+SELECT 'access method', a.amname FROM pg_am a
+ WHERE a.oid >= 16384 AND (a.oid, 'pg_am'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
 """
 
 

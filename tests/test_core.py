@@ -305,3 +305,17 @@ def test_cli_target_from_environment_variable(db, capsys, tmp_path, monkeypatch)
     assert cli("plan", "--target", "env:PGC_TARGET", "--sql", str(f), capsys=capsys)[0] == 2
     code, _, err = cli("plan", "--target", "env:PGC_UNSET_VAR", "--sql", str(f), capsys=capsys)
     assert code == 1 and "PGC_UNSET_VAR" in err
+
+
+@pytest.mark.parametrize("ddl,kind", [
+    ("CREATE FUNCTION f_add(int, int) RETURNS int LANGUAGE sql AS 'SELECT $1 + $2';"
+     "CREATE OPERATOR <~> (LEFTARG = int, RIGHTARG = int, FUNCTION = f_add);", "operator"),
+    ("CREATE TABLE st (a int, b int); CREATE STATISTICS st_ab ON a, b FROM st;", "statistics object"),
+    ("CREATE TEXT SEARCH CONFIGURATION my_ts (COPY = english);", "text search configuration"),
+])
+def test_unmanaged_kinds_in_the_database_fail_loudly(db, conn, ddl, kind):
+    conn.execute(ddl)
+    before = rows(conn, "SELECT count(*) FROM pg_class")
+    with pytest.raises(Exception, match=f"unsupported: {kind}"):
+        pgconverge.plan(db, ["CREATE TABLE t (id int);"], **ALL)
+    assert rows(conn, "SELECT count(*) FROM pg_class") == before

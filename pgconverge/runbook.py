@@ -32,6 +32,7 @@ from pyinfra import host
 from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.api.state import StateStage
 
+from . import hazards as hz
 from . import backup as backups
 from . import introspect, ledger, preflight, signoff, smoke
 from .api import Engine, Options
@@ -219,6 +220,10 @@ def check_deploy(db: Database, executing: bool) -> Checked:
     elif refused:
         result.problem = f"{db.label}: refused by policy, nothing was run: " + "; ".join(
             f"{x.name}: {x.reason}" for x in refused)
+    elif not s.backup and any(x.name == hz.DELETES_DATA for x in plan.hazards):
+        # deleted rows can only come back from a backup taken by this very run
+        result.problem = (f"{db.label}: the plan deletes data but backups are off (pgconverge_backup = False); "
+                          "nothing was run. Turn backups on for this run.")
     elif s.check and not plan.is_empty:
         result.problem = f"{db.label}: {len(plan.steps)} change(s) pending (check mode), nothing was run"
     elif gate_refusal:

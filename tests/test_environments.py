@@ -578,3 +578,15 @@ def test_two_hosts_converge_in_one_run(project: Project, make_db) -> None:
     res = project.pyinfra("staging", extra_env={"A_URL": make_db(), "C_URL": c})
     assert res.rc != 0, res
     assert tables(c) == {"items"}
+
+
+def test_deleting_data_without_a_backup_is_refused(project: Project, db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE TABLE legacy (id int); INSERT INTO legacy VALUES (1)")
+    project.environment("staging", pgconverge_databases=[{"name": "app", "url_env": "APP_URL"}],
+                        pgconverge_backup=False, pgconverge_drops=["table:public.legacy"],
+                        pgconverge_allow_hazards=ALL["pgconverge_allow_hazards"] + ["deletes_data"])
+    res = project.pyinfra("staging", extra_env={"APP_URL": db})
+    assert res.rc != 0
+    assert "deletes data but backups are off" in res.out
+    assert tables(db) == {"legacy"}  # nothing ran: not even the new table

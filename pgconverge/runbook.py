@@ -481,17 +481,10 @@ def restore(database: str | dict, settings: EnvSettings | None = None, backup: s
     db = None
     try:
         db = Database(host, database, settings)
-        report = db.preflight()
-        if not report.info:
-            raise RuntimeError("; ".join(report.problems))
-        if not _selected(settings, db.label, only) or (
-                backup and not only and not _belongs(host, settings, db.label, backup, several)):
-            db.close()
-            host.noop(f"restore: {db.label} not selected")
+        picked = _pick_backup(host, db, settings, backup, only, several, "restore")
+        if picked is None:
             return
-        chosen = backups.choose(host, settings, db.label, backup)
-        size, sha = backups.checksum_matches(host, chosen, None)
-        run = ledger.run_for_backup(db.runner, sha)
+        chosen, size, sha, run = picked
         backups.verify(host, settings, chosen)
         expected = run.before_hash if run else None
         took = f"taken by run #{run.id} at {run.started_at}" if run else "not in this database's ledger"
@@ -517,6 +510,23 @@ def restore(database: str | dict, settings: EnvSettings | None = None, backup: s
             yield StringCommand("#", "restore", "will", "fail")
         return
     yield FunctionCommand(apply_restore, (db, chosen, expected, before_hash), {})
+
+
+def _pick_backup(host_, db: Database, settings: EnvSettings, backup: str | None, only: str | None,
+                 several: bool, verb: str) -> tuple[backups.Backup, int, str, ledger.Run | None] | None:
+    """Preflight, then the backup a restore or drill works on, its size and sha256, and the
+    ledger run that took it; None when this database is not the one selected."""
+    report = db.preflight()
+    if not report.info:
+        raise RuntimeError("; ".join(report.problems))
+    if not _selected(settings, db.label, only) or (
+            backup and not only and not _belongs(host_, settings, db.label, backup, several)):
+        db.close()
+        host_.noop(f"{verb}: {db.label} not selected")
+        return None
+    chosen = backups.choose(host_, settings, db.label, backup)
+    size, sha = backups.checksum_matches(host_, chosen, None)
+    return chosen, size, sha, ledger.run_for_backup(db.runner, sha)
 
 
 # --------------------------------------------------------------------------- drill
@@ -586,17 +596,10 @@ def drill(database: str | dict, settings: EnvSettings | None = None, backup: str
     db = None
     try:
         db = Database(host, database, settings)
-        report = db.preflight()
-        if not report.info:
-            raise RuntimeError("; ".join(report.problems))
-        if not _selected(settings, db.label, only) or (
-                backup and not only and not _belongs(host, settings, db.label, backup, several)):
-            db.close()
-            host.noop(f"drill: {db.label} not selected")
+        picked = _pick_backup(host, db, settings, backup, only, several, "drill")
+        if picked is None:
             return
-        chosen = backups.choose(host, settings, db.label, backup)
-        _size, sha = backups.checksum_matches(host, chosen, None)
-        run = ledger.run_for_backup(db.runner, sha)
+        chosen, _size, sha, run = picked
         if run is None:
             raise RuntimeError(f"no run in {db.label}'s ledger took {chosen.path} (sha256 {sha[:16]}...): "
                                "the file is not one of this database's recorded backups")

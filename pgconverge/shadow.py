@@ -39,8 +39,12 @@ def default_cache_dir() -> Path:
 
 
 def load_script(source: Source) -> str:
-    # One transaction: much faster than a commit per statement, and all or nothing.
-    return "BEGIN;\n" + source.script() + "COMMIT;\n"
+    # A commit per statement, as `psql -f` runs the files: one transaction over thousands of
+    # tables runs out of lock slots ("out of shared memory", max_locks_per_transaction), and an
+    # enum value added by ALTER TYPE could not be used before the commit. The shadow is scratch:
+    # no need for all or nothing, nor for waiting on each commit's WAL flush. Exactly one line
+    # precedes the statements (error lines are mapped back to them).
+    return "SET synchronous_commit = off;\n" + source.script()
 
 
 def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
@@ -59,8 +63,8 @@ def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
             if e.line is None:
                 raise SourceError("<sql>", 0, e.message) from e
             try:
-                stmt = source.statement_at(e.line - 1)  # the script starts with BEGIN
-            except ValueError:  # failed at COMMIT: a deferred check; no single statement to blame
+                stmt = source.statement_at(e.line - 1)  # the script starts with one SET line
+            except ValueError:  # past the last statement: no single statement to blame
                 raise SourceError("<sql>", 0, e.message + (f" ({e.detail})" if e.detail else "")) from e
             line = stmt.line + (e.position_line - 1 if e.position_line else 0)
             detail = f" ({e.detail})" if e.detail else ""

@@ -23,6 +23,7 @@ from .runner import PsqlError, Runner
 from .source import Source, SourceError
 
 SHADOW_PREFIX = "pgconverge_shadow_"
+CACHE_KEEP = 200  # desired catalogs kept under .pgconverge/cache
 
 
 def cache_key(source: Source, server: dict[str, Any]) -> str:
@@ -88,7 +89,15 @@ def desired_doc(runner: Runner, source: Source, server: dict[str, Any], cache_di
     doc = build_shadow_doc(runner, source)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
         tmp.write_text(json.dumps(doc))
         tmp.replace(path)  # atomic: a concurrent run never reads half a file
+        prune_cache(cache_dir)
     return doc
+
+
+def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
+    """Keep the newest entries: each edit of sql/ adds one, and old ones are never read again."""
+    entries = sorted(cache_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        old.unlink(missing_ok=True)

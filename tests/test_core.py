@@ -319,3 +319,17 @@ def test_unmanaged_kinds_in_the_database_fail_loudly(db, conn, ddl, kind):
     with pytest.raises(Exception, match=f"unsupported: {kind}"):
         pgconverge.plan(db, ["CREATE TABLE t (id int);"], **ALL)
     assert rows(conn, "SELECT count(*) FROM pg_class") == before
+
+
+def test_cache_keeps_only_the_newest_entries(tmp_path):
+    import os
+    import time
+
+    from pgconverge.shadow import prune_cache
+
+    for i in range(5):
+        p = tmp_path / f"{i}.json"
+        p.write_text("{}")
+        os.utime(p, (time.time() - 100 + i, time.time() - 100 + i))
+    prune_cache(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["3.json", "4.json"]

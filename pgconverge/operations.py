@@ -15,16 +15,16 @@ from typing import Any, Callable
 
 import click
 from pyinfra import host
-from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
 from pyinfra.api.state import StateStage
 
 from .api import Engine, Options
 from .cli import format_plan
 from .executor import render_script
-from .planner import Plan
-from .runner import Conn, Runner, conn_from_spec, passfile_line, shell_command
+from .planner import Plan, PlanError
+from .runner import Conn, PsqlError, Runner, conn_from_spec, passfile_line, shell_command
 from .shadow import default_cache_dir
-from .source import load_source
+from .source import SourceError, load_source
 
 # Plans shown at prepare time, by (host, database): the execute stage must match them.
 _SHOWN: dict[tuple[str, str], str] = {}
@@ -94,6 +94,39 @@ def show_plan(host_name: str, database: str, plan: Plan, refused: list, colours:
         _echo(click.style(line, fg="red", bold=True) if colours else line)
 
 
+def say(host_: Any, text: str, fg: str | None = None, bold: bool = False) -> None:
+    """One line of progress, prefixed with the host (stderr, like pyinfra's own)."""
+    colours = sys.stderr.isatty()
+    for line in text.splitlines() or [""]:
+        shown = click.style(line, fg=fg, bold=bold) if colours and (fg or bold) else line
+        _echo(f"    {host_.print_prefix}{shown}")
+
+
+def executing(host_: Any) -> bool:
+    """True in pyinfra's execute stage (the body of an operation also runs at prepare time)."""
+    return host_.state.is_executing or host_.state.current_stage == StateStage.Execute
+
+
+def fail_command(message: str) -> FunctionCommand:
+    """A command that reports `message` and fails this host (other hosts carry on), without the
+    traceback pyinfra prints for an exception raised inside an operation."""
+
+    def fail(state, host):  # noqa: ARG001 (pyinfra passes state and host by name)
+        say(host, message, fg="red", bold=True)
+        return False
+
+    return FunctionCommand(fail, (), {})
+
+
+def _refuse(run_now: bool, message: str):
+    """Fail this host: at prepare time say why (pyinfra then counts a change), at execute time fail."""
+    if run_now:
+        yield fail_command(message)
+    else:
+        _echo(click.style(f"-- {message}", fg="red", bold=True))
+        yield StringCommand("#", "pgconverge", "refuses")
+
+
 def _options(settings: dict[str, Any]) -> Options:
     return Options.build(**{k: v for k, v in settings.items() if v is not None})
 
@@ -153,31 +186,39 @@ def converge(
         compare_extension_versions=compare_extension_versions, lock_timeout=lock_timeout,
         statement_timeout=statement_timeout, retries=lock_retries)))
     key = (host.name, conn.describe())
+    run_now = executing(host)
     try:
-        plan = engine.plan()
+        try:
+            plan = engine.plan()
+        except (SourceError, PlanError, PsqlError, ValueError) as e:
+            # bad sql/, an unsupported kind, an edited data block: this host fails, with the cause
+            yield from _refuse(run_now, f"{conn.describe()}: {e}; nothing was run")
+            return
         refused = engine.policy().refused(plan.hazards)
-        executing = host.state.is_executing or host.state.current_stage == StateStage.Execute
-        if not executing:
+        if not run_now or key not in _SHOWN:
+            # (pyinfra -y skips change detection: the plan is first seen at execute time)
             show_plan(host.name, conn.describe(), plan, refused)
+        if not run_now:
             _SHOWN[key] = plan.plan_hash
             if on_plan:
                 on_plan(plan)
-        elif key not in _SHOWN:
-            # pyinfra -y skips change detection: show what is about to run all the same
-            show_plan(host.name, conn.describe(), plan, refused)
-        elif _SHOWN[key] != plan.plan_hash:
-            raise OperationError(f"{conn.describe()}: the target changed between the plan shown and now; "
-                                 "nothing was run. Run again to review the new plan.")
         if plan.is_empty:
             host.noop(f"database {conn.describe()} is converged")
             return
-        if executing and check:
-            raise OperationError(f"{conn.describe()}: {len(plan.steps)} change(s) and {len(plan.data_blocks)} "
-                                 "data block(s) pending (check mode)")
-        if executing and refused:
-            lines = "; ".join(f"{h.name}: {h.reason}" for h in refused)
-            raise OperationError(f"{conn.describe()}: refused, nothing was run: {lines}")
-        if not executing:
+        problem = None
+        if run_now and _SHOWN.get(key, plan.plan_hash) != plan.plan_hash:
+            problem = (f"{conn.describe()}: the target changed between the plan shown and now; nothing was run. "
+                       "Run again to review the new plan.")
+        elif check:
+            problem = (f"{conn.describe()}: {len(plan.steps)} change(s) and {len(plan.data_blocks)} data block(s) "
+                       "pending (check mode)")
+        elif refused:
+            problem = f"{conn.describe()}: refused, nothing was run: " + "; ".join(
+                f"{h.name}: {h.reason}" for h in refused)
+        if problem:
+            yield from _refuse(run_now, problem)
+            return
+        if not run_now:
             # prepare stage: this yield only tells pyinfra a change is coming; the generator
             # is not resumed, so tidy up now rather than at garbage collection
             runner.close()
@@ -187,7 +228,7 @@ def converge(
         yield StringCommand(runner.command([]), _stdin=script)
         after = engine.plan()
         if not after.is_empty:
-            raise OperationError(f"{conn.describe()}: did not converge; still pending:\n{after.to_sql()}")
+            yield fail_command(f"{conn.describe()}: did not converge; still pending:\n{after.to_sql()}")
     finally:
         runner.close()
 

@@ -30,13 +30,14 @@ from typing import Any
 import click
 from pyinfra import host
 from pyinfra.api import FunctionCommand, StringCommand, operation
-from pyinfra.api.state import StateStage
 
-from . import hazards as hz
 from . import backup as backups
+from . import hazards as hz
 from . import introspect, ledger, preflight, signoff, smoke
 from .api import Engine, Options
-from .operations import HostRunner, show_plan
+from .operations import HostRunner, say, show_plan
+from .operations import executing as _executing
+from .operations import fail_command as _fail
 from .planner import Plan, catalog_hash, lit, q
 from .remote import sh
 from .runner import PsqlError, conn_from_spec
@@ -46,28 +47,6 @@ from .source import load_source
 
 # Plans shown at prepare time, by (host, database): execute refuses when the plan moved.
 _SHOWN: dict[tuple[str, str], str] = {}
-
-
-def say(host_: Any, text: str, fg: str | None = None, bold: bool = False) -> None:
-    """One line of the runbook's progress, prefixed with the host (stderr, like pyinfra's own)."""
-    colours = sys.stderr.isatty()
-    for line in text.splitlines() or [""]:
-        shown = click.style(line, fg=fg, bold=bold) if colours and (fg or bold) else line
-        click.echo(f"    {host_.print_prefix}{shown}", err=True)
-
-
-def _executing(host_: Any) -> bool:
-    return host_.state.is_executing or host_.state.current_stage == StateStage.Execute
-
-
-def _fail(message: str) -> FunctionCommand:
-    """A command that reports `message` and fails this host (other hosts carry on)."""
-
-    def fail(state, host):  # noqa: ARG001 (pyinfra passes state and host by name)
-        say(host, message, fg="red", bold=True)
-        return False
-
-    return FunctionCommand(fail, (), {})
 
 
 def inventory_hint(settings: EnvSettings) -> str:

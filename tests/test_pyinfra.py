@@ -78,3 +78,12 @@ def test_target_changed_between_plan_and_execute_aborts(db, tmp_path):
     assert res.returncode != 0
     assert "changed between the plan shown and now" in out
     assert tables(db) == {"sneaky"}
+
+
+def test_bad_sql_fails_the_operation_with_file_and_line(db, tmp_path):
+    res = run_pyinfra(tmp_path, db, "CREATE TABLE a (id int REFERENCES nowhere(id));\n", "-y")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "schema.sql:1" in out and 'relation "nowhere" does not exist' in out
+    assert "Traceback" not in out
+    assert tables(db) == set()

@@ -9,7 +9,10 @@ triggers), loads it into databases of a cluster of its own (.pgconverge/bench-cl
 
   psql load    psql -f of the schema into a fresh database
   cold no-op   pgconverge.plan() of a database already holding the schema, without the shadow cache
-  warm no-op   the same with the desired catalog cached
+  warm no-op   the same with the desired catalog cached, the target unchanged since the last plan
+               (its catalog fingerprint matches: the last plan is reused)
+  re-read      a warm no-op whose target catalog is read, parsed and diffed again (plan cache
+               dropped before each run: what a plan costs after the target changed)
   warm add     a plan against the schema minus 10 tables and 20 indexes (cache populated)
   migra        `migra --unsafe A B` for the no-op (an identical copy) and for the add case
 
@@ -246,6 +249,7 @@ class Row:
     load: float = 0.0
     cold: float = 0.0
     warm: float = 0.0
+    reread: float = 0.0
     add: float = 0.0
     migra_noop: float | None = None
     migra_add: float | None = None
@@ -314,6 +318,15 @@ def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: di
     row.warm = best(warm, repeat)
     print(f"  {n}: warm no-op {row.warm:.2f}s", flush=True)
 
+    def reread() -> None:
+        for p in cache.glob("plan-*.pickle"):
+            p.unlink()
+        plan = pgconverge.plan(target_full, str(full), cache_dir=cache)
+        assert plan.is_empty
+
+    row.reread = best(reread, repeat)
+    print(f"  {n}: re-read no-op {row.reread:.2f}s", flush=True)
+
     def add() -> None:
         plan = pgconverge.plan(target_minus, str(full), cache_dir=cache)
         kinds = [s.kind for s in plan.steps]
@@ -349,12 +362,14 @@ def fmt(x: float | None, unit: str = "s") -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = ["tables", "runs", "psql load", "cold no-op", "warm no-op", "warm add", "migra no-op", "migra add",
-            "warm / migra", "cold / load"]
+    head = ["tables", "runs", "psql load", "cold no-op", "warm no-op", "re-read no-op", "warm add", "migra no-op",
+            "migra add", "warm / migra", "re-read / migra", "cold / load"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [f"{r.tables:,}", str(r.repeat), fmt(r.load), fmt(r.cold), fmt(r.warm), fmt(r.add),
-                 fmt(r.migra_noop), fmt(r.migra_add), fmt(r.warm_vs_migra, ""), fmt(r.cold_vs_load, "")]
+        reread_vs = r.reread / r.migra_noop if r.migra_noop else None
+        cells = [f"{r.tables:,}", str(r.repeat), fmt(r.load), fmt(r.cold), fmt(r.warm), fmt(r.reread), fmt(r.add),
+                 fmt(r.migra_noop), fmt(r.migra_add), fmt(r.warm_vs_migra, ""), fmt(reread_vs, ""),
+                 fmt(r.cold_vs_load, "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

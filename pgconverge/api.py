@@ -7,7 +7,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
+import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +24,7 @@ from .hazards import HazardRefused, Policy, parse_hazard_list
 from .model import Catalog
 from .planner import Plan, PlanOptions, Renames, Step, catalog_hash, diff_with_warnings
 from .runner import LocalRunner, PsqlError, Runner
-from .shadow import default_cache_dir, desired_doc
+from .shadow import default_cache_dir, desired_doc, prune_cache
 from .source import Source, load_source
 
 
@@ -114,9 +118,6 @@ class Engine:
     # -- catalogs
 
     def actual_doc(self) -> dict[str, Any]:
-        pending, self.prefetched = getattr(self, "prefetched", None), None
-        if pending is not None:  # read by plan() while it parsed sql/ (used once: later plans read afresh)
-            return pending.result()
         return self.runner.query_json(introspect.catalog_query())
 
     def scoped(self, cat: Catalog) -> Catalog:
@@ -155,11 +156,37 @@ class Engine:
                            pinned_extensions=frozenset(self.source.pinned_extensions))
 
     def plan(self) -> Plan:
+        key = self.plan_cache_key()
+        if key is not None:
+            cached = plan_cache_load(self.cache_dir(), key)
+            if cached is not None:
+                return cached
         actual, desired = self.catalogs()
         steps, warnings = diff_with_warnings(actual, desired, self.plan_options())
         blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(self.last_doc))
-        return Plan(steps=steps, desired_hash=catalog_hash(desired), actual_hash=catalog_hash(actual),
-                    source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks)
+        result = Plan(steps=steps, desired_hash=catalog_hash(desired), actual_hash=catalog_hash(actual),
+                      source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks)
+        if key is not None:
+            plan_cache_store(self.cache_dir(), key, result)
+        return result
+
+    def cache_dir(self) -> Path:
+        return self.options.cache_dir or default_cache_dir()
+
+    def plan_cache_key(self) -> str | None:
+        """The plan is a pure function of the two catalogs and the options: while the target's
+        catalog fingerprint and everything else is unchanged, the last plan still holds. None when
+        caching is off, or when data blocks make the plan depend on the ledger's rows too."""
+        if not self.options.use_cache or self.source.data_blocks or self.shadow is not None:
+            return None
+        fingerprint = self.runner.query_json(introspect.fingerprint_query())
+        basis = json.dumps({
+            "target": fingerprint, "source": self.source.sha256, "code": _code_hash(),
+            "plan_options": repr(self.plan_options()),
+            "options": [self.options.only_schemas, self.options.exclude_schemas,
+                        self.options.compare_extension_versions, self.options.create_extensions_anywhere],
+        }, sort_keys=True, default=str)
+        return hashlib.sha256(basis.encode()).hexdigest()
 
     def policy(self) -> Policy:
         return Policy(allow=self.options.allow_hazards,
@@ -201,6 +228,33 @@ class Engine:
         return ApplyResult(plan, time.monotonic() - started, executed)
 
 
+@functools.lru_cache(maxsize=1)
+def _code_hash() -> str:
+    """The package's own code: a cached plan made by other code is never reused."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def plan_cache_load(cache_dir: Path, key: str) -> Plan | None:
+    path = cache_dir / f"plan-{key}.pickle"
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f)  # our own file, written below
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None
+
+
+def plan_cache_store(cache_dir: Path, key: str, plan: Plan) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f"plan-{key}.{os.getpid()}.tmp"
+    with tmp.open("wb") as f:
+        pickle.dump(plan, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(cache_dir / f"plan-{key}.pickle")
+    prune_cache(cache_dir)
+
+
 def _source(sql: str | os.PathLike | Sequence[str | os.PathLike] | Source, options: dict[str, Any]) -> Source:
     if isinstance(sql, Source):
         return sql
@@ -218,14 +272,8 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
     create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares).
     """
     runner = LocalRunner(target)
-    # The target's catalog is read while sql/ is parsed: one waits on the server, the other on
-    # the CPU (seconds each on thousands of tables).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        prefetched = pool.submit(runner.query_json, introspect.catalog_query())
-        source = _source(sql, options)
-        engine = Engine(runner, source, Options.build(**options))
-        engine.prefetched = prefetched
-        result = engine.plan()
+    engine = Engine(runner, _source(sql, options), Options.build(**options))
+    result = engine.plan()
     result._engine = engine  # remembered so apply() can check the plan is still current
     return result
 

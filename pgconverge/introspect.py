@@ -656,6 +656,39 @@ SELECT 'access method', a.amname FROM pg_am a
 """
 
 
+# Every catalog the queries above read. Any DDL inserts, deletes or updates rows in at least
+# one of them, and each row version carries the id of the transaction that wrote it (xmin):
+# (count, sum of xmin, max xmin) per catalog changes with every committed change. ANALYZE and
+# autovacuum touch pg_class too, which only costs a cache miss.
+FINGERPRINT_CATALOGS = (
+    "pg_namespace", "pg_class", "pg_attribute", "pg_attrdef", "pg_constraint", "pg_index", "pg_type",
+    "pg_enum", "pg_range", "pg_collation", "pg_proc", "pg_trigger", "pg_policy", "pg_rewrite", "pg_depend",
+    "pg_description", "pg_sequence", "pg_extension", "pg_inherits", "pg_partitioned_table", "pg_default_acl",
+    "pg_event_trigger", "pg_publication", "pg_foreign_server", "pg_foreign_data_wrapper", "pg_operator",
+    "pg_opclass", "pg_opfamily", "pg_statistic_ext", "pg_ts_config", "pg_ts_dict", "pg_conversion", "pg_cast",
+    "pg_language", "pg_am", "pg_init_privs",
+)
+
+
+def fingerprint_query() -> str:
+    """A cheap statement whose result changes whenever the catalog that catalog_query() reads may
+    have: the version of every catalog above, the roles (grantees print by name), the session user
+    and the extension versions available on disk."""
+    per_catalog = ",\n  ".join(
+        f"'{c}', (SELECT ARRAY[count(*), coalesce(sum(xmin::text::bigint), 0), "
+        f"coalesce(max(xmin::text::bigint), 0)] FROM pg_catalog.{c})" for c in FINGERPRINT_CATALOGS)
+    return (
+        "SELECT json_build_object(\n"
+        "  'server_version', current_setting('server_version_num'),\n"
+        "  'database', current_database(),\n"
+        "  'user', current_user,\n"
+        "  'roles', (SELECT md5(string_agg(oid::text || ':' || rolname, ',' ORDER BY oid)) FROM pg_catalog.pg_roles),\n"
+        "  'extensions', (SELECT md5(string_agg(name || ':' || coalesce(default_version, ''), ',' ORDER BY name))\n"
+        "                 FROM pg_catalog.pg_available_extensions),\n"
+        f"  {per_catalog});\n"
+    )
+
+
 def catalog_query(queries: dict[str, str] | None = None) -> str:
     """The single statement that returns the whole catalog as one JSON document."""
     queries = queries if queries is not None else QUERIES

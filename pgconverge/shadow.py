@@ -97,7 +97,14 @@ def desired_doc(runner: Runner, source: Source, server: dict[str, Any], cache_di
 
 
 def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
-    """Keep the newest entries: each edit of sql/ adds one, and old ones are never read again."""
-    entries = sorted(cache_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[keep:]:
+    """Keep the newest entries: each edit of sql/ or of a target adds some, and old ones are
+    never read again."""
+    entries = []
+    for p in cache_dir.iterdir():
+        if p.suffix in (".json", ".pickle"):
+            try:
+                entries.append((p.stat().st_mtime, p))
+            except FileNotFoundError:  # pruned by a concurrent run
+                pass
+    for _mtime, old in sorted(entries, reverse=True)[keep:]:
         old.unlink(missing_ok=True)

@@ -333,3 +333,21 @@ def test_cache_keeps_only_the_newest_entries(tmp_path):
         os.utime(p, (time.time() - 100 + i, time.time() - 100 + i))
     prune_cache(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["3.json", "4.json"]
+
+
+def test_plan_cache_reused_only_while_the_target_is_unchanged(db, conn, tmp_path):
+    cache = tmp_path / "cache"
+    sql = ["CREATE TABLE t (id int);"]
+    first = pgconverge.plan(db, sql, cache_dir=cache)
+    assert len(list(cache.glob("plan-*.pickle"))) == 1
+    again = pgconverge.plan(db, sql, cache_dir=cache)
+    assert again.plan_hash == first.plan_hash and len(list(cache.glob("plan-*.pickle"))) == 1
+    # any catalog change, even one the plan does not manage, is a new fingerprint
+    conn.execute("CREATE TABLE t (id int)")
+    after = pgconverge.plan(db, sql, cache_dir=cache)
+    assert after.is_empty and not first.is_empty
+    conn.execute("ALTER TABLE t ADD COLUMN extra int")
+    drift = pgconverge.plan(db, sql, cache_dir=cache, **ALL)
+    assert [s.sql for s in drift.steps] == ['ALTER TABLE "public"."t" DROP COLUMN "extra"']
+    conn.execute("GRANT SELECT ON t TO schemainspect_test_role")
+    assert any("REVOKE" in s.sql for s in pgconverge.plan(db, sql, cache_dir=cache, **ALL).steps)

@@ -644,6 +644,9 @@ UNION ALL
 SELECT 'cast', format_type(c.castsource, NULL) || ' AS ' || format_type(c.casttarget, NULL)
   FROM pg_cast c
  WHERE c.oid >= 16384 AND (c.oid, 'pg_cast'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
+   -- a range type makes its own cast to its multirange: it comes and goes with the type
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                   WHERE d.classid = 'pg_cast'::regclass AND d.objid = c.oid AND d.deptype = 'i')
 UNION ALL
 SELECT 'procedural language', l.lanname FROM pg_language l
  WHERE l.oid >= 16384 AND (l.oid, 'pg_language'::regclass) NOT IN (SELECT objid, classid FROM ext_members)

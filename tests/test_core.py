@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -188,12 +189,25 @@ def _shadows(conn) -> int:
     return rows(conn, "SELECT count(*) FROM pg_database WHERE datname LIKE %s", SHADOW_PREFIX + "%")[0][0]
 
 
-def test_shadow_always_dropped_even_on_failure(db, conn, tmp_path):
-    before = _shadows(conn)
+def test_shadow_always_dropped_even_on_failure(db, conn, tmp_path, monkeypatch):
+    import pgconverge.shadow as shadow
+
+    # a prefix of this test's own, so shadows of other sessions sharing the cluster don't count
+    prefix = SHADOW_PREFIX + "t" + os.urandom(3).hex() + "_"
+    monkeypatch.setattr(shadow, "SHADOW_PREFIX", prefix)
+    seen = []
+    real = shadow.build_shadow_doc
+
+    def spy(runner, source):
+        seen.append(1)
+        return real(runner, source)
+
+    monkeypatch.setattr(shadow, "build_shadow_doc", spy)
     pgconverge.plan(db, ["CREATE TABLE a (id int);"], use_cache=False)
     with pytest.raises(SourceError):
         pgconverge.plan(db, ["CREATE TABLE a (id int REFERENCES nope);"], use_cache=False)
-    assert _shadows(conn) == before == 0
+    assert len(seen) == 2  # both plans built a shadow
+    assert rows(conn, "SELECT count(*) FROM pg_database WHERE datname LIKE %s", prefix + "%") == [(0,)]
 
 
 def test_desired_catalog_cached_by_sql_hash(db, tmp_path):

@@ -45,9 +45,7 @@ import pgconverge  # noqa: E402
 from pgconverge.embedded import Cluster  # noqa: E402
 from pgconverge.runner import LocalRunner, find_psql  # noqa: E402
 
-BENCH_HOME = REPO / ".pgconverge"
-CLUSTER_DIR = BENCH_HOME / "bench-cluster"
-VENV = BENCH_HOME / "bench-venv"
+from peers import BENCH_HOME, CLUSTER_DIR, ensure_migra  # noqa: E402 (bench/ is on sys.path)
 BASE_DB = "bench_online_base"
 TARGET_DB = "bench_online_target"  # migra's "after" side: the desired schema, empty
 CLIENTS = 4
@@ -288,16 +286,6 @@ ALTER TABLE accounts ADD CONSTRAINT accounts_code_key UNIQUE (code);
 ALTER TABLE accounts ADD CONSTRAINT accounts_n_check CHECK (n >= 0);
 ALTER TABLE accounts ADD CONSTRAINT accounts_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES parents (id);
 """
-
-
-def ensure_migra() -> Path:
-    """migra from PyPI in a venv of its own (SQLAlchemy needs the psycopg2 driver)."""
-    exe = VENV / "bin" / "migra"
-    if not exe.exists():
-        print(f"creating {VENV} (migra, psycopg2-binary)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "migra", "psycopg2-binary"], check=True)
-    return exe
 
 
 # --------------------------------------------------------------------------- report

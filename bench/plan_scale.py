@@ -44,9 +44,7 @@ import pgconverge  # noqa: E402
 from pgconverge.embedded import Cluster  # noqa: E402
 from pgconverge.runner import find_psql  # noqa: E402
 
-BENCH_HOME = REPO / ".pgconverge"
-CLUSTER_DIR = BENCH_HOME / "bench-cluster"
-VENV = BENCH_HOME / "bench-venv"
+from peers import BENCH_HOME, CLUSTER_DIR, ensure_migra  # noqa: E402 (bench/ is on sys.path)
 WORK = BENCH_HOME / "bench-work"
 DB_PREFIX = "bench_scale_"
 ADDED_TABLES = 10
@@ -189,16 +187,6 @@ def best(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - started)
     return min(times)
-
-
-def ensure_migra() -> Path:
-    """migra from PyPI in a venv of its own. SQLAlchemy 2 needs the psycopg2 driver named in the URL."""
-    exe = VENV / "bin" / "migra"
-    if not exe.exists():
-        print(f"creating {VENV} (migra, psycopg2-binary)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "migra", "psycopg2-binary"], check=True)
-    return exe
 
 
 class Bench:

@@ -45,7 +45,7 @@ import pgconverge  # noqa: E402
 from pgconverge.embedded import Cluster  # noqa: E402
 from pgconverge.runner import LocalRunner, find_psql  # noqa: E402
 
-from peers import BENCH_HOME, CLUSTER_DIR, ensure_migra  # noqa: E402 (bench/ is on sys.path)
+from peers import CLUSTER_DIR, ensure_migra  # noqa: E402 (bench/ is on sys.path)
 BASE_DB = "bench_online_base"
 TARGET_DB = "bench_online_target"  # migra's "after" side: the desired schema, empty
 CLIENTS = 4

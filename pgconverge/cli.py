@@ -79,16 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> dict:
-    opts = dict(only_schemas=args.only_schemas, exclude_schemas=args.exclude_schemas,
+    return dict(only_schemas=args.only_schemas, exclude_schemas=args.exclude_schemas,
                 allow_hazards=args.allow_hazards, drops=args.drop,
-                compare_extension_versions=args.compare_extension_versions, use_cache=not args.no_cache)
-    if args.lock_timeout:
-        opts["lock_timeout"] = args.lock_timeout
-    if args.statement_timeout:
-        opts["statement_timeout"] = args.statement_timeout
-    if args.lock_retries is not None:
-        opts["retries"] = args.lock_retries
-    return opts
+                compare_extension_versions=args.compare_extension_versions, use_cache=not args.no_cache,
+                lock_timeout=args.lock_timeout or None, statement_timeout=args.statement_timeout or None,
+                retries=args.lock_retries)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

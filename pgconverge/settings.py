@@ -132,16 +132,10 @@ class EnvSettings:
 
     def engine_options(self) -> dict[str, Any]:
         """Keyword options for ``api.Options.build``."""
-        opts: dict[str, Any] = dict(allow_hazards=list(self.allow_hazards), drops=list(self.drops),
-                                    only_schemas=list(self.only_schemas),
-                                    exclude_schemas=list(self.exclude_schemas))
-        if self.lock_timeout:
-            opts["lock_timeout"] = self.lock_timeout
-        if self.statement_timeout:
-            opts["statement_timeout"] = self.statement_timeout
-        if self.lock_retries is not None:
-            opts["retries"] = self.lock_retries
-        return opts
+        return dict(allow_hazards=list(self.allow_hazards), drops=list(self.drops),
+                    only_schemas=list(self.only_schemas), exclude_schemas=list(self.exclude_schemas),
+                    lock_timeout=self.lock_timeout or None, statement_timeout=self.statement_timeout or None,
+                    retries=self.lock_retries)
 
     def tool(self, name: str) -> str:
         """The path of a PostgreSQL client program on the host."""

@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-# Same search as pgconverge.embedded.find_bindir: pg_config's bindir, else /usr/lib/postgresql/*/bin.
+# Same search as pgconverge.dev.embedded.find_bindir: pg_config's bindir, else /usr/lib/postgresql/*/bin.
 HAVE_INITDB = { b=$$(pg_config --bindir 2>/dev/null) && [ -x "$$b/initdb" ]; } || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 
 .PHONY: setup postgres test deploy clean
@@ -38,13 +38,13 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 deploy: setup
-	$(PY) -m pgconverge.demo
+	$(PY) -m pgconverge.dev.demo
 
 # Stop every cluster under .pgconverge before deleting its files.
 clean:
 	@if [ -d .pgconverge ] && [ -x $(PY) ]; then \
 	  for d in $$(find .pgconverge -maxdepth 3 -path '*/data/PG_VERSION' -printf '%h\n'); do \
-	    $(PY) -m pgconverge.embedded --dir "$${d%/data}" stop; \
+	    $(PY) -m pgconverge.dev.embedded --dir "$${d%/data}" stop; \
 	  done; \
 	fi
 	rm -rf .pgconverge

@@ -11,8 +11,7 @@ Per database (pgconverge.runbook.deploy): preflight -> gate -> backup -> converg
 from pyinfra import host
 
 from pgconverge import operations as pgc
-from pgconverge.deploy import database_specs, label_of
-from pgconverge.settings import EnvSettings
+from pgconverge.runbook.settings import EnvSettings, database_specs, label_of
 
 settings = EnvSettings.from_data(host.data)
 for spec in database_specs(host.data):

@@ -12,8 +12,7 @@ The restore is one transaction and is recorded in the ledger.
 from pyinfra import host
 
 from pgconverge import operations as pgc
-from pgconverge.deploy import database_specs, label_of
-from pgconverge.settings import EnvSettings
+from pgconverge.runbook.settings import EnvSettings, database_specs, label_of
 
 settings = EnvSettings.from_data(host.data)
 specs = database_specs(host.data)

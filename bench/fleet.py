@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from pgconverge.embedded import Cluster  # noqa: E402
+from pgconverge.dev.embedded import Cluster
 
 BENCH_HOME = REPO / ".pgconverge"
 CLUSTER_DIR = BENCH_HOME / "bench-cluster"

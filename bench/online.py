@@ -42,8 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import pgconverge  # noqa: E402
-from pgconverge.embedded import Cluster  # noqa: E402
-from pgconverge.runner import LocalRunner, find_psql  # noqa: E402
+from pgconverge.dev.embedded import Cluster
+from pgconverge.exec.runner import LocalRunner, find_psql
 
 from peers import CLUSTER_DIR, ensure_migra  # noqa: E402 (bench/ is on sys.path)
 BASE_DB = "bench_online_base"

@@ -13,17 +13,17 @@ __all__ = ["plan", "apply", "Plan", "Step", "Hazard", "HazardRefused", "NotConve
 
 
 def __getattr__(name: str):
-    # Imported lazily so that `python -m pgconverge.embedded` works before pglast is installed.
+    # Imported lazily so that `python -m pgconverge.dev.embedded` works before pglast is installed.
     if name in ("plan", "apply", "NotConverged", "PlanChanged"):
-        from . import api
+        from pgconverge import api
 
         return getattr(api, name)
     if name in ("Plan", "Step"):
-        from . import planner
+        from pgconverge.planning import planner
 
         return getattr(planner, name)
     if name in ("Hazard", "HazardRefused"):
-        from . import hazards
+        from pgconverge.planning import hazards
 
         return getattr(hazards, name)
     raise AttributeError(name)

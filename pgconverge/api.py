@@ -18,14 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import datablocks, introspect
-from .executor import MARKER, ExecSettings, failed_step, render_script, units
-from .hazards import HazardRefused, Policy, parse_hazard_list
-from .model import Catalog
-from .planner import Plan, PlanOptions, Renames, Step, catalog_hash, diff_with_warnings
-from .runner import LocalRunner, PsqlError, Runner
-from .shadow import default_cache_dir, desired_doc, prune_cache
-from .source import Source, load_source
+from pgconverge.exec import datablocks
+from pgconverge.catalog import introspect
+from pgconverge.exec.script import MARKER, ExecSettings, failed_step, render_script, units
+from pgconverge.planning.hazards import HazardRefused, Policy, parse_hazard_list
+from pgconverge.catalog.model import Catalog
+from pgconverge.planning.steps import Plan, Step
+from pgconverge.planning.context import PlanOptions, Renames
+from pgconverge.planning.planner import diff_with_warnings
+from pgconverge.catalog.introspect import catalog_hash
+from pgconverge.exec.runner import LocalRunner, PsqlError, Runner
+from pgconverge.catalog.shadow import default_cache_dir, desired_doc, prune_cache
+from pgconverge.source import Source, load_source
 
 
 class PlanChanged(Exception):

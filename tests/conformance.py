@@ -46,14 +46,14 @@ def fixture_names() -> list[str]:
 
 
 def psql_load(conninfo: str, path: Path) -> None:
-    from pgconverge.runner import LocalRunner
+    from pgconverge.exec.runner import LocalRunner
 
     LocalRunner(conninfo).run_script(path.read_text())
 
 
 def dump(conninfo: str, extra: list[str]) -> str:
-    from pgconverge.embedded import find_bindir
-    from pgconverge.runner import Conn
+    from pgconverge.dev.embedded import find_bindir
+    from pgconverge.exec.runner import Conn
 
     conn = Conn.parse(conninfo)
     import os
@@ -99,7 +99,7 @@ def first_difference(a: list[str], b: list[str]) -> str:
 
 def ensure_role(conninfo: str) -> None:
     """The role the rls fixture grants to (cluster-wide; created once, concurrent runs tolerated)."""
-    from pgconverge.runner import LocalRunner
+    from pgconverge.exec.runner import LocalRunner
 
     LocalRunner(conninfo).run_script(f"""DO $$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN CREATE ROLE {ROLE} NOLOGIN; END IF;
@@ -109,14 +109,14 @@ def ensure_role(conninfo: str) -> None:
 
 
 def extensions_of(conninfo: str) -> set[str]:
-    from pgconverge.runner import LocalRunner
+    from pgconverge.exec.runner import LocalRunner
 
     return set(LocalRunner(conninfo).query_json("SELECT json_agg(extname) FROM pg_extension;") or [])
 
 
 def run_fixture(name: str, make_db) -> Outcome:
     import pgconverge
-    from pgconverge.planner import UnsupportedError
+    from pgconverge.errors import UnsupportedError
 
     scope = SCOPES.get(name, {})
     # b.sql files may hold ALTER TABLE ... DROP COLUMN (inherit2): they only shape the shadow
@@ -155,7 +155,7 @@ def report(outcomes: list[Outcome]) -> str:
 def main() -> int:
     import secrets
 
-    from pgconverge.embedded import Cluster
+    from pgconverge.dev.embedded import Cluster
 
     cluster = Cluster(REPO / ".pgconverge" / "test-cluster")
     cluster.ensure_started()

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgconverge.embedded import Cluster
+from pgconverge.dev.embedded import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DB_PREFIX = "pgc_test_"

@@ -13,9 +13,9 @@ import pytest
 
 import pgconverge
 from pgconverge.api import Engine, Options
-from pgconverge.cli import main as cli_main
-from pgconverge.runner import LocalRunner
-from pgconverge.shadow import SHADOW_PREFIX
+from pgconverge.cli.main import main as cli_main
+from pgconverge.exec.runner import LocalRunner
+from pgconverge.catalog.shadow import SHADOW_PREFIX
 from pgconverge.source import SourceError, load_source
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,7 +190,7 @@ def _shadows(conn) -> int:
 
 
 def test_shadow_always_dropped_even_on_failure(db, conn, tmp_path, monkeypatch):
-    import pgconverge.shadow as shadow
+    import pgconverge.catalog.shadow as shadow
 
     # a prefix of this test's own, so shadows of other sessions sharing the cluster don't count
     prefix = SHADOW_PREFIX + "t" + os.urandom(3).hex() + "_"
@@ -339,7 +339,7 @@ def test_cache_keeps_only_the_newest_entries(tmp_path):
     import os
     import time
 
-    from pgconverge.shadow import prune_cache
+    from pgconverge.catalog.shadow import prune_cache
 
     for i in range(5):
         p = tmp_path / f"{i}.json"

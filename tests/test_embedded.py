@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgconverge.embedded import Cluster, EmbeddedError, find_bindir
+from pgconverge.dev.embedded import Cluster, EmbeddedError, find_bindir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,7 +127,7 @@ def test_start_stop_idempotent(private_cluster: Cluster) -> None:
 
 
 def test_cli_url_and_status(cluster: Cluster) -> None:
-    run = [sys.executable, "-m", "pgconverge.embedded", "--dir", str(cluster.base_dir)]
+    run = [sys.executable, "-m", "pgconverge.dev.embedded", "--dir", str(cluster.base_dir)]
     out = subprocess.run([*run, "url", "x"], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == cluster.url("x")
     status = subprocess.run([*run, "status"], capture_output=True, text=True, cwd=REPO)

@@ -8,10 +8,11 @@ import psycopg
 import pytest
 
 import pgconverge
-from pgconverge import hazards as hz
-from pgconverge.hazards import HazardRefused
-from pgconverge.model import OWNER, Acl, Catalog, Column, Function, Schema, Table, View
-from pgconverge.planner import PlanError, UnsupportedError, diff
+from pgconverge.planning import hazards as hz
+from pgconverge.planning.hazards import HazardRefused
+from pgconverge.catalog.model import OWNER, Acl, Catalog, Column, Function, Schema, Table, View
+from pgconverge.errors import PlanError, UnsupportedError
+from pgconverge.planning.planner import diff
 from pgconverge.source import SourceError
 
 ALL = dict(allow_hazards="all", drops=["*"])

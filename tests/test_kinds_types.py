@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 import pgconverge
-from pgconverge.hazards import HazardRefused
-from pgconverge.planner import UnsupportedError
+from pgconverge.planning.hazards import HazardRefused
+from pgconverge.errors import UnsupportedError
 from pgconverge.source import SourceError
 
 ALL = dict(allow_hazards="all", drops=["*"])

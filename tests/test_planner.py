@@ -6,10 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgconverge import hazards as hz
-from pgconverge.hazards import Policy
-from pgconverge.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table
-from pgconverge.planner import NONE, OWN, PlanError, PlanOptions, Renames, diff, order_steps
+from pgconverge.planning import hazards as hz
+from pgconverge.planning.hazards import Policy
+from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table
+from pgconverge.planning.steps import NONE, OWN, order_steps
+from pgconverge.errors import PlanError
+from pgconverge.planning.context import PlanOptions, Renames
+from pgconverge.planning.planner import diff
 
 
 def table(name: str, *cols: Column, schema: str = "public", constraints=(), indexes=()) -> Table:
@@ -161,7 +164,7 @@ def test_serial_sequence_created_before_table_and_owned_after():
 
 
 def test_cycle_is_reported():
-    from pgconverge.planner import Step
+    from pgconverge.planning.steps import Step
 
     a = Step("A", "create_table", "a", provides=frozenset({"x"}), requires=frozenset({"y"}))
     b = Step("B", "create_table", "b", provides=frozenset({"y"}), requires=frozenset({"x"}))

@@ -16,15 +16,15 @@ import psycopg
 import pytest
 
 import pgconverge
-from pgconverge import hazards as hz
+from pgconverge.planning import hazards as hz
 from pgconverge.api import StepFailed
-from pgconverge.cli import main as cli_main
-from pgconverge.datablocks import DataBlockError
-from pgconverge.embedded import find_bindir
-from pgconverge.executor import ExecSettings, render_script
-from pgconverge.hazards import HazardRefused
-from pgconverge.planner import PlanError
-from pgconverge.runner import Conn, LocalRunner, PsqlError
+from pgconverge.cli.main import main as cli_main
+from pgconverge.exec.datablocks import DataBlockError
+from pgconverge.dev.embedded import find_bindir
+from pgconverge.exec.script import ExecSettings, render_script
+from pgconverge.planning.hazards import HazardRefused
+from pgconverge.errors import PlanError
+from pgconverge.exec.runner import Conn, LocalRunner, PsqlError
 
 REPO = Path(__file__).resolve().parent.parent
 ALL = dict(allow_hazards="all")

@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 
 import pgconverge
-from pgconverge import introspect
-from pgconverge.planner import catalog_hash
-from pgconverge.runner import LocalRunner
+from pgconverge.catalog import introspect
+from pgconverge.catalog.introspect import catalog_hash
+from pgconverge.exec.runner import LocalRunner
 from pgconverge.source import load_source
 
 

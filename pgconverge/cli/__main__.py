@@ -1,0 +1,3 @@
+from pgconverge.cli.main import main
+
+raise SystemExit(main())

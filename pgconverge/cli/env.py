@@ -1,0 +1,170 @@
+"""CLI subcommands about environments: ``history`` (the ledger) and ``signoff`` (the gate).
+
+Targets are given as a URL / conninfo string, or as ``env:VAR`` to read the URL from an
+environment variable, so that a password never needs to be on the command line.
+``signoff`` reads the environments' group data (group_data/all.py + <env>.py) for the
+connections, the sql/ folder and the sign-off file, unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 3
+_NAMED = re.compile(r"^([A-Za-z0-9_.-]+)=((?:postgres(?:ql)?://|env:).*)$", re.S)
+
+
+def resolve_target(value: str) -> str:
+    """A URL or conninfo; ``env:VAR`` reads it from the environment."""
+    if value.startswith("env:"):
+        var = value[4:]
+        if var not in os.environ:
+            raise ValueError(f"environment variable {var} is not set")
+        return os.environ[var]
+    return value
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("history", help="print a database's ledger: the runs, backups and smoke results")
+    p.add_argument("--target", required=True, help="URL/conninfo, or env:VAR to read it from a variable")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--action", choices=["deploy", "restore", "drill"], default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(env_command=history_main)
+
+    p = sub.add_parser("signoff", help="sign off production's plan, after staging converged and passed "
+                                       "(exit 3 when the evidence is missing)")
+    p.add_argument("--approver", required=True, help="who approves (recorded in the file)")
+    p.add_argument("--env", default="production", help="the environment signed off (default: production)")
+    p.add_argument("--from", dest="from_env", default=None,
+                   help="the environment whose ledger is the evidence (default: pgconverge_signoff_from, staging)")
+    p.add_argument("--production", action="append", default=[], metavar="[NAME=]URL",
+                   help="a database of --env (default: its group data); env:VAR reads the URL from a variable")
+    p.add_argument("--staging", action="append", default=[], metavar="[NAME=]URL",
+                   help="a database of --from (default: its group data)")
+    p.add_argument("--sql", action="append", default=None, help="desired state (default: the group data's)")
+    p.add_argument("--smoke", default=None, help="smoke checks folder (default: the group data's)")
+    p.add_argument("--out", default=None, help="the sign-off file (default: pgconverge_signoff_file)")
+    p.add_argument("--root", default=".", help="the project folder holding group_data/ (default: .)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(env_command=signoff_main)
+
+
+def _error(msg: str) -> int:
+    print(f"pgconverge: error: {msg}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def history_main(args: argparse.Namespace) -> int:
+    from pgconverge.runbook import ledger
+    from pgconverge.exec.runner import LocalRunner, PsqlError
+
+    try:
+        runner = LocalRunner(resolve_target(args.target))
+        runs = ledger.history(runner, args.limit, args.action)
+    except (PsqlError, ValueError) as e:
+        return _error(str(e))
+    if args.json:
+        print(json.dumps([r.to_json() for r in runs], indent=2, default=str))
+    else:
+        print(ledger.format_history(runs))
+    return EXIT_OK
+
+
+def _targets(values: list[str], env: str, root: str, option: str) -> list[tuple[str | None, Any]]:
+    """(name or None, URL or spec) from the command line, else from the environment's group data."""
+    if values:
+        out = []
+        for v in values:
+            m = _NAMED.match(v)
+            out.append((m.group(1), resolve_target(m.group(2))) if m else (None, resolve_target(v)))
+        return out
+    from pgconverge.runbook.settings import load_group_data
+
+    specs = list(load_group_data(env, root).get("pgconverge_databases") or [])
+    if not specs:
+        raise ValueError(f"group_data/{env}.py lists no databases (pgconverge_databases): pass {option} URL")
+    return [((s.get("name") if isinstance(s, dict) else None), s) for s in specs]
+
+
+def _runner(target: Any):
+    from pgconverge.exec.runner import LocalRunner, conn_from_spec
+
+    return LocalRunner(conn_from_spec(target) if isinstance(target, dict) else target)
+
+
+def signoff_main(args: argparse.Namespace) -> int:
+    from pgconverge.runbook import signoff, smoke
+    from pgconverge.api import Engine, Options
+    from pgconverge.exec.runner import LocalRunner, PsqlError, conn_from_spec
+    from pgconverge.runbook.settings import EnvSettings, load_group_data
+    from pgconverge.source import SourceError, load_source
+
+    try:
+        prod = EnvSettings.from_data(load_group_data(args.env, args.root))
+        from_env = args.from_env or prod.signoff_from
+        try:
+            stag = EnvSettings.from_data(load_group_data(from_env, args.root))
+        except FileNotFoundError:
+            if not args.staging:
+                raise
+            stag = EnvSettings(env=from_env)
+        sql = args.sql or [os.path.join(args.root, p) if not os.path.isabs(p) else p for p in prod.sql]
+        source = load_source(sql if len(sql) > 1 else sql[0])
+        smoke_dir = args.smoke or os.path.join(args.root, stag.smoke or "sql/smoke")
+        smoke_hash = smoke.checks_hash(smoke.load(smoke_dir))
+        out = args.out or os.path.join(args.root, prod.signoff_file)
+
+        def plans(settings: EnvSettings, targets: list[tuple[str | None, Any]]):
+            shadow = LocalRunner(conn_from_spec(settings.shadow)) if settings.shadow else None
+            done = []
+            for name, target in targets:
+                runner = _runner(target)
+                engine = Engine(runner, source, Options.build(**settings.engine_options()), shadow=shadow)
+                plan = engine.plan()
+                label = name or runner.query_json("SELECT to_json(current_database());")
+                done.append((label, runner, engine, plan))
+            return done
+
+        production = plans(prod, _targets(args.production, args.env, args.root, "--production"))
+        for label, _r, engine, plan in production:
+            refused = engine.policy().refused(plan.hazards)
+            if refused:
+                raise signoff.SignoffRefused(
+                    f"{args.env}'s policy refuses the plan for {label}: "
+                    + "; ".join(f"{h.name}: {h.reason}" for h in refused))
+        staging = [signoff.StagingDatabase(label, runner, plan)
+                   for label, runner, _e, plan in plans(stag, _targets(args.staging, from_env, args.root, "--staging"))]
+        made = signoff.make(args.env, args.approver, source.sha256, smoke_hash,
+                            [(label, plan) for label, _r, _e, plan in production], from_env, staging)
+    except signoff.SignoffRefused as e:
+        print(f"pgconverge: sign-off refused: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (PsqlError, SourceError, ValueError, FileNotFoundError) as e:
+        return _error(str(e))
+    signoff.write(out, made)
+    if args.json:
+        print(json.dumps({"file": out, **_plain(made)}, indent=2, default=str))
+        return EXIT_OK
+    print(f"sign-off written to {out}")
+    print(f"  approver {made.approver} at {made.approved_at}")
+    print(f"  sql/ {made.source_hash[:12]}, desired schema {made.desired_hash[:12]}, smoke checks "
+          f"{(made.smoke_hash or '-')[:12]}")
+    for d in made.databases:
+        print(f"  {args.env} {d.database}: from schema {d.start_hash[:12]}, plan {d.plan_hash[:12]} "
+              f"({d.steps} step(s); hazards: {', '.join(d.hazards) or 'none'})")
+    for r in made.staging["runs"]:
+        print(f"  evidence: {from_env} {r['database']} run #{r['run_id']} {r['outcome']} at {r['finished_at']}, "
+              f"smoke {r['smoke']}")
+    return EXIT_OK
+
+
+def _plain(made) -> dict:
+    from dataclasses import asdict
+
+    return asdict(made)

@@ -1,0 +1,233 @@
+"""The one way SQL reaches a server: psql, fed on stdin.
+
+The CLI, the Python API and the pyinfra operations all run the same psql
+scripts; only the transport differs (a local subprocess here, the pyinfra host's
+connector in ``pgconverge.operations``). Connection settings travel as PG*
+environment variables and a password only ever through a 0600 password file, so
+no secret is ever part of a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from psycopg.conninfo import conninfo_to_dict
+
+# "-f -" reads stdin as a file, so errors carry "psql:<stdin>:LINE:"
+PSQL_FLAGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-f", "-"]
+
+# libpq keywords and the environment variables that carry them
+ENV_FOR_KEYWORD = {
+    "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER",
+    "passfile": "PGPASSFILE", "service": "PGSERVICE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT",
+    "application_name": "PGAPPNAME", "options": "PGOPTIONS", "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
+
+_ERROR = re.compile(r"^psql:[^:]*:(\d+): (ERROR|FATAL):\s+(?:([0-9A-Z]{5}): )?(.*)$")
+
+
+class PsqlError(Exception):
+    """psql failed. Carries PostgreSQL's message, its SQLSTATE and the script line."""
+
+    def __init__(self, message: str, sqlstate: str | None = None, line: int | None = None, detail: str = "",
+                 position_line: int | None = None):
+        self.message = message
+        self.position_line = position_line  # "LINE n:" inside the failing statement, when PostgreSQL gave one
+        self.sqlstate = sqlstate
+        self.line = line
+        self.detail = detail
+        super().__init__(message + (f"\n{detail}" if detail else ""))
+
+
+def parse_psql_error(stderr: str) -> PsqlError:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        m = _ERROR.match(ln)
+        if m:
+            extra = [x.strip() for x in lines[i + 1:] if x.split(":", 1)[0] in ("DETAIL", "HINT", "CONTEXT")]
+            pos = next((int(p.group(1)) for x in lines[i + 1:] if (p := re.match(r"^LINE (\d+):", x))), None)
+            return PsqlError(m.group(4), m.group(3), int(m.group(1)), "\n".join(extra), pos)
+    text = "\n".join(ln for ln in lines if not ln.startswith("LOCATION:")) or "psql failed without a message"
+    m = re.search(r"(?:ERROR|FATAL):\s+(?:([0-9A-Z]{5}): )?(.*)", text)
+    if m:
+        return PsqlError(m.group(2), m.group(1))
+    return PsqlError(text)
+
+
+def find_psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    from pgconverge.dev.embedded import find_bindir
+
+    return str(find_bindir() / "psql")
+
+
+@dataclass
+class Conn:
+    """Where a database is, without its secret in anything printable.
+
+    ``env`` holds the non-secret PG* variables; ``password`` stays in memory and
+    is written only to a private password file while psql runs.
+    """
+
+    env: dict[str, str] = field(default_factory=dict)
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, target: str) -> Conn:
+        params = conninfo_to_dict(target)
+        password = params.pop("password", None)
+        env = {}
+        for key, value in params.items():
+            if key not in ENV_FOR_KEYWORD:
+                raise ValueError(f"connection option {key!r} is not supported")
+            env[ENV_FOR_KEYWORD[key]] = str(value)
+        return cls(env, password)
+
+    @property
+    def dbname(self) -> str:
+        return self.env.get("PGDATABASE", "")
+
+    def with_database(self, dbname: str) -> Conn:
+        return Conn({**self.env, "PGDATABASE": dbname}, self.password)
+
+    def describe(self) -> str:
+        """A printable name for messages: never the password."""
+        host = self.env.get("PGHOST", "") or self.env.get("PGSERVICE", "")
+        return f"{self.dbname or '?'}@{host or 'local'}"
+
+
+def passfile_line(password: str) -> str:
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:*:{escaped}\n"
+
+
+class Runner:
+    """Runs psql for one database. Subclasses provide the transport."""
+
+    conn: Conn
+
+    def exec_psql(self, args: list[str], stdin: str, on_line: Callable[[str], None] | None = None) -> tuple[int, str, str]:
+        raise NotImplementedError
+
+    def for_database(self, dbname: str) -> Runner:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return self.conn.describe()
+
+    def query_json(self, script: str) -> Any:
+        """Run a script whose last statement returns one JSON value."""
+        rc, out, err = self.exec_psql(["-A", "-t"], script)
+        if rc != 0:
+            raise parse_psql_error(err)
+        return json.loads(out) if out.strip() else None
+
+    def run_script(self, script: str, on_line: Callable[[str], None] | None = None) -> str:
+        rc, out, err = self.exec_psql([], script, on_line)
+        if rc != 0:
+            raise parse_psql_error(err)
+        return out
+
+
+class LocalRunner(Runner):
+    """psql as a local subprocess."""
+
+    def __init__(self, target: str | Conn, psql: str | None = None):
+        self.conn = target if isinstance(target, Conn) else Conn.parse(target)
+        self.psql = psql or find_psql()
+
+    def for_database(self, dbname: str) -> LocalRunner:
+        return LocalRunner(self.conn.with_database(dbname), self.psql)
+
+    def exec_psql(self, args, stdin, on_line=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(self.conn.env)
+        passfile = None
+        try:
+            if self.conn.password is not None:
+                fd, passfile = tempfile.mkstemp(prefix="pgconverge-", suffix=".pgpass")
+                with os.fdopen(fd, "w") as f:  # mkstemp creates it 0600
+                    f.write(passfile_line(self.conn.password))
+                env["PGPASSFILE"] = passfile
+            with tempfile.TemporaryFile(mode="w+") as err:
+                proc = subprocess.Popen([self.psql, *PSQL_FLAGS, *args], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+                assert proc.stdin and proc.stdout
+                # stdin is written by a thread-free trick: scripts are small enough for the pipe
+                # buffer only sometimes, so write then stream stdout with communicate semantics.
+                if on_line is None:
+                    out, _ = proc.communicate(stdin)
+                else:
+                    out = _stream(proc, stdin, on_line)
+                err.seek(0)
+                return proc.returncode, out, err.read()
+        finally:
+            if passfile:
+                Path(passfile).unlink(missing_ok=True)
+
+
+def _stream(proc: subprocess.Popen, stdin: str, on_line: Callable[[str], None]) -> str:
+    import threading
+
+    def feed() -> None:
+        try:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        on_line(line.rstrip("\n"))
+    proc.wait()
+    writer.join()
+    return "".join(lines)
+
+
+def conn_from_spec(spec: str | dict) -> Conn:
+    """A connection from group data: a URL, or a dict of libpq keywords plus ``url_env``,
+    the name of an environment variable (on the machine running pyinfra) that holds the URL.
+    ``password`` is refused here: secrets belong in a service file, a password file or
+    the environment variable."""
+    if isinstance(spec, str):
+        return Conn.parse(spec)
+    spec = dict(spec)
+    if "password" in spec:
+        raise ValueError("a password in group data would end up in the repository: use url_env, "
+                         "a pg service file or a password file")
+    url_env = spec.pop("url_env", None)
+    spec.pop("name", None)
+    if url_env:
+        if url_env not in os.environ:
+            raise ValueError(f"environment variable {url_env} (named by url_env) is not set")
+        conn = Conn.parse(os.environ[url_env])
+    else:
+        conn = Conn()
+    for key, value in spec.items():
+        if key not in ENV_FOR_KEYWORD:
+            raise ValueError(f"unknown connection setting {key!r}; known: url_env, {', '.join(ENV_FOR_KEYWORD)}")
+        conn.env[ENV_FOR_KEYWORD[key]] = str(value)
+    return conn
+
+
+def shell_command(conn_env: dict[str, str], args: list[str], psql: str = "psql") -> str:
+    """The psql command line for a remote shell: only non-secret PG* settings, shell-quoted."""
+    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(conn_env.items()))
+    return f"env {assigns} {shlex.quote(psql)} {' '.join(shlex.quote(a) for a in [*PSQL_FLAGS, *args])}".replace(
+        "env  ", "env ")

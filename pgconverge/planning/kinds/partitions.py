@@ -1,0 +1,400 @@
+"""Planning of partitioned tables, partitions and table inheritance.
+
+A partition or an inheritance child shares columns, constraints and indexes with its
+parents, and PostgreSQL recurses most ALTER TABLEs from a parent into its children. So a
+child is diffed from what it will be once its parents' steps recursed into it and its own
+DETACH / NO INHERIT ran (the "effective" state), and the copies its parents carry
+(inherited constraints, indexes attached to a partitioned index) are left out of its diff.
+
+In place: ATTACH/DETACH PARTITION (also to change a bound or a parent), INHERIT/NO INHERIT.
+Not in place: turning a plain table into a partitioned one or back, and changing a
+partition key. Those tables are dropped and created again, which carries ``deletes_data``
+naming the table, so the policy refuses it unless the operator allowed and named it.
+Their partitions and children are detached first and attached again afterwards, and the
+foreign keys and owned sequences that point at them are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pgconverge.planning import hazards as hz
+from pgconverge.planning.context import Diff
+from pgconverge.planning.steps import Step
+from pgconverge.planning.hazards import Hazard
+from pgconverge.catalog.model import Column, Table, oid_key
+from pgconverge.catalog.model import column_id, constraint_id
+from pgconverge.quoting import q
+from pgconverge.planning.ddl import split_qualified, strip_not_valid
+
+
+
+def parents(t: Table) -> tuple[str, ...]:
+    """Qualified names of the tables a table inherits from (its partitioned parent first)."""
+    return (t.partition_of,) if t.partition_of else tuple(t.inherits)
+
+
+def _key(name: str) -> tuple[str, str]:
+    return split_qualified(name)
+
+
+def _tid(name: str) -> str:
+    return oid_key("table", name)
+
+
+def rel_id(child: Table, parent: str) -> str:
+    """The id of one parent-child link, removed by DETACH / NO INHERIT and made by ATTACH / INHERIT."""
+    return f"inheritance:{child.schema}.{child.name}>{parent}"
+
+
+def local_view(t: Table) -> Table:
+    """The table without the constraints and indexes its parents carry."""
+    if not any(c.inherited for c in t.constraints.values()) and not any(i.inherited for i in t.indexes.values()):
+        return t
+    return replace(t, constraints={k: c for k, c in t.constraints.items() if not c.inherited},
+                   indexes={k: i for k, i in t.indexes.items() if not i.inherited})
+
+
+def _renamed(p: Diff, name: str) -> str:
+    """A parent's name after the declared table renames of this plan."""
+    schema, rel = _key(name)
+    for kind, rschema, _table, old, new, *_ in p.options.renames.items:
+        if kind == "table" and rschema == schema and old == rel and (schema, new) in p.actual.tables:
+            return f"{schema}.{new}"
+    return name
+
+
+# --------------------------------------------------------------------------- recreation
+
+
+def recreated(p: Diff) -> dict[tuple[str, str], str]:
+    """Tables that PostgreSQL cannot change in place, with the reason."""
+    out = {}
+    for key, want in p.desired.tables.items():
+        have = p.actual.tables.get(key)
+        if have is None:
+            continue
+        if have.kind != want.kind:
+            out[key] = ("cannot become partitioned in place" if want.kind == "p"
+                        else "cannot stop being partitioned in place")
+        elif have.kind == "p" and have.partition_key != want.partition_key:
+            out[key] = (f"changes its partition key from {have.partition_key} to {want.partition_key}, which "
+                        "PostgreSQL cannot do in place")
+    return out
+
+
+def keep_across_recreation(p: Diff) -> None:
+    """What outlives a recreated table: sequences its columns own and foreign keys of other
+    tables that point at it (dropped before, added again after)."""
+    for key in p.recreated:
+        have = p.actual.tables[key]
+        for skey, s in p.actual.sequences.items():
+            if not s.owned_by or (s.schema, s.owned_by[0]) != key or skey not in p.desired.sequences:
+                continue
+            p.add(f"ALTER SEQUENCE {q(*skey)} OWNED BY NONE", "owned_by", s.id, drop_before=frozenset({have.id}))
+            ws = p.desired.sequences[skey]
+            if ws.owned_by == s.owned_by:
+                col = column_id(key[0], key[1], ws.owned_by[1])
+                p.add(f"ALTER SEQUENCE {q(*skey)} OWNED BY {q(key[0], key[1], ws.owned_by[1])}", "owned_by", s.id,
+                      requires=frozenset({s.id, col}))
+        for okey, other in p.actual.tables.items():
+            wother = p.desired.tables.get(okey)
+            if okey == key or wother is None or okey in p.recreated:
+                continue
+            for con in other.constraints.values():
+                if con.kind != "f" or con.inherited or con.ref_table != have.id:
+                    continue
+                w = wother.constraints.get(con.name)
+                if w is not None and strip_not_valid(w.definition) == strip_not_valid(con.definition):
+                    p.drop_constraint(other, con)
+                    p.add_constraint(wother, w, existing=True)
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def create_hazards(p: Diff, t: Table) -> tuple[Hazard, ...]:
+    """A new partition of a parent that has a default partition moves nothing, but the
+    default partition is scanned for rows that would belong to it."""
+    if not t.partition_of or t.partition_bound == "DEFAULT":
+        return ()
+    parent = _key(t.partition_of)
+    if parent not in p.actual.tables or parent in p.recreated:
+        return ()
+    for other in p.actual.tables.values():
+        if other.partition_of == t.partition_of and other.partition_bound == "DEFAULT":
+            return (Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"new partition {t.schema}.{t.name}: rows of the default "
+                           f"partition {other.schema}.{other.name} that belong to it make the CREATE fail", t.id),
+                    Hazard(hz.BLOCKS_READS_WRITES, f"the default partition {other.schema}.{other.name} is scanned "
+                           "under ACCESS EXCLUSIVE", t.id))
+    return ()
+
+
+def _copy_of(c: Column) -> Column:
+    """A parent's column as a child receives it: defaults, NOT NULL and generation come along."""
+    return replace(c, inherited=True, comment=None, identity="", identity_sequence=None)
+
+
+def after_create(p: Diff, t: Table) -> None:
+    """Defaults and NOT NULL a new child sets on columns it receives from its parents."""
+    base: dict[str, Column] = {}
+    for par in parents(t):
+        pt = p.desired.tables.get(_key(par))
+        for name, c in (pt.columns if pt else {}).items():
+            base.setdefault(name, _copy_of(c))
+    for name, c in t.columns.items():
+        b = base.get(name)
+        if not c.inherited or b is None:
+            continue
+        b = replace(b, comment=c.comment, identity=c.identity, identity_sequence=c.identity_sequence)
+        if not b.same_definition(c):
+            first = len(p.steps)
+            p.alter_column(t, b, c)
+            for i in range(first, len(p.steps)):  # after the CREATE that makes the column
+                p.steps[i] = replace(p.steps[i], requires=p.steps[i].requires | {t.id})
+
+
+# --------------------------------------------------------------------------- existing tables
+
+
+def _kept(p: Diff, have: Table, want: Table) -> list[str]:
+    """Parents (by desired name) that the table has before and after, through steps that
+    recurse into it."""
+    def usable(name: str) -> bool:
+        return _key(name) in p.actual.tables and _key(name) in p.desired.tables and _key(name) not in p.recreated
+
+    if have.partition_of or want.partition_of:
+        if (have.partition_of and want.partition_of and _renamed(p, have.partition_of) == want.partition_of
+                and have.partition_bound == want.partition_bound and usable(want.partition_of)):
+            return [want.partition_of]
+        return []
+    return [_renamed(p, par) for par in have.inherits if _renamed(p, par) in want.inherits
+            and usable(_renamed(p, par))]
+
+
+def children_keep(p: Diff, parent: Table, column: str) -> bool:
+    """Whether a child that stays declares a column the parent drops: then the parent drops
+    it with ONLY and the child keeps it as its own."""
+    pname = f"{parent.schema}.{parent.name}"
+    for key, have in p.actual.tables.items():
+        want = p.desired.tables.get(key)
+        if want is None or pname not in _kept(p, have, want):
+            continue
+        c, w = have.columns.get(column), want.columns.get(column)
+        if c is not None and c.inherited and w is not None and not w.inherited:
+            return True
+    return False
+
+
+def _propagate(c: Column, ph: Column, pw: Column) -> Column:
+    """A child's column after its parent's ALTER COLUMN steps recursed into it."""
+    changes = {}
+    if (ph.type, ph.collation) != (pw.type, pw.collation):
+        changes.update(type=pw.type, collation=pw.collation)
+    if (ph.default, ph.generated) != (pw.default, pw.generated):
+        changes.update(default=pw.default, generated=pw.generated)
+    if ph.not_null != pw.not_null:
+        changes["not_null"] = pw.not_null
+    return replace(c, **changes) if changes else c
+
+
+def effective(p: Diff, have: Table, want: Table, kept: list[str]) -> Table:
+    """The table once its parents' steps recursed into it and its own links that go are undone."""
+    have_cols = dict(have.columns)
+    for kind, schema, table, old, new, *_ in p.options.renames.items:
+        # a parent's RENAME COLUMN recurses into its children
+        if (kind == "column" and f"{schema}.{table}" in kept and old in have_cols and new not in have_cols
+                and new in p.actual.tables[(schema, table)].columns):
+            have_cols = {(new if k == old else k): (replace(c, name=new) if k == old else c)
+                         for k, c in have_cols.items()}
+    cols: dict[str, Column] = {}
+    for name, c in have_cols.items():
+        src = [par for par in kept if name in p.actual.tables[_key(par)].columns]
+        if not src:
+            # no parent of it stays: what was inherited becomes the table's own
+            cols[name] = replace(c, inherited=False) if c.inherited else c
+            continue
+        ph = p.actual.tables[_key(src[0])].columns[name]
+        pw = p.desired.tables[_key(src[0])].columns.get(name)
+        if pw is None:
+            parent = p.actual.tables[_key(src[0])]
+            if c.inherited and not children_keep(p, parent, name):
+                continue  # goes with the parent's DROP COLUMN
+            cols[name] = replace(c, inherited=False)
+            continue
+        cols[name] = _propagate(c, ph, pw)
+    for par in kept:
+        ph_t, pw_t = p.actual.tables[_key(par)], p.desired.tables[_key(par)]
+        for name, pc in pw_t.columns.items():
+            if name not in ph_t.columns and name not in cols:
+                cols[name] = _copy_of(pc)  # the parent's ADD COLUMN recurses
+    same_parent = bool(have.partition_of) and _renamed(p, have.partition_of) == want.partition_of
+    left = [_renamed(p, par) for par in parents(have) if _renamed(p, par) not in kept]
+    cons = {}
+    for name, con in have.constraints.items():
+        # a copy from a parent the table leaves becomes its own (other copies, such as the
+        # clones of a foreign key to a partitioned table, stay what they are)
+        if con.inherited and left:
+            if have.partition_of:
+                goes = not (kept or same_parent)  # re-attached to the same parent: ATTACH adopts it again
+            else:
+                goes = (any(name in p.actual.tables[_key(par)].constraints for par in left
+                            if _key(par) in p.actual.tables)
+                        and not any(name in p.actual.tables[_key(par)].constraints for par in kept))
+            if goes:
+                con = replace(con, inherited=False)
+        cons[name] = con
+    idx = {}
+    for name, i in have.indexes.items():
+        if i.inherited and not (kept or same_parent):
+            i = replace(i, inherited=False)  # a detached partition keeps its indexes as its own
+        idx[name] = i
+    return replace(have, columns=cols, constraints=cons, indexes=idx)
+
+
+def relationship(p: Diff, have: Table, want: Table) -> tuple[Table, Table]:
+    """Detach from / attach to parents as the desired state says, and return the table's
+    effective state and desired state, both without what the parents carry."""
+    kept = _kept(p, have, want)
+    for par in parents(have):
+        par = _renamed(p, par)
+        if par not in kept:
+            _detach(p, have, par)
+    eff = effective(p, have, want, kept)
+    joined = [par for par in parents(want) if par not in kept]
+    # ATTACH and INHERIT want the parents' CHECK constraints on the table already, under the
+    # same names; those it has are adopted (they become the parent's copies), the others added
+    checks = {}
+    for par in joined:
+        pw = p.desired.tables.get(_key(par))
+        for con in (pw.constraints.values() if pw is not None else ()):
+            if con.kind == "c" and "NO INHERIT" not in con.definition:
+                checks.setdefault(con.name, con)
+    cons = dict(eff.constraints)
+    for name, con in checks.items():
+        mine = cons.get(name)
+        if mine is not None and strip_not_valid(mine.definition) == strip_not_valid(con.definition):
+            cons[name] = replace(mine, inherited=True)
+    missing = [con for name, con in checks.items() if name not in cons or not cons[name].inherited]
+    eff_local, want_local = local_view(replace(eff, constraints=cons)), local_view(want)
+    for i, par in enumerate(joined):
+        _attach(p, eff_local, want, par, missing if i == 0 else [])
+    return eff_local, want_local
+
+
+def _detach(p: Diff, child: Table, parent: str) -> None:
+    cq, pq = q(child.schema, child.name), q(*_key(parent))
+    if child.partition_of:
+        sql = f"ALTER TABLE {pq} DETACH PARTITION {cq}"
+        hazards = (Hazard(hz.BLOCKS_READS_WRITES, f"DETACH PARTITION {child.schema}.{child.name} takes ACCESS "
+                          f"EXCLUSIVE on {parent}; its rows leave {parent}", child.id),)
+    else:
+        sql = f"ALTER TABLE {cq} NO INHERIT {pq}"
+        hazards = ()
+    detached = getattr(p, "detached", None)
+    if detached is None:
+        detached = p.detached = {}
+    detached.setdefault(_tid(parent), set()).add(rel_id(child, parent))
+    detached.setdefault(child.id, set()).add(rel_id(child, parent))
+    p.add(sql, "detach", child.id, hazards=hazards, removes=frozenset({rel_id(child, parent)}),
+          drop_before=frozenset({_tid(parent)}), table=child.id)
+
+
+def _attach(p: Diff, eff: Table, want: Table, parent: str, checks: list) -> None:
+    pw = p.desired.tables.get(_key(parent))
+    cq, pq = q(want.schema, want.name), q(*_key(parent))
+    requires = {_tid(parent)} | {column_id(want.schema, want.name, c) for c in want.columns}
+    if pw is not None:
+        requires |= {column_id(pw.schema, pw.name, c) for c in pw.columns}
+    # the columns, constraints and indexes the table loses must be gone first: ATTACH wants
+    # exactly the parent's columns, and would adopt an index that is about to be dropped
+    after = {column_id(eff.schema, eff.name, c) for c in eff.columns if c not in want.columns}
+    after |= {constraint_id(eff.schema, eff.name, c) for c in eff.constraints}
+    after |= {i.id for i in eff.indexes.values()}
+    for con in checks:
+        p.add_constraint(want, con, existing=True)
+        cid = constraint_id(want.schema, want.name, con.name)
+        requires |= {cid, cid + "#valid"}
+    if want.partition_of:
+        sql = f"ALTER TABLE {pq} ATTACH PARTITION {cq} {want.partition_bound}"
+        hazards = (Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"ATTACH PARTITION fails if a row of {want.schema}."
+                          f"{want.name} is outside {want.partition_bound}", want.id),
+                   Hazard(hz.BLOCKS_READS_WRITES, f"{want.schema}.{want.name} is scanned under ACCESS EXCLUSIVE to "
+                          "check its rows fit the bound", want.id))
+    else:
+        sql = f"ALTER TABLE {cq} INHERIT {pq}"
+        hazards = ()
+    p.add(sql, "attach", want.id, hazards=hazards, provides=frozenset({rel_id(want, parent)}),
+          requires=frozenset(requires), after=frozenset(after), table=want.id)
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+def _column_of(cat, step: Step) -> Column | None:
+    """The column of a catalog that a column step works on."""
+    if not step.table or not step.object.startswith("column:"):
+        return None
+    tname = step.table.split(":", 1)[1]
+    obj = step.object.split(":", 1)[1]
+    if not obj.startswith(tname + "."):
+        return None
+    t = cat.tables.get(_key(tname))
+    return t.columns.get(obj[len(tname) + 1:]) if t else None
+
+
+def link(p: Diff) -> None:
+    """Ordering facts that only the whole plan shows:
+
+    - a column that changes or goes stops using its old type or collation first, and a
+      dropped table goes before the types it used and the parents it inherits from;
+    - a dropped foreign key goes before the table it references;
+    - a parent's own steps wait for the children that leave it (so a column it gains is not
+      given to a table that is being detached), and a child drops a column it inherited
+      only once that column is its own;
+    - an index built on a partitioned table waits for the partitions' old indexes to go,
+      so that it does not adopt one of them.
+    """
+    detached: dict[str, set[str]] = getattr(p, "detached", {})
+    dropped_indexes: dict[str, set[str]] = {}
+    for s in p.steps:
+        if s.kind == "drop_index" and s.table:
+            t = p.actual.tables.get(_key(s.table.split(":", 1)[1]))
+            if t is not None and t.partition_of:
+                dropped_indexes.setdefault(_tid(_renamed(p, t.partition_of)), set()).update(s.removes)
+    out = []
+    for s in p.steps:
+        drop_before, after = set(s.drop_before), set(s.after)
+        if s.kind in ("alter_column", "drop_column"):
+            c = _column_of(p.actual, s)
+            if c is not None:
+                # what the column stops using may only go after this step
+                still = _column_of(p.desired, s) if s.kind == "alter_column" else None
+                drop_before |= set(c.depends_on) - set(still.depends_on if still else ())
+        if s.kind == "drop_table":
+            t = p.actual.tables.get(_key(s.object.split(":", 1)[1]))
+            if t is not None:
+                for c in t.columns.values():
+                    drop_before |= set(c.depends_on)
+                drop_before |= {_tid(par) for par in parents(t)}
+        if s.kind == "drop_fk" and s.table:
+            t = p.actual.tables.get(_key(s.table.split(":", 1)[1]))
+            name = s.object.rsplit(".", 1)[-1]
+            con = t.constraints.get(name) if t else None
+            if con is not None and con.ref_table and con.ref_table != s.table:
+                drop_before.add(con.ref_table)
+        if s.table in detached and s.kind not in ("detach", "drop_table"):
+            after |= detached[s.table]
+        if s.kind == "drop_column" and s.table:
+            t = p.actual.tables.get(_key(s.table.split(":", 1)[1]))
+            col = s.object.split(":", 1)[1][len(s.table.split(":", 1)[1]) + 1:]
+            for par in parents(t) if t is not None else ():
+                pt = p.actual.tables.get(_key(_renamed(p, par)))
+                if pt is not None and col in pt.columns:
+                    after.add(column_id(pt.schema, pt.name, col))
+        if s.kind == "create_index" and s.table in dropped_indexes:
+            after |= dropped_indexes[s.table]
+        if drop_before != set(s.drop_before) or after != set(s.after):
+            s = replace(s, drop_before=frozenset(drop_before), after=frozenset(after))
+        out.append(s)
+    p.steps[:] = out

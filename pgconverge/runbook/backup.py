@@ -1,0 +1,248 @@
+"""Backups before any change, and putting one back.
+
+A backup is ``pg_dump`` run on the host (through its connector, like psql) into
+``<backup_dir>/<database>/<database>-<UTC time>.dump`` (custom format, the default)
+or ``.sql.gz`` (plain SQL, gzip-compressed by pg_dump itself). It is written under
+a temporary name, verified (``pg_restore --list`` or ``gzip -t``) and only then
+renamed, so a file with a final name is always a complete, readable backup. Its
+size and sha256 go into the ledger. Older backups beyond the retention (a count and
+an age) are pruned; the newest is never pruned.
+
+A restore replaces the database's schemas with the backup's, in ONE transaction:
+the current ledger is set aside (renamed), every non-system schema is dropped, the
+backup is replayed, the backup's copy of the ledger is dropped and the current one
+renamed back. So either everything is put back or nothing changed, and the ledger
+keeps the history of what happened after the backup (including the restore).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pgconverge.quoting import lit, q
+from pgconverge.runbook.shell import RemoteError, file_facts, must, pg_tool, remove, sh, write_private_file
+from pgconverge.runbook.settings import EnvSettings, safe_name
+
+SUFFIX = {"custom": ".dump", "sql.gz": ".sql.gz"}
+_NAME = re.compile(r"^(?P<db>.+)-(?P<stamp>\d{8}T\d{6}Z)(?:-\d+)?(?P<ext>\.dump|\.sql\.gz)$")
+LOCK_WAIT = "60s"  # pg_dump waits this long for its ACCESS SHARE locks, then fails
+
+
+class BackupError(RemoteError):
+    """A backup could not be taken or verified: the run stops before any change."""
+
+
+@dataclass
+class Backup:
+    """One backup file on a host."""
+
+    path: str
+    format: str
+    taken_at: datetime
+    size: int | None = None
+    sha256: str | None = None
+
+    @property
+    def file(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.path, "format": self.format, "taken_at": self.taken_at.isoformat(),
+                "size": self.size, "sha256": self.sha256}
+
+
+def folder(settings: EnvSettings, label: str) -> str:
+    return f"{settings.backup_dir.rstrip('/')}/{safe_name(label)}"
+
+
+def parse_name(path: str) -> Backup | None:
+    """A Backup from one of our file names; None for files we did not write."""
+    m = _NAME.match(path.rsplit("/", 1)[-1])
+    if not m:
+        return None
+    stamp = datetime.strptime(m.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return Backup(path, "custom" if m.group("ext") == ".dump" else "sql.gz", stamp)
+
+
+def listing(host: Any, settings: EnvSettings, label: str) -> list[Backup]:
+    """The backups of one database on the host, newest first."""
+    where = folder(settings, label)
+    res = sh(host, f"[ -d {shlex.quote(where)} ] && ls -1 {shlex.quote(where)} || true")
+    found = [b for b in (parse_name(f"{where}/{n.strip()}") for n in res.stdout if n.strip()) if b]
+    return sorted(found, key=lambda b: (b.taken_at, b.path), reverse=True)
+
+
+def verify_command(settings: EnvSettings, path: str, fmt: str) -> str:
+    if fmt == "custom":
+        return f"{shlex.quote(settings.tool('pg_restore'))} --list {shlex.quote(path)} > /dev/null"
+    return f"gzip -t {shlex.quote(path)}"
+
+
+def verify(host: Any, settings: EnvSettings, backup: Backup) -> None:
+    res = sh(host, verify_command(settings, backup.path, backup.format))
+    if not res.ok:
+        raise BackupError(f"backup {backup.path} on {host.name} is not readable: {res.error}")
+
+
+def take(host: Any, env: dict[str, str], settings: EnvSettings, label: str,
+         now: datetime | None = None) -> Backup:
+    """pg_dump the database into a verified, timestamped file; raises BackupError."""
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    where = folder(settings, label)
+    base = f"{safe_name(label)}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    suffix = SUFFIX[settings.backup_format]
+    # The folder holds copies of the data: private to its owner.
+    res = sh(host, f"umask 077 && mkdir -p {shlex.quote(where)} && n=0 && f={shlex.quote(base)} && "
+                   f"while [ -e {shlex.quote(where)}/\"$f\"{suffix} ]; do n=$((n+1)); f={shlex.quote(base)}-$n; done"
+                   f" && echo \"$f\"")
+    if not res.ok:
+        raise BackupError(f"cannot create the backup folder {where} on {host.name}: {res.error}")
+    final = f"{where}/{res.stdout[-1].strip()}{suffix}"
+    partial = f"{where}/.partial-{secrets.token_hex(4)}{suffix}"
+    fmt_args = ["-Fc"] if settings.backup_format == "custom" else ["-Fp", "-Z", "6"]
+    dump = pg_tool(env, settings.tool("pg_dump"),
+                   ["--no-password", f"--lock-wait-timeout={LOCK_WAIT}", *fmt_args, "-f", partial])
+    res = sh(host, f"umask 077 && {dump}")
+    if not res.ok:
+        remove(host, partial)
+        raise BackupError(f"pg_dump failed on {host.name}: {res.error}")
+    res = sh(host, verify_command(settings, partial, settings.backup_format))
+    if not res.ok:
+        remove(host, partial)
+        raise BackupError(f"the backup does not verify ({'pg_restore --list' if settings.backup_format == 'custom' else 'gzip -t'}): "
+                          f"{res.error}")
+    fq = shlex.quote(final)
+    res = sh(host, f"mv -n {shlex.quote(partial)} {fq} && [ ! -e {shlex.quote(partial)} ] && stat -c %s {fq} "
+                   f"&& sha256sum {fq}")
+    if not res.ok:
+        remove(host, partial)
+        raise BackupError(f"cannot move the backup into place at {final}: {res.error}")
+    return Backup(final, settings.backup_format, now, int(res.stdout[-2].strip()), res.stdout[-1].split()[0])
+
+
+def prune(host: Any, settings: EnvSettings, label: str, now: datetime | None = None) -> list[str]:
+    """Delete backups beyond the retention: more than ``backup_keep`` newer ones, or older than
+    ``backup_max_age_days``. The newest backup always stays. Returns the deleted paths."""
+    now = now or datetime.now(timezone.utc)
+    found = listing(host, settings, label)
+    max_age = timedelta(days=settings.backup_max_age_days)
+    doomed = [b.path for i, b in enumerate(found)
+              if i > 0 and (i >= max(settings.backup_keep, 1) or now - b.taken_at > max_age)]
+    if doomed:
+        must(host, "rm -f -- " + " ".join(shlex.quote(p) for p in doomed), "pruning backups")
+    return doomed
+
+
+def choose(host: Any, settings: EnvSettings, label: str, wanted: str | None) -> Backup:
+    """The backup to restore: `wanted` (a path, or a file name in the database's folder) or the newest."""
+    if wanted:
+        path = wanted if "/" in wanted else f"{folder(settings, label)}/{wanted}"
+        b = parse_name(path)
+        if b is None:
+            fmt = "custom" if path.endswith(".dump") else "sql.gz" if path.endswith(".sql.gz") else None
+            if fmt is None:
+                raise BackupError(f"{path}: not a backup file (.dump or .sql.gz)")
+            b = Backup(path, fmt, datetime.fromtimestamp(0, timezone.utc))
+        if not sh(host, f"[ -f {shlex.quote(path)} ]").ok:
+            raise BackupError(f"no backup file {path} on {host.name}")
+        return b
+    found = listing(host, settings, label)
+    if not found:
+        raise BackupError(f"no backups of {label} in {folder(settings, label)} on {host.name}")
+    return found[0]
+
+
+# --------------------------------------------------------------------------- putting one back
+
+
+def _keep_name() -> str:
+    return f"pgconverge_keep_{secrets.token_hex(4)}"
+
+
+def restore_prologue(keep: str, server_version: int) -> str:
+    """Set the ledger aside and empty the database (inside the restore's transaction)."""
+    public = ("CREATE SCHEMA public AUTHORIZATION pg_database_owner;\n"
+              "GRANT USAGE ON SCHEMA public TO PUBLIC;\n"
+              "COMMENT ON SCHEMA public IS 'standard public schema';\n") if server_version >= 150000 else (
+              "CREATE SCHEMA public;\nGRANT ALL ON SCHEMA public TO PUBLIC;\n"
+              "COMMENT ON SCHEMA public IS 'standard public schema';\n")
+    return f"""SET lock_timeout = '30s';
+DO $pgconverge$
+DECLARE s text;
+BEGIN
+  IF to_regnamespace('pgconverge') IS NOT NULL THEN
+    EXECUTE format('ALTER SCHEMA pgconverge RENAME TO %I', {lit(keep)});
+  END IF;
+  FOR s IN SELECT nspname FROM pg_catalog.pg_namespace
+            WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', {lit(keep)})
+              AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%' LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', s);
+  END LOOP;
+END $pgconverge$;
+{public}"""
+
+
+def restore_epilogue(keep: str) -> str:
+    """Drop the backup's copy of the ledger and put the current one back."""
+    return f"""DROP SCHEMA IF EXISTS {q('pgconverge')} CASCADE;
+DO $pgconverge$ BEGIN
+  IF to_regnamespace({lit(keep)}) IS NOT NULL THEN
+    EXECUTE format('ALTER SCHEMA %I RENAME TO pgconverge', {lit(keep)});
+  END IF;
+END $pgconverge$;
+"""
+
+
+def _as_sql(host: Any, settings: EnvSettings, backup: Backup, directory: str) -> str:
+    """The backup as a plain SQL file next to it (pg_restore -f, or gunzip); returns its path."""
+    tmp = write_private_file(host, "", directory)
+    if backup.format == "custom":
+        cmd = f"{shlex.quote(settings.tool('pg_restore'))} -f {shlex.quote(tmp)} {shlex.quote(backup.path)}"
+    else:
+        cmd = f"gzip -dc {shlex.quote(backup.path)} > {shlex.quote(tmp)}"
+    res = sh(host, f"umask 077 && {cmd}")
+    if not res.ok:
+        remove(host, tmp)
+        raise BackupError(f"cannot read backup {backup.path}: {res.error}")
+    return tmp
+
+
+def replay(host: Any, env: dict[str, str], settings: EnvSettings, backup: Backup, *,
+           prologue: str = "", epilogue: str = "") -> None:
+    """Replay a backup through psql in a single transaction (-1): all of it, or nothing."""
+    directory = backup.path.rsplit("/", 1)[0] if "/" in backup.path else "."
+    sql_file = _as_sql(host, settings, backup, directory)
+    extra: list[str] = []
+    try:
+        pro = write_private_file(host, prologue, directory) if prologue else None
+        epi = write_private_file(host, epilogue, directory) if epilogue else None
+        extra = [p for p in (pro, epi) if p]
+        files = [x for f in (pro, sql_file, epi) if f for x in ("-f", f)]
+        cmd = pg_tool(env, settings.tool("psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-1", *files])
+        res = sh(host, f"{cmd} > /dev/null")
+        if not res.ok:
+            raise BackupError(f"restoring {backup.path} failed, nothing was changed: {res.error}")
+    finally:
+        remove(host, sql_file, *extra)
+
+
+def restore(host: Any, env: dict[str, str], settings: EnvSettings, backup: Backup, server_version: int) -> None:
+    """Put `backup` back into the database `env` points at, keeping the current ledger."""
+    keep = _keep_name()
+    replay(host, env, settings, backup, prologue=restore_prologue(keep, server_version),
+           epilogue=restore_epilogue(keep))
+
+
+def checksum_matches(host: Any, backup: Backup, expected: str | None) -> tuple[int, str]:
+    """Size and sha256 of the file; raises when the ledger recorded another checksum."""
+    size, sha = file_facts(host, backup.path)
+    if expected and sha != expected:
+        raise BackupError(f"{backup.path} does not match the checksum recorded in the ledger "
+                          f"({sha[:12]}... instead of {expected[:12]}...): the file changed since it was taken")
+    backup.size, backup.sha256 = size, sha
+    return size, sha

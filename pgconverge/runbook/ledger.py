@@ -1,0 +1,264 @@
+"""The ledger: what pgconverge did to a database, kept in that database.
+
+It lives in the schema ``pgconverge``, which introspection never manages. One row
+per run in ``pgconverge.runs``; one row per one-time data block that ran in
+``pgconverge.data_blocks`` (its hash makes an edited block detectable). No secret
+is ever written here: connection details are recorded by their printable name only.
+
+A run row is inserted with outcome ``running`` before the first change (so a run
+that dies half way is visible as such) and finished with its outcome:
+
+    deploy:  converged | unchanged | smoke_failed | failed
+    restore: restored | failed
+    drill:   passed | failed
+
+Every function takes a ``runner.Runner``: the ledger is written through the same
+psql transport as everything else, so it works over SSH and for managed databases.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgconverge.catalog.introspect import LEDGER_SCHEMA
+from pgconverge.quoting import lit, q
+from pgconverge.exec.runner import Runner
+
+RUNS = q(LEDGER_SCHEMA, "runs")
+DATA_BLOCKS = q(LEDGER_SCHEMA, "data_blocks")
+
+# Columns added after the first release of the table: added in place when missing.
+_LATER_COLUMNS = {
+    "action": "text NOT NULL DEFAULT 'deploy'",
+    "host": "text",
+    "target": "text",
+}
+
+# Idempotent; safe to run at the start of every apply script.
+ENSURE_SQL = f"""
+CREATE SCHEMA IF NOT EXISTS {q(LEDGER_SCHEMA)};
+CREATE TABLE IF NOT EXISTS {RUNS} (
+    id bigserial PRIMARY KEY,
+    environment text NOT NULL,
+    actor text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    source_hash text,
+    desired_hash text,
+    before_hash text,
+    after_hash text,
+    plan_hash text,
+    plan jsonb,
+    backup jsonb,
+    smoke jsonb,
+    outcome text NOT NULL,
+    message text,
+    action text NOT NULL DEFAULT 'deploy',
+    host text,
+    target text
+);
+CREATE TABLE IF NOT EXISTS {DATA_BLOCKS} (
+    name text PRIMARY KEY,
+    sha256 text NOT NULL,
+    ran_at timestamptz NOT NULL DEFAULT now(),
+    actor text
+);
+""" + "".join(
+    # Only when missing: ALTER TABLE would take an exclusive lock on every run otherwise.
+    f"""DO $pgconverge$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                  WHERE attrelid = {lit(LEDGER_SCHEMA + '.runs')}::regclass AND attname = {lit(name)}
+                    AND NOT attisdropped) THEN
+    ALTER TABLE {RUNS} ADD COLUMN {q(name)} {ddl};
+  END IF;
+END $pgconverge$;
+""" for name, ddl in _LATER_COLUMNS.items())
+
+# Two first runs against one database must not race on CREATE SCHEMA / CREATE TABLE.
+_ENSURE_LOCK = 1885365111
+
+COLUMNS = ("id", "action", "environment", "actor", "host", "target", "started_at", "finished_at", "source_hash",
+           "desired_hash", "before_hash", "after_hash", "plan_hash", "plan", "backup", "smoke", "outcome", "message")
+
+DEPLOY_OK = ("converged", "unchanged")
+
+
+@dataclass
+class Run:
+    """One ledger row."""
+
+    id: int
+    action: str
+    environment: str
+    actor: str
+    outcome: str
+    host: str | None = None
+    target: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    source_hash: str | None = None
+    desired_hash: str | None = None
+    before_hash: str | None = None
+    after_hash: str | None = None
+    plan_hash: str | None = None
+    plan: dict | None = None
+    backup: dict | None = None
+    smoke: dict | None = None
+    message: str | None = None
+
+    @property
+    def smoke_passed(self) -> bool:
+        return bool(self.smoke and self.smoke.get("passed"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in COLUMNS}
+
+
+@dataclass
+class RunStart:
+    """What is known when a run starts."""
+
+    action: str
+    environment: str
+    actor: str
+    host: str | None = None
+    target: str | None = None
+    source_hash: str | None = None
+    desired_hash: str | None = None
+    before_hash: str | None = None
+    plan_hash: str | None = None
+    plan: dict | None = None
+    backup: dict | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _json(value: Any) -> str:
+    return "NULL" if value is None else f"{lit(json.dumps(value, sort_keys=True, default=str))}::jsonb"
+
+
+def _ensure_script() -> str:
+    return ("BEGIN;\n"
+            f"DO $pgconverge$ BEGIN PERFORM pg_advisory_xact_lock({_ENSURE_LOCK}); END $pgconverge$;\n"
+            + ENSURE_SQL + "COMMIT;\n")
+
+
+def ensure(runner: Runner) -> None:
+    """Create the ledger schema and tables if missing (serialized between concurrent runs)."""
+    runner.run_script(_ensure_script())
+
+
+def exists(runner: Runner) -> bool:
+    return bool(runner.query_json(f"SELECT to_json(to_regclass({lit(LEDGER_SCHEMA + '.runs')}) IS NOT NULL);"))
+
+
+def start(runner: Runner, run: RunStart, ensure_first: bool = False) -> int:
+    """Insert a row with outcome ``running``; returns its id. The ledger must exist, or
+    ``ensure_first`` creates it in the same psql call."""
+    sql = (_ensure_script() if ensure_first else "") + (f"INSERT INTO {RUNS} (action, environment, actor, host, target, source_hash, desired_hash, "
+           f"before_hash, plan_hash, plan, backup, outcome) VALUES ("
+           f"{lit(run.action)}, {lit(run.environment)}, {lit(run.actor)}, {lit(run.host)}, {lit(run.target)}, "
+           f"{lit(run.source_hash)}, {lit(run.desired_hash)}, {lit(run.before_hash)}, {lit(run.plan_hash)}, "
+           f"{_json(run.plan)}, {_json(run.backup)}, 'running') RETURNING to_json(id);")
+    return int(runner.query_json(sql))
+
+
+def update(runner: Runner, run_id: int, finished: bool = False, **values: Any) -> None:
+    """Set columns of a row: jsonb columns take Python objects, the others strings."""
+    sets = ["finished_at = now()"] if finished else []
+    if not values and not sets:
+        return
+    for name, value in values.items():
+        if name not in COLUMNS or name == "id":
+            raise ValueError(f"unknown ledger column {name!r}")
+        sets.append(f"{q(name)} = {_json(value) if name in ('plan', 'backup', 'smoke') else lit(value)}")
+    runner.run_script(f"UPDATE {RUNS} SET {', '.join(sets)} WHERE id = {int(run_id)};\n")
+
+
+def finish(runner: Runner, run_id: int, outcome: str, **values: Any) -> None:
+    """Close a row: its outcome, the finish time and any other columns (after_hash, smoke, message...)."""
+    values = {k: v for k, v in values.items() if v is not None}
+    update(runner, run_id, finished=True, outcome=outcome, **values)
+
+
+def record(runner: Runner, run: RunStart, outcome: str, **values: Any) -> int:
+    """A finished row in one go (restores and drills)."""
+    run_id = start(runner, run, ensure_first=True)
+    finish(runner, run_id, outcome, **values)
+    return run_id
+
+
+def _select(where: str = "true", limit: int | None = None, order: str = "id DESC") -> str:
+    cols = ", ".join(q(c) for c in COLUMNS)
+    lim = f" LIMIT {int(limit)}" if limit else ""
+    return (f"SELECT coalesce(json_agg(r), '[]') FROM (SELECT {cols} FROM {RUNS} "
+            f"WHERE {where} ORDER BY {order}{lim}) r;")
+
+
+def _runs(runner: Runner, where: str = "true", limit: int | None = None) -> list[Run]:
+    if not exists(runner):
+        return []
+    rows = runner.query_json(_select(where, limit)) or []
+    return [Run(**{c: row.get(c) for c in COLUMNS}) for row in rows]
+
+
+def history(runner: Runner, limit: int | None = 20, action: str | None = None) -> list[Run]:
+    """The newest rows first."""
+    return _runs(runner, f"action = {lit(action)}" if action else "true", limit)
+
+
+def get(runner: Runner, run_id: int) -> Run | None:
+    found = _runs(runner, f"id = {int(run_id)}", 1)
+    return found[0] if found else None
+
+
+def run_for_backup(runner: Runner, sha256: str) -> Run | None:
+    """The deploy run that took the backup with this checksum."""
+    found = _runs(runner, f"action = 'deploy' AND backup->>'sha256' = {lit(sha256)}", 1)
+    return found[0] if found else None
+
+
+def evidence(runner: Runner, desired_hash: str, smoke_hash: str | None = None) -> Run | None:
+    """The newest deploy run that reached ``desired_hash`` and passed its smoke checks
+    (the checks with ``smoke_hash``, when given): what a sign-off is based on."""
+    where = (f"action = 'deploy' AND outcome IN ('converged', 'unchanged') AND desired_hash = {lit(desired_hash)} "
+             f"AND after_hash IS NOT NULL AND (smoke->>'passed')::boolean")
+    if smoke_hash is not None:
+        where += f" AND smoke->>'sha256' = {lit(smoke_hash)}"
+    found = _runs(runner, where, 1)
+    return found[0] if found else None
+
+
+def format_history(runs: list[Run]) -> str:
+    """A table for people: newest first."""
+    if not runs:
+        return "-- no runs recorded"
+
+    def short(h: str | None) -> str:
+        return (h or "-")[:10]
+
+    rows = [("id", "action", "env", "outcome", "started", "secs", "actor", "before", "after", "backup", "smoke")]
+    for r in runs:
+        secs = "-"
+        if r.started_at and r.finished_at:
+            from datetime import datetime
+
+            try:
+                secs = f"{(datetime.fromisoformat(r.finished_at) - datetime.fromisoformat(r.started_at)).total_seconds():.1f}"
+            except ValueError:
+                pass
+        backup = (r.backup or {}).get("file", "-") if r.backup else "-"
+        smoke = "-"
+        if r.smoke:
+            checks = r.smoke.get("checks") or []
+            ok = sum(1 for c in checks if c.get("passed"))
+            smoke = f"{ok}/{len(checks)} passed" if checks else ("passed" if r.smoke.get("passed") else "failed")
+        rows.append((str(r.id), r.action, r.environment, r.outcome, (r.started_at or "-")[:19].replace("T", " "),
+                     secs, r.actor, short(r.before_hash), short(r.after_hash), backup, smoke))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    for r in runs:
+        if r.message:
+            lines.append(f"  #{r.id}: {r.message.splitlines()[0][:200]}")
+    return "\n".join(lines)

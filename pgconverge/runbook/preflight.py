@@ -1,0 +1,163 @@
+"""Preflight: what the runbooks check by hand before touching a database.
+
+    connectivity and the server version (>= pgconverge_min_server_version, default 15)
+    the extensions sql/ creates are available (and creatable by this role)
+    the role may create the shadow database (CREATEDB), or a shadow server is configured
+    (check_space, once a backup is due) the backup folder has room: free space >= factor x database size (default 2x)
+
+Nothing here changes anything. Each problem is one sentence saying what is wrong
+and what to do about it; any problem stops that host before its first change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import parse_sql
+
+from pgconverge.pyinfra.facts import SERVER_INFO, PgServerInfo
+from pgconverge.runbook.shell import RemoteError, free_kb, sh
+from pgconverge.exec.runner import PsqlError, Runner
+from pgconverge.runbook.settings import EnvSettings
+from pgconverge.source import Source
+
+
+@dataclass
+class PreflightReport:
+    target: str
+    info: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        out = [f"preflight {self.target}: {'ok' if self.ok else 'FAILED'}"]
+        out += [f"  - {n}" for n in self.notes]
+        out += [f"  ! {p}" for p in self.problems]
+        return out
+
+
+def extensions_in(source: Source) -> list[str]:
+    """The extensions sql/ creates (CREATE EXTENSION statements)."""
+    names = []
+    for st in source.statements:
+        if st.kind == "CreateExtensionStmt":
+            node = parse_sql(st.text)[0].stmt
+            if node.extname not in names:
+                names.append(node.extname)
+    return names
+
+
+def human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def server_info(host: Any, runner: Runner, psql: str = "psql") -> dict[str, Any]:
+    """PgServerInfo through the host's connector; raises PsqlError with the server's own message."""
+    info = host.get_fact(PgServerInfo, conn_env=runner.env(), psql=psql, _ignore_errors=True)
+    if info:
+        return info
+    # The fact swallows the message: ask again for a precise error (or a missing psql).
+    if not sh(host, f"command -v {psql}").ok:
+        raise PsqlError(f"{psql} is not installed on {host.name}: install the PostgreSQL client "
+                        "(Debian: apt-get install postgresql-client)")
+    return runner.query_json(SERVER_INFO)
+
+
+def check(host: Any, runner: Runner, settings: EnvSettings, source: Source, *,
+          shadow: Runner | None = None) -> PreflightReport:
+    """Connectivity, version, extensions and privileges; never raises for a failed check.
+    The free space check (``check_space``) follows once the plan says a backup is due."""
+    psql = settings.tool("psql")
+    report = PreflightReport(runner.name)
+    env = settings.env
+    try:
+        info = server_info(host, runner, psql)
+    except PsqlError as e:
+        report.problems.append(
+            f"cannot connect to {runner.name} from {host.name}: {e.message}. Check the connection in "
+            f"group_data/{env}.py (url_env, service or passfile), that the server is up and that it "
+            f"accepts this client (pg_hba.conf / firewall).")
+        return report
+    report.info = info
+    version = int(info["server_version"])
+    report.notes.append(f"connected as {info['user']} to {info['database']}, PostgreSQL {version // 10000}.{version % 100}")
+
+    # version
+    if version // 10000 < settings.min_server_version:
+        report.problems.append(
+            f"the server runs PostgreSQL {version // 10000}; environment {env} requires "
+            f"{settings.min_server_version} or later (pgconverge_min_server_version): upgrade the server "
+            "or lower the minimum if the schema allows it.")
+
+    # extensions
+    available = info.get("available_extensions") or {}
+    installed = info.get("installed_extensions") or {}
+    trusted = set(info.get("trusted_extensions") or [])
+    wanted = extensions_in(source) + [e for e in settings.required_extensions if e not in extensions_in(source)]
+    for ext in wanted:
+        if ext in installed:
+            continue
+        if ext not in available:
+            report.problems.append(
+                f"extension {ext} is not available on the server: install its package "
+                f"(Debian: postgresql-contrib or postgresql-{version // 10000}-{ext}), or allow-list it on "
+                "a managed service, then run again.")
+        elif not info.get("superuser") and ext not in trusted:
+            report.problems.append(
+                f"extension {ext} is not trusted, and {info['user']} is not a superuser: ask a superuser to run "
+                f"CREATE EXTENSION {ext}; in {info['database']}, then run again.")
+    if wanted:
+        report.notes.append("extensions: " + ", ".join(
+            f"{e} ({'installed ' + installed[e] if e in installed else 'available'})" for e in wanted
+            if e in installed or e in available))
+
+    # privileges for the shadow database
+    if shadow is None:
+        if not (info.get("createdb") or info.get("superuser")):
+            report.problems.append(
+                f"role {info['user']} cannot create the shadow database (no CREATEDB): "
+                f"ALTER ROLE {info['user']} CREATEDB, or set pgconverge_shadow in group_data/{env}.py "
+                "to a scratch server of the same major version.")
+    else:
+        try:
+            sinfo = server_info(host, shadow, psql)
+        except PsqlError as e:
+            report.problems.append(f"cannot connect to the shadow server {shadow.name}: {e.message}. "
+                                   f"Check pgconverge_shadow in group_data/{env}.py.")
+        else:
+            if int(sinfo["server_version"]) // 10000 != version // 10000:
+                report.problems.append(
+                    f"the shadow server runs PostgreSQL {int(sinfo['server_version']) // 10000} but the target "
+                    f"runs {version // 10000}: use a shadow server of the same major version.")
+            if not (sinfo.get("createdb") or sinfo.get("superuser")):
+                report.problems.append(f"role {sinfo['user']} on the shadow server has no CREATEDB: grant it.")
+            report.notes.append(f"shadow server: {shadow.name}")
+
+    return report
+
+
+def check_space(host: Any, settings: EnvSettings, report: PreflightReport) -> None:
+    """Room for the backup: free space at the backup folder >= factor x database size."""
+    size = int((report.info or {}).get("size_bytes") or 0)
+    try:
+        free = free_kb(host, settings.backup_dir) * 1024
+    except (RemoteError, ValueError, IndexError) as e:
+        report.problems.append(f"cannot measure free space at {settings.backup_dir} on {host.name}: {e}")
+        return
+    need = settings.space_factor * size
+    report.notes.append(f"backup folder {settings.backup_dir}: {human(free)} free, database "
+                        f"{human(size)}, need {settings.space_factor:g}x = {human(need)}")
+    if free < need:
+        report.problems.append(
+            f"not enough room for the backup at {settings.backup_dir} on {host.name}: {human(free)} free, "
+            f"{human(need)} needed ({settings.space_factor:g}x the {human(size)} database). Free space, "
+            "point pgconverge_backup_dir at a larger disk, or lower pgconverge_backup_space_factor.")

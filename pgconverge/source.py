@@ -29,7 +29,12 @@ from typing import Any, Iterable, Sequence
 import pglast
 from pglast.parser import ParseError, scan
 
-__all__ = ["DataBlock", "Rename", "Source", "SourceError", "Statement", "load_source"]
+__all__ = ["DataBlock", "LEDGER_SCHEMA", "Rename", "Source", "SourceError", "Statement", "load_source"]
+
+# The schema of pgconverge's own ledger in every target: never user schema, so sql/ may not use it.
+LEDGER_SCHEMA = "pgconverge"
+# PostgreSQL keeps the first NAMEDATALEN - 1 bytes of an identifier and silently drops the rest.
+MAX_IDENTIFIER_BYTES = 63
 
 
 class SourceError(Exception):
@@ -628,11 +633,18 @@ class _Loader:
             if kind == "CreateExtensionStmt" and any(o.defname == "new_version" for o in node.options or ()):
                 if node.extname not in self.pinned:
                     self.pinned.append(node.extname)
+            self._check_identifiers(parse_text, code_tokens[i:j], err)
             d = _definitions(node, kind, self.schema)
             if kind == "CreateSchemaStmt":
                 for elt in node.schemaElts or ():
                     inner = _definitions(elt, type(elt).__name__, node.schemaname or self.schema)
                     d.inner.extend(inner.inner)
+            for obj in [d.primary, *(s.obj for s in d.inner)]:
+                if obj is not None and obj is not _AMBIGUOUS and LEDGER_SCHEMA in (
+                        obj.schema, obj.name if obj.kind == "schema" else None):
+                    what = "the schema" if obj.kind == "schema" else f"{obj.describe()} is in the schema"
+                    raise err(a, f"{what} {LEDGER_SCHEMA} holds pgconverge's own ledger and is never managed: "
+                                 "use another schema")
             primaries[a] = d.primary
             for s in d.inner:
                 sites.append((s, len(self.statements) - 1))
@@ -660,6 +672,21 @@ class _Loader:
                 self._rename(target, rest, file, line, lambda msg: err(line, msg, is_line=True))
             else:
                 self._allow(target, rest, lambda msg: err(line, msg, is_line=True))
+
+    @staticmethod
+    def _check_identifiers(text: str, tokens: list, err) -> None:
+        """A name PostgreSQL would truncate is refused: the object would get another name than
+        the one written, and every later plan would look for the written one."""
+        for t in tokens:
+            if t.name != "IDENT":
+                continue
+            raw = text[t.start:t.end + 1]
+            name = raw[1:-1].replace('""', '"') if raw.startswith('"') else _fold(raw)
+            size = len(name.encode())
+            if size > MAX_IDENTIFIER_BYTES:
+                kept = name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
+                raise err(t.start, f"the identifier {raw} is {size} bytes long; PostgreSQL keeps "
+                                   f"{MAX_IDENTIFIER_BYTES} bytes and would name it {kept!r}: shorten it")
 
     # ---- data blocks
     def _data_blocks(self, unit: _Unit, text: str, lines: _Lines, tokens: list, err) -> list[_Block]:

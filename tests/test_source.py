@@ -670,3 +670,32 @@ def test_old_schema_is_not_a_desired_state():
     first_insert = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("INSERT"))
     assert e.line == first_insert
     assert '"purchased_credit_packs" integer' in text and "CREATE EXTENSION" not in text
+
+
+# --------------------------------------------------------------------------- loud, not lost
+
+
+@pytest.mark.parametrize("sql,line,words", [
+    ("CREATE TABLE pgconverge.t (id int);", 1, "table pgconverge.t is in the schema pgconverge"),
+    ("CREATE SCHEMA pgconverge;", 1, "the schema pgconverge holds pgconverge's own ledger"),
+    ("SET search_path = pgconverge;\nCREATE TABLE t (id int);", 2, "table pgconverge.t is in the schema"),
+    ("CREATE TABLE a (id int);\nCREATE INDEX i ON pgconverge.runs (id);", 2, "in the schema pgconverge"),
+])
+def test_objects_in_the_ledger_schema_are_refused_with_file_and_line(sql, line, words):
+    with pytest.raises(SourceError) as e:
+        load_source([sql])
+    assert e.value.line == line and words in e.value.message
+
+
+@pytest.mark.parametrize("ident,size", [("a" * 64, 64), ('"' + "é" * 32 + '"', 64), ('"' + "X" * 70 + '"', 70)])
+def test_identifiers_postgresql_would_truncate_are_refused(ident, size):
+    with pytest.raises(SourceError) as e:
+        load_source([f"CREATE TABLE ok (id int);\nCREATE TABLE t (\n  {ident} int\n);"])
+    assert e.value.line == 3
+    assert f"is {size} bytes long" in e.value.message and "63 bytes" in e.value.message
+
+
+def test_identifiers_of_63_bytes_and_long_strings_are_fine():
+    src = load_source(["CREATE TABLE t (" + "b" * 63 + " int DEFAULT length('" + "x" * 100 + "'));\n"
+                       "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 AS " + "c" * 80 + " $$;"])
+    assert len(src.statements) == 2

@@ -64,13 +64,18 @@ def parse_psql_error(stderr: str) -> PsqlError:
     return PsqlError(text)
 
 
-def find_psql() -> str:
-    found = shutil.which("psql")
+def find_tool(name: str) -> str:
+    """A PostgreSQL client tool (psql, pg_dump, pg_restore): on PATH, else beside the server binaries."""
+    found = shutil.which(name)
     if found:
         return found
     from pgconverge.dev.embedded import find_bindir
 
-    return str(find_bindir() / "psql")
+    return str(find_bindir() / name)
+
+
+def find_psql() -> str:
+    return find_tool("psql")
 
 
 @dataclass
@@ -121,6 +126,10 @@ class Runner:
     def exec_psql(self, args: list[str], stdin: str, on_line: Callable[[str], None] | None = None) -> tuple[int, str, str]:
         raise NotImplementedError
 
+    def exec_tool(self, tool: str, args: list[str]) -> tuple[int, str, str]:
+        """Another client tool (pg_dump) for the same database, with the same connection settings."""
+        raise NotImplementedError
+
     def for_database(self, dbname: str) -> Runner:
         raise NotImplementedError
 
@@ -141,6 +150,15 @@ class Runner:
             raise parse_psql_error(err)
         return out
 
+    def dump_schema(self, exclude_schemas: tuple[str, ...] = ()) -> str:
+        """``pg_dump --schema-only`` of the database, owners left out (the proof ignores them and
+        a copy restored by another role could not set them)."""
+        args = ["--schema-only", "--no-owner"] + [f"--exclude-schema={s}" for s in exclude_schemas]
+        rc, out, err = self.exec_tool("pg_dump", args)
+        if rc != 0:
+            raise PsqlError(f"pg_dump of {self.name} failed: {err.strip() or 'no message'}")
+        return out
+
 
 class LocalRunner(Runner):
     """psql as a local subprocess."""
@@ -153,6 +171,12 @@ class LocalRunner(Runner):
         return LocalRunner(self.conn.with_database(dbname), self.psql)
 
     def exec_psql(self, args, stdin, on_line=None):
+        return self._exec([self.psql, *PSQL_FLAGS, *args], stdin, on_line)
+
+    def exec_tool(self, tool, args):
+        return self._exec([find_tool(tool), *args], "", None)
+
+    def _exec(self, argv: list[str], stdin: str, on_line: Callable[[str], None] | None):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(self.conn.env)
         passfile = None
@@ -163,7 +187,7 @@ class LocalRunner(Runner):
                     f.write(passfile_line(self.conn.password))
                 env["PGPASSFILE"] = passfile
             with tempfile.TemporaryFile(mode="w+") as err:
-                proc = subprocess.Popen([self.psql, *PSQL_FLAGS, *args], stdin=subprocess.PIPE,
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=err, env=env, text=True)
                 assert proc.stdin and proc.stdout
                 # stdin is written by a thread-free trick: scripts are small enough for the pipe

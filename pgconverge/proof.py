@@ -1,0 +1,126 @@
+"""The proof: a plan is rehearsed before the target is touched, and judged by pg_dump.
+
+A plan is made by our own model of the catalog, so anything the model does not read would
+count as equal. The proof does not trust it:
+
+1. the target's ``pg_dump --schema-only`` is restored into a scratch "rehearsal" database on
+   the shadow server;
+2. the plan runs there with the real executor (the same psql script apply runs; data blocks
+   are left out, a schema-only copy has no rows for them);
+3. the rehearsal's pg_dump is compared with the shadow's by the oracle (pgconverge.oracle).
+
+Any difference refuses the plan. After a real apply, the target itself is compared the same way.
+The rehearsal database is dropped in every case, failure and Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, replace
+
+from pgconverge import oracle
+from pgconverge.errors import PlanError
+from pgconverge.exec.runner import PsqlError, Runner
+from pgconverge.exec.script import ExecSettings, render_script
+from pgconverge.planning.steps import Plan
+from pgconverge.quoting import q
+
+REHEARSAL_PREFIX = "pgconverge_rehearsal_"
+LEDGER_SCHEMA = "pgconverge"
+
+PROVED, FAILED, SKIPPED, OFF = "proved", "failed", "skipped", "off"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The managed schemas, as the options give them."""
+
+    only_schemas: tuple[str, ...] = ()
+    exclude_schemas: tuple[str, ...] = ()
+
+    def of(self, dump_text: str) -> oracle.Dump:
+        return oracle.scoped(oracle.parse_dump(dump_text), self.only_schemas, self.exclude_schemas,
+                             never=(LEDGER_SCHEMA,))
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What the proof found: `proved` (the rehearsal equals the shadow), `failed` (it does not,
+    or the plan failed on the copy), `skipped` (an empty plan), `off` (switched off by a setting)."""
+
+    status: str
+    seconds: float = 0.0
+    differences: tuple[oracle.Difference, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAILED
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "seconds": round(self.seconds, 3),
+                "differences": [{"object": d.object, "lines": d.lines()} for d in self.differences],
+                **({"error": self.error} if self.error else {})}
+
+    def summary(self) -> str:
+        if self.status == PROVED:
+            return f"proved on a copy of the target in {self.seconds:.1f} s: the result equals sql/ by pg_dump"
+        if self.status == FAILED:
+            return self.error or f"{len(self.differences)} object(s) differ from sql/ by pg_dump"
+        return {SKIPPED: "not needed: the plan is empty", OFF: "switched off by the settings"}[self.status]
+
+
+class NotProved(PlanError):
+    """The plan does not produce the declared schema: refused before the target is touched."""
+
+    def __init__(self, proof: Proof):
+        self.proof = proof
+        if proof.error:
+            why = proof.error
+        else:
+            why = ("the plan does not produce the declared schema (pg_dump of a rehearsal differs from sql/); "
+                   "the target was not touched:\n" + oracle.report(list(proof.differences)))
+        super().__init__(f"{why}\nThis is a limit of pgconverge's planner: change sql/ by hand in smaller steps, "
+                         "or report the case.")
+
+
+def expected_dump(shadow_dump: str, scope: Scope) -> oracle.Dump:
+    return scope.of(shadow_dump)
+
+
+def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
+             settings: ExecSettings | None = None) -> Proof:
+    """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`."""
+    if not plan.steps:
+        return Proof(SKIPPED)
+    started = time.monotonic()
+    name = REHEARSAL_PREFIX + secrets.token_hex(6)
+    try:
+        server.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n")
+    except PsqlError as e:
+        return Proof(FAILED, time.monotonic() - started,
+                     error=f"the proof could not create its rehearsal database on {server.name}: {e.message}")
+    try:
+        copy = server.for_database(name)
+        try:
+            copy.run_script(target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
+        except PsqlError as e:
+            return Proof(FAILED, time.monotonic() - started,
+                         error=f"the proof could not copy the schema of {target.name}: {e.message}")
+        try:
+            copy.run_script(render_script(replace(plan, data_blocks=[]), settings, take_lock=False))
+        except PsqlError as e:
+            return Proof(FAILED, time.monotonic() - started,
+                         error=f"the plan fails on a schema-only copy of the target, so it was not run on the "
+                               f"target: {e.message}" + (f"\n{e.detail}" if e.detail else ""))
+        got = scope.of(copy.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
+        differences = oracle.compare(expected, got)
+        return Proof(FAILED if differences else PROVED, time.monotonic() - started, tuple(differences))
+    finally:
+        server.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")
+
+
+def verify(target: Runner, expected: oracle.Dump, scope: Scope) -> list[oracle.Difference]:
+    """After a real apply: the objects where the target differs from sql/ by pg_dump."""
+    return oracle.compare(expected, scope.of(target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,))))

@@ -14,11 +14,14 @@ import os
 import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pgconverge import oracle, proof
+from pgconverge.errors import PlanError
 from pgconverge.exec import datablocks
+from pgconverge.proof import NotProved
 from pgconverge.catalog import introspect
 from pgconverge.exec.script import MARKER, ExecSettings, failed_step, render_script, units
 from pgconverge.planning.hazards import HazardRefused, Policy, parse_hazard_list
@@ -28,7 +31,7 @@ from pgconverge.planning.context import PlanOptions, Renames
 from pgconverge.planning.planner import diff_with_warnings
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.exec.runner import LocalRunner, PsqlError, Runner
-from pgconverge.catalog.shadow import default_cache_dir, desired_doc, prune_cache
+from pgconverge.catalog.shadow import default_cache_dir, desired_state, prune_cache
 from pgconverge.source import Source, load_source
 
 
@@ -50,11 +53,17 @@ class StepFailed(PsqlError):
 
 
 class NotConverged(Exception):
-    """After applying, a new plan is not empty."""
+    """After applying, a new plan is not empty, or pg_dump of the target differs from sql/."""
 
-    def __init__(self, remaining: Plan):
+    def __init__(self, remaining: Plan, differences: Sequence[oracle.Difference] = ()):
         self.remaining = remaining
-        super().__init__("the database did not converge; still pending:\n" + remaining.to_sql())
+        self.differences = list(differences)
+        if remaining.steps or remaining.data_blocks:
+            message = "the database did not converge; still pending:\n" + remaining.to_sql()
+        else:
+            message = ("the database did not converge: pg_dump of the target differs from sql/:\n"
+                       + oracle.report(self.differences))
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,10 @@ class Options:
     permissive_source: bool = False
     # with only/exclude schemas: still create the extensions sql/ declares in other schemas (never drop them)
     create_extensions_anywhere: bool = False
+    # rehearse every non-empty plan on a copy of the target and judge it by pg_dump (see pgconverge.proof)
+    prove: bool = True
+    # an empty desired state (no file or no statement) would drop everything: refused unless asked for
+    allow_empty: bool = False
     settings: ExecSettings = field(default_factory=ExecSettings)
 
     @classmethod
@@ -86,7 +99,7 @@ class Options:
         settings = kw.pop("settings", None) or ExecSettings(**{k: v for k, v in timing.items() if v is not None})
         unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
                              "compare_extension_versions", "cache_dir", "use_cache", "permissive_source",
-                             "create_extensions_anywhere"}
+                             "create_extensions_anywhere", "prove", "allow_empty"}
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         return cls(
@@ -99,8 +112,20 @@ class Options:
             use_cache=kw.get("use_cache", True),
             permissive_source=bool(kw.get("permissive_source", False)),
             create_extensions_anywhere=bool(kw.get("create_extensions_anywhere", False)),
+            prove=bool(kw.get("prove", True)),
+            allow_empty=bool(kw.get("allow_empty", False)),
             settings=settings,
         )
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """One look at both databases: the scoped catalogs, and what they were read from."""
+
+    actual: Catalog
+    desired: Catalog
+    actual_doc: dict[str, Any]  # the target's catalog document; it also carries the ledger's data blocks
+    desired_dump: str  # the shadow's pg_dump --schema-only, which the proof compares with
 
 
 @dataclass
@@ -128,21 +153,23 @@ class Engine:
     def scoped(self, cat: Catalog) -> Catalog:
         return introspect.scope(cat, list(self.options.only_schemas), list(self.options.exclude_schemas))
 
-    def catalogs(self) -> tuple[Catalog, Catalog]:
+    def introspect(self) -> Introspection:
+        """Both catalogs, scoped, with what they were read from: the target's document (it also
+        carries the ledger's data blocks, read in the same round trip) and the shadow's dump."""
         doc = self.actual_doc()
-        self.last_doc = doc  # also carries the ledger's data blocks (read in the same round trip)
         shadow = self.shadow or self.runner
         want = (shadow, self.source, doc, self.options.cache_dir, self.options.use_cache)
         if isinstance(shadow, LocalRunner):
             # the shadow loads (server time) while the actual catalog is parsed (CPU time); only
             # for local psql: pyinfra's connectors are not meant to be driven from another thread
             with ThreadPoolExecutor(max_workers=1) as pool:
-                wanted = pool.submit(desired_doc, *want)
+                wanted = pool.submit(desired_state, *want)
                 actual = introspect.parse_catalog(doc)
-                desired = introspect.parse_catalog(wanted.result())
+                state = wanted.result()
         else:
             actual = introspect.parse_catalog(doc)
-            desired = introspect.parse_catalog(desired_doc(*want))
+            state = desired_state(*want)
+        desired = introspect.parse_catalog(state.doc)
         scoped_actual, scoped_desired = self.scoped(actual), self.scoped(desired)
         if self.options.create_extensions_anywhere:
             for name, e in desired.extensions.items():
@@ -150,7 +177,14 @@ class Engine:
                     scoped_desired.extensions[name] = e
                     if name in actual.extensions:
                         scoped_actual.extensions[name] = actual.extensions[name]
-        return scoped_actual, scoped_desired
+        return Introspection(scoped_actual, scoped_desired, doc, state.dump)
+
+    def catalogs(self) -> tuple[Catalog, Catalog]:
+        seen = self.introspect()
+        return seen.actual, seen.desired
+
+    def scope(self) -> proof.Scope:
+        return proof.Scope(self.options.only_schemas, self.options.exclude_schemas)
 
     # -- planning
 
@@ -161,19 +195,36 @@ class Engine:
                            pinned_extensions=frozenset(self.source.pinned_extensions))
 
     def plan(self) -> Plan:
+        """The plan for the target, proved on a copy of it before anything touches the target.
+        Raises NotProved when the rehearsal does not end equal to sql/ by pg_dump."""
+        if self.source.is_empty and not self.options.allow_empty:
+            raise PlanError("the desired state is empty (no .sql file, or no statement in them): planning it "
+                            "would drop everything the database holds. Pass --allow-empty (allow_empty=True) "
+                            "if that is what you want")
         key = self.plan_cache_key()
         if key is not None:
             cached = plan_cache_load(self.cache_dir(), key)
             if cached is not None:
-                return cached
-        actual, desired = self.catalogs()
-        steps, warnings = diff_with_warnings(actual, desired, self.plan_options())
-        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(self.last_doc))
-        result = Plan(steps=steps, desired_hash=catalog_hash(desired), actual_hash=catalog_hash(actual),
-                      source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks)
+                return replace(cached, source=self.source, options=self.options)
+        seen = self.introspect()
+        steps, warnings = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
+        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(seen.actual_doc))
+        result = Plan(steps=steps, desired_hash=catalog_hash(seen.desired), actual_hash=catalog_hash(seen.actual),
+                      source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks,
+                      source=self.source, options=self.options)
+        result.proof = self.prove(result, seen)
+        if not result.proof.ok:
+            raise NotProved(result.proof)
         if key is not None:
             plan_cache_store(self.cache_dir(), key, result)
         return result
+
+    def prove(self, plan: Plan, seen: Introspection) -> proof.Proof:
+        if not self.options.prove:
+            return proof.Proof(proof.OFF)
+        versions = {e.name: e.version for e in seen.actual.extensions.values()}
+        return proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
+                              self.scope(), self.options.settings, versions)
 
     def cache_dir(self) -> Path:
         return self.options.cache_dir or default_cache_dir()
@@ -227,9 +278,17 @@ class Engine:
                 self.runner.run_script(render_script(plan, self.options.settings), on_line=progress)
             except PsqlError as e:
                 raise StepFailed(failed_step(plan, last[0] if last else None), e) from e
-        after = self.plan()
-        if not after.is_empty:
-            raise NotConverged(after)
+        # judged twice: by our own model (the plan is now empty) and by pg_dump (the target equals the
+        # shadow), which shares nothing with that model
+        seen = self.introspect()
+        steps, _ = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
+        pending = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(seen.actual_doc))
+        if steps or pending:
+            raise NotConverged(Plan(steps=steps, data_blocks=pending))
+        if self.options.prove and (plan.steps or plan.data_blocks):
+            differences = proof.verify(self.runner, self.scope().of(seen.desired_dump), self.scope())
+            if differences:
+                raise NotConverged(Plan(steps=[]), differences)
         return ApplyResult(plan, time.monotonic() - started, executed)
 
 
@@ -237,7 +296,9 @@ class Engine:
 def _code_hash() -> str:
     """The package's own code: a cached plan made by other code is never reused."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    root = Path(__file__).parent
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.sql")]):
+        h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -255,7 +316,8 @@ def plan_cache_store(cache_dir: Path, key: str, plan: Plan) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / f"plan-{key}.{os.getpid()}.tmp"
     with tmp.open("wb") as f:
-        pickle.dump(plan, f, protocol=pickle.HIGHEST_PROTOCOL)
+        # without what it was made from: the next load puts the current source and options back
+        pickle.dump(replace(plan, source=None, options=None), f, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(cache_dir / f"plan-{key}.pickle")
     prune_cache(cache_dir)
 
@@ -276,11 +338,7 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
     cache_dir, use_cache, permissive_source (accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in `sql`),
     create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares).
     """
-    runner = LocalRunner(target)
-    engine = Engine(runner, _source(sql, options), Options.build(**options))
-    result = engine.plan()
-    result._engine = engine  # remembered so apply() can check the plan is still current
-    return result
+    return Engine(LocalRunner(target), _source(sql, options), Options.build(**options)).plan()
 
 
 def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os.PathLike], *,
@@ -289,13 +347,10 @@ def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os
     when a hazard is not allowed, PlanChanged when the target moved since `plan` was made,
     and NotConverged when a fresh plan is not empty afterwards."""
     if isinstance(plan_or_sql, Plan):
-        engine: Engine = getattr(plan_or_sql, "_engine", None)
-        if engine is None:
+        if plan_or_sql.source is None:
             raise ValueError("this Plan was not made by pgconverge.plan(); pass the SQL instead")
-        if options:
-            engine = Engine(LocalRunner(target), engine.source, Options.build(**options))
-        else:
-            engine = Engine(LocalRunner(target), engine.source, engine.options)
+        engine = Engine(LocalRunner(target), plan_or_sql.source,
+                        Options.build(**options) if options else plan_or_sql.options)
         current = engine.plan()
         if current.plan_hash != plan_or_sql.plan_hash:
             raise PlanChanged("the target changed since the plan was made; plan again and review")

@@ -15,16 +15,17 @@ The rehearsal database is dropped in every case, failure and Ctrl-C included.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass, replace
 
 from pgconverge import oracle
 from pgconverge.errors import PlanError
-from pgconverge.exec.runner import PsqlError, Runner
+from pgconverge.exec.runner import PsqlError, Runner, database_guard
 from pgconverge.exec.script import ExecSettings, render_script
 from pgconverge.planning.steps import Plan
-from pgconverge.quoting import q
+from pgconverge.quoting import lit, q
 
 REHEARSAL_PREFIX = "pgconverge_rehearsal_"
 LEDGER_SCHEMA = "pgconverge"
@@ -89,9 +90,27 @@ def expected_dump(shadow_dump: str, scope: Scope) -> oracle.Dump:
     return scope.of(shadow_dump)
 
 
+_CREATE_EXTENSION = re.compile(r'^(CREATE EXTENSION IF NOT EXISTS ("(?:[^"]|"")+"|\S+) WITH SCHEMA \S+);$', re.M)
+
+
+def pin_extension_versions(dump: str, versions: dict[str, str]) -> str:
+    """pg_dump leaves an extension's version out: the copy would get the default version, and a
+    plan that updates or keeps the target's version would not apply to it as it does to the target."""
+
+    def pin(m: re.Match) -> str:
+        raw = m.group(2)
+        name = raw[1:-1].replace('""', '"') if raw.startswith('"') else raw
+        version = versions.get(name)
+        return f"{m.group(1)} VERSION {lit(version)};" if version else m.group(0)
+
+    return _CREATE_EXTENSION.sub(pin, dump)
+
+
 def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
-             settings: ExecSettings | None = None) -> Proof:
-    """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`."""
+             settings: ExecSettings | None = None, extension_versions: dict[str, str] | None = None) -> Proof:
+    """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`.
+    `extension_versions` are the target's (pg_dump does not record them)."""
+    extension_versions = extension_versions or {}
     if not plan.steps:
         return Proof(SKIPPED)
     started = time.monotonic()
@@ -104,12 +123,14 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
     try:
         copy = server.for_database(name)
         try:
-            copy.run_script(target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
+            copy.run_script(database_guard(name) + pin_extension_versions(
+                target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)), extension_versions))
         except PsqlError as e:
             return Proof(FAILED, time.monotonic() - started,
                          error=f"the proof could not copy the schema of {target.name}: {e.message}")
         try:
-            copy.run_script(render_script(replace(plan, data_blocks=[]), settings, take_lock=False))
+            copy.run_script(database_guard(name) + render_script(replace(plan, data_blocks=[]), settings,
+                                                                 take_lock=False))
         except PsqlError as e:
             return Proof(FAILED, time.monotonic() - started,
                          error=f"the plan fails on a schema-only copy of the target, so it was not run on the "

@@ -89,6 +89,11 @@ class Source:
     pinned_extensions: tuple[str, ...]
     sha256: str
 
+    @property
+    def is_empty(self) -> bool:
+        """No statement at all: planning it would drop everything."""
+        return not self.statements
+
     def script(self) -> str:
         """The schema statements as one psql script, each ending with ";\\n"."""
         return "".join(s.text + ";\n" for s in self.statements)

@@ -196,13 +196,13 @@ def test_shadow_always_dropped_even_on_failure(db, conn, tmp_path, monkeypatch):
     prefix = SHADOW_PREFIX + "t" + os.urandom(3).hex() + "_"
     monkeypatch.setattr(shadow, "SHADOW_PREFIX", prefix)
     seen = []
-    real = shadow.build_shadow_doc
+    real = shadow.build_shadow
 
     def spy(runner, source):
         seen.append(1)
         return real(runner, source)
 
-    monkeypatch.setattr(shadow, "build_shadow_doc", spy)
+    monkeypatch.setattr(shadow, "build_shadow", spy)
     pgconverge.plan(db, ["CREATE TABLE a (id int);"], use_cache=False)
     with pytest.raises(SourceError):
         pgconverge.plan(db, ["CREATE TABLE a (id int REFERENCES nope);"], use_cache=False)

@@ -10,6 +10,7 @@ import pytest
 import pgconverge
 from pgconverge.planning.hazards import HazardRefused
 from pgconverge.errors import UnsupportedError
+from pgconverge.proof import NotProved
 from pgconverge.source import SourceError
 
 ALL = dict(allow_hazards="all", drops=["*"])
@@ -379,8 +380,15 @@ def test_inheritance_children_and_their_columns(db, conn):
     assert sqls(plan) == ['ALTER TABLE "public"."child" NO INHERIT "public"."base"']
     assert one(conn, "SELECT count(*) FROM base") == 0 and one(conn, "SELECT count(*) FROM child") == 1
 
-    # and joins it again (INHERIT)
-    plan = converge(db, v2)
+    # and joins it again (INHERIT): its columns stay its own (attislocal), which a child created with
+    # INHERITS would not have, so the proof refuses sql/ that declares them inherited only...
+    with pytest.raises(NotProved, match=r"table public\.child"):
+        pgconverge.plan(db, v2, **ALL)
+    # ...and converges sql/ that declares them in the child as well, as PostgreSQL will keep them
+    joined = ["CREATE TABLE base (id bigserial, note text, CONSTRAINT pos CHECK (id > 0));",
+              "CREATE TABLE child (id bigint DEFAULT nextval('base_id_seq') NOT NULL, note text, extra text, "
+              "created timestamptz DEFAULT now(), CONSTRAINT pos CHECK (id > 0)) INHERITS (base);"]
+    plan = converge(db, joined)
     assert sqls(plan) == ['ALTER TABLE "public"."child" INHERIT "public"."base"']
     assert one(conn, "SELECT count(*) FROM base") == 1
 
@@ -405,8 +413,12 @@ def test_parent_column_rename_reaches_the_children(db, conn):
 def test_new_child_joins_with_the_parents_check_constraints(db, conn):
     converge(db, ["CREATE TABLE base (id int NOT NULL, CONSTRAINT pos CHECK (id > 0));",
                   "CREATE TABLE child (id int, x int);"])
+    # the child's own id stays its own (attislocal): declared inherited only, pg_dump would differ
+    with pytest.raises(NotProved, match=r"table public\.child"):
+        pgconverge.plan(db, ["CREATE TABLE base (id int NOT NULL, CONSTRAINT pos CHECK (id > 0));",
+                             "CREATE TABLE child (x int) INHERITS (base);"], **ALL)
     plan = converge(db, ["CREATE TABLE base (id int NOT NULL, CONSTRAINT pos CHECK (id > 0));",
-                         "CREATE TABLE child (x int) INHERITS (base);"])
+                         "CREATE TABLE child (id int NOT NULL, x int, CONSTRAINT pos CHECK (id > 0)) INHERITS (base);"])
     assert index_of(plan, 'ADD CONSTRAINT "pos"') < index_of(plan, "INHERIT")
     assert index_of(plan, "SET NOT NULL") < index_of(plan, "INHERIT")
     assert one(conn, "SELECT count(*) FROM pg_inherits WHERE inhrelid = 'child'::regclass") == 1

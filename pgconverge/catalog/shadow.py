@@ -14,12 +14,13 @@ import hashlib
 import json
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pgconverge.catalog.introspect import catalog_query
 from pgconverge.quoting import q
-from pgconverge.exec.runner import PsqlError, Runner
+from pgconverge.exec.runner import PsqlError, Runner, database_guard
 from pgconverge.source import Source, SourceError
 
 SHADOW_PREFIX = "pgconverge_shadow_"
@@ -39,17 +40,26 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PGCONVERGE_HOME", ".pgconverge")) / "cache"
 
 
-def load_script(source: Source) -> str:
+def load_script(source: Source, database: str) -> str:
     # A commit per statement, as `psql -f` runs the files: one transaction over thousands of
     # tables runs out of lock slots ("out of shared memory", max_locks_per_transaction), and an
     # enum value added by ALTER TYPE could not be used before the commit. The shadow is scratch:
     # no need for all or nothing, nor for waiting on each commit's WAL flush. Exactly one line
     # precedes the statements (error lines are mapped back to them).
-    return "SET synchronous_commit = off;\n" + source.script()
+    return database_guard(database).replace("\n", " ") + "SET synchronous_commit = off;\n" + source.script()
 
 
-def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
-    """Create the shadow, load sql/ into it, introspect it, drop it."""
+@dataclass(frozen=True)
+class Desired:
+    """What sql/ declares, as the shadow showed it: the catalog document the planner reads, and
+    the shadow's ``pg_dump --schema-only`` that the proof compares with."""
+
+    doc: dict[str, Any]
+    dump: str
+
+
+def build_shadow(runner: Runner, source: Source) -> Desired:
+    """Create the shadow, load sql/ into it, introspect and dump it, drop it."""
     name = SHADOW_PREFIX + secrets.token_hex(6)
     try:
         runner.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n")
@@ -59,7 +69,7 @@ def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
     try:
         shadow = runner.for_database(name)
         try:
-            shadow.run_script(load_script(source))
+            shadow.run_script(load_script(source, name))
         except PsqlError as e:
             if e.line is None:
                 raise SourceError("<sql>", 0, e.message) from e
@@ -74,26 +84,35 @@ def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
                 detail += (f"; roles are not managed by pgconverge: create the role on {runner.name} first "
                            "(nothing was changed)")
             raise SourceError(stmt.file, line, f"{e.message}{detail}") from e
-        return shadow.query_json(catalog_query())
+        doc = shadow.query_json(catalog_query())
+        try:
+            dump = shadow.dump_schema()
+        except PsqlError as e:
+            raise SourceError("<shadow>", 0, f"cannot dump the shadow database for the proof: {e.message}") from e
+        return Desired(doc, dump)
     finally:
         runner.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")
 
 
-def desired_doc(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
-                use_cache: bool = True) -> dict[str, Any]:
-    """The desired catalog document, from the cache when the key matches."""
+def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
+                use_cache: bool = True) -> Desired:
+    """The desired catalog document and the shadow's dump, from the cache when the key matches."""
     cache_dir = cache_dir or default_cache_dir()
     path = cache_dir / f"{cache_key(source, server)}.json"
     if use_cache and path.exists():
-        return json.loads(path.read_text())
-    doc = build_shadow_doc(runner, source)
+        try:
+            entry = json.loads(path.read_text())
+            return Desired(entry["doc"], entry["dump"])
+        except (ValueError, KeyError, TypeError):  # written by an older pgconverge: build it again
+            pass
+    desired = build_shadow(runner, source)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-        tmp.write_text(json.dumps(doc))
+        tmp.write_text(json.dumps({"doc": desired.doc, "dump": desired.dump}))
         tmp.replace(path)  # atomic: a concurrent run never reads half a file
         prune_cache(cache_dir)
-    return doc
+    return desired
 
 
 def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:

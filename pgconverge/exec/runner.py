@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 from psycopg.conninfo import conninfo_to_dict
 
+from pgconverge.quoting import lit
+
 # "-f -" reads stdin as a file, so errors carry "psql:<stdin>:LINE:"
 PSQL_FLAGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-f", "-"]
 
@@ -88,6 +90,9 @@ class Conn:
 
     env: dict[str, str] = field(default_factory=dict)
     password: str | None = field(default=None, repr=False)
+    # a database the tool chose (shadow, rehearsal, scratch): named on the command line, where it wins
+    # over a service file's dbname (PGDATABASE would not: libpq reads the service first)
+    database: str | None = None
 
     @classmethod
     def parse(cls, target: str) -> Conn:
@@ -102,10 +107,14 @@ class Conn:
 
     @property
     def dbname(self) -> str:
-        return self.env.get("PGDATABASE", "")
+        return self.database or self.env.get("PGDATABASE", "")
 
     def with_database(self, dbname: str) -> Conn:
-        return Conn({**self.env, "PGDATABASE": dbname}, self.password)
+        return Conn({**self.env, "PGDATABASE": dbname}, self.password, dbname)
+
+    def args(self) -> list[str]:
+        """Command-line arguments of psql and pg_dump that pick the database."""
+        return ["-d", self.database] if self.database else []
 
     def describe(self) -> str:
         """A printable name for messages: never the password."""
@@ -116,6 +125,14 @@ class Conn:
 def passfile_line(password: str) -> str:
     escaped = password.replace("\\", "\\\\").replace(":", "\\:")
     return f"*:*:*:*:{escaped}\n"
+
+
+def database_guard(name: str) -> str:
+    """A statement that fails unless the session is in database `name`: a script meant for a scratch
+    database must never run anywhere else."""
+    return (f"DO $guard$ BEGIN IF current_database() <> {lit(name)} THEN RAISE EXCEPTION "
+            f"'pgconverge: this script is for the scratch database %, not %', {lit(name)}, current_database(); "
+            "END IF; END $guard$;\n")
 
 
 class Runner:
@@ -171,10 +188,10 @@ class LocalRunner(Runner):
         return LocalRunner(self.conn.with_database(dbname), self.psql)
 
     def exec_psql(self, args, stdin, on_line=None):
-        return self._exec([self.psql, *PSQL_FLAGS, *args], stdin, on_line)
+        return self._exec([self.psql, *PSQL_FLAGS, *self.conn.args(), *args], stdin, on_line)
 
     def exec_tool(self, tool, args):
-        return self._exec([find_tool(tool), *args], "", None)
+        return self._exec([find_tool(tool), *self.conn.args(), *args], "", None)
 
     def _exec(self, argv: list[str], stdin: str, on_line: Callable[[str], None] | None):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

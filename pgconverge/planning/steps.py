@@ -12,6 +12,7 @@ import hashlib
 import heapq
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from pgconverge.errors import PlanError
 from pgconverge.planning.hazards import Hazard
@@ -111,6 +112,12 @@ class Plan:
     source_hash: str = ""
     warnings: list[str] = field(default_factory=list)
     data_blocks: list = field(default_factory=list)  # source.DataBlock pending on this database
+    # pgconverge.proof.Proof: what the rehearsal on a copy of the target found (None: not proved)
+    proof: Any = None
+    # what the plan was made from, so that apply() can plan again and see that nothing moved:
+    # the source.Source and the api.Options (no connection, so no secret)
+    source: Any = field(default=None, compare=False, repr=False)
+    options: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_empty(self) -> bool:
@@ -146,7 +153,8 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"steps": [s.to_json() for s in self.steps], "hashes": self.hashes(), "warnings": list(self.warnings),
-                "data_blocks": [{"name": b.name, "when": b.when, "sha256": b.sha256} for b in self.data_blocks]}
+                "data_blocks": [{"name": b.name, "when": b.when, "sha256": b.sha256} for b in self.data_blocks],
+                "proof": self.proof.to_json() if self.proof is not None else None}
 
 
 

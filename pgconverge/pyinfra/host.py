@@ -12,6 +12,7 @@ from pyinfra.api.state import StateStage
 
 from pgconverge.cli.main import format_plan
 from pgconverge.exec.runner import Conn, Runner, passfile_line, shell_command
+from pgconverge.runbook.shell import pg_tool
 from pgconverge.planning.steps import Plan
 
 
@@ -47,7 +48,11 @@ class HostRunner(Runner):
         return env
 
     def command(self, args: list[str]) -> str:
-        return shell_command(self.env(), args, self.psql)
+        return shell_command(self.env(), [*self.conn.args(), *args], self.psql)
+
+    def exec_tool(self, tool, args):
+        ok, out = self.host.run_shell_command(StringCommand(pg_tool(self.env(), tool, [*self.conn.args(), *args])))
+        return (0 if ok else 1), "\n".join(out.stdout_lines), "\n".join(out.stderr_lines)
 
     def exec_psql(self, args, stdin, on_line=None):
         ok, out = self.host.run_shell_command(StringCommand(self.command(args)), _stdin=stdin)

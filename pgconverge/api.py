@@ -145,11 +145,11 @@ class Engine:
             desired = introspect.parse_catalog(desired_doc(*want))
         scoped_actual, scoped_desired = self.scoped(actual), self.scoped(desired)
         if self.options.create_extensions_anywhere:
-            for name, e in desired.extensions.items():
-                if name not in scoped_desired.extensions:
-                    scoped_desired.extensions[name] = e
-                    if name in actual.extensions:
-                        scoped_actual.extensions[name] = actual.extensions[name]
+            for eid, e in desired.extensions.items():
+                if eid not in scoped_desired.extensions:
+                    scoped_desired.extensions[eid] = e
+                    if eid in actual.extensions:
+                        scoped_actual.extensions[eid] = actual.extensions[eid]
         return scoped_actual, scoped_desired
 
     # -- planning

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.hazards import Policy
-from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table
+from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table, schema_id
 from pgconverge.planning.steps import NONE, OWN, order_steps
 from pgconverge.errors import PlanError
 from pgconverge.planning.context import PlanOptions, Renames
@@ -22,14 +22,14 @@ def table(name: str, *cols: Column, schema: str = "public", constraints=(), inde
 
 def cat(*tables: Table, enums=(), sequences=()) -> Catalog:
     c = Catalog(server_version=150000)
-    c.schemas["public"] = Schema("public")
+    c.schemas[schema_id("public")] = Schema("public")
     for t in tables:
-        c.tables[(t.schema, t.name)] = t
-        c.schemas.setdefault(t.schema, Schema(t.schema))
+        c.tables[t.id] = t
+        c.schemas.setdefault(schema_id(t.schema), Schema(t.schema))
     for e in enums:
-        c.enums[(e.schema, e.name)] = e
+        c.enums[e.id] = e
     for s in sequences:
-        c.sequences[(s.schema, s.name)] = s
+        c.sequences[s.id] = s
     return c
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Sequence, Table, oid_key, table_id, column_id, constraint_id
+from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Sequence, Table, oid_key, sequence_id, table_id, column_id, constraint_id
 from pgconverge.errors import PlanError, UnsupportedError
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.hazards import Hazard
@@ -91,15 +91,16 @@ class Planner(Diff):
             self.actual.tables[key] = fn(t)
 
     def rename_table(self, schema: str, old: str, new: str, where: str) -> None:
-        if not self._must_rename("table", f"{schema}.{old}", f"{schema}.{new}", (schema, old) in self.actual.tables,
-                                 (schema, new) in self.actual.tables, (schema, old) in self.desired.tables, where):
+        if not self._must_rename("table", f"{schema}.{old}", f"{schema}.{new}", table_id(schema, old) in self.actual.tables,
+                                 table_id(schema, new) in self.actual.tables, table_id(schema, old) in self.desired.tables,
+                                 where):
             return
         new_id, old_id = table_id(schema, new), table_id(schema, old)
         self.add(f"ALTER TABLE {q(schema, old)} RENAME TO {q(new)}", "rename", new_id,
                  hazards=(Hazard(hz.RENAMES, f"table {schema}.{old} is renamed to {new}; clients using the old name "
                                  "break", old_id),),
                  provides=frozenset({new_id}), table=new_id)
-        self.actual.tables[(schema, new)] = rename_table_record(self.actual.tables.pop((schema, old)), new)
+        self.actual.tables[new_id] = rename_table_record(self.actual.tables.pop(old_id), new)
 
         def refs(t: Table) -> Table:  # foreign keys that point at it now print the new name
             cons = {k: replace(c, ref_table=new_id, definition=swap_references(c.definition, schema, old, new))
@@ -113,10 +114,10 @@ class Planner(Diff):
         self.rename_derived(schema, new, old, new)
 
     def rename_column(self, schema: str, table: str | None, old: str, new: str, where: str) -> None:
-        t = self.actual.tables.get((schema, table)) if table else None
+        t = self.actual.tables.get(table_id(schema, table)) if table else None
         if t is None:
             return  # the table is new: the diff creates it with the new column
-        want = self.desired.tables.get((schema, table))
+        want = self.desired.tables.get(table_id(schema, table))
         if not self._must_rename("column", f"{schema}.{table}.{old}", f"{schema}.{table}.{new}", old in t.columns,
                                  new in t.columns, want is not None and old in want.columns, where):
             return
@@ -125,7 +126,7 @@ class Planner(Diff):
                  hazards=(Hazard(hz.RENAMES, f"column {schema}.{table}.{old} is renamed to {new}; clients using the "
                                  "old name break", column_id(schema, table, old)),),
                  provides=frozenset({column_id(schema, table, new)}), requires=frozenset({t.id}), table=t.id)
-        self.actual.tables[(schema, table)] = rename_column_record(t, old, new)
+        self.actual.tables[t.id] = rename_column_record(t, old, new)
 
         def refs(other: Table) -> Table:  # foreign keys of other tables that name the column
             cons = {k: replace(c, definition=swap_references(c.definition, schema, table, table, old, new))
@@ -140,10 +141,10 @@ class Planner(Diff):
         self.rename_derived(schema, table, old, new)
 
     def rename_constraint(self, schema: str, table: str | None, old: str, new: str, where: str) -> None:
-        t = self.actual.tables.get((schema, table)) if table else None
+        t = self.actual.tables.get(table_id(schema, table)) if table else None
         if t is None:
             return
-        want = self.desired.tables.get((schema, table))
+        want = self.desired.tables.get(table_id(schema, table))
         if not self._must_rename("constraint", f"{old} on {schema}.{table}", new, old in t.constraints,
                                  new in t.constraints, want is not None and old in want.constraints, where):
             return
@@ -166,7 +167,7 @@ class Planner(Diff):
         # a primary key or unique constraint renames its index with it
         cons = {(new if k == old else k): (replace(c, name=new, index=new if c.index == old else c.index)
                                            if k == old else c) for k, c in t.constraints.items()}
-        self.actual.tables[(t.schema, t.name)] = replace(t, constraints=cons)
+        self.actual.tables[t.id] = replace(t, constraints=cons)
 
     def _emit_index_rename(self, owner: Table, old: str, new: str, hazards: tuple[Hazard, ...] = ()) -> None:
         iid = oid_key("index", owner.schema, new)
@@ -174,15 +175,15 @@ class Planner(Diff):
                  provides=frozenset({iid}), requires=frozenset({owner.id}), table=owner.id)
         idx = {(new if k == old else k): (replace(i, name=new, definition=swap_ident(i.definition, old, new))
                                           if k == old else i) for k, i in owner.indexes.items()}
-        self.actual.tables[(owner.schema, owner.name)] = replace(owner, indexes=idx)
+        self.actual.tables[owner.id] = replace(owner, indexes=idx)
 
     def rename_derived(self, schema: str, table: str, old: str, new: str) -> None:
         """PostgreSQL keeps the names it derived from a table or column name (t_pkey,
         t_col_key, t_col_idx, t_id_seq) when that name changes, while the shadow derives
         them from the new name. Rename such an object when the desired catalog has the
         derived name with the very same definition, instead of rebuilding it."""
-        t = self.actual.tables.get((schema, table))
-        want = self.desired.tables.get((schema, table))
+        t = self.actual.tables.get(table_id(schema, table))
+        want = self.desired.tables.get(table_id(schema, table))
         if t is None or want is None:
             return
 
@@ -197,26 +198,26 @@ class Planner(Diff):
             if (other is not None and name not in want.constraints and cand not in t.constraints
                     and other.kind == con.kind
                     and strip_not_valid(other.definition) == strip_not_valid(con.definition)):
-                self._emit_constraint_rename(self.actual.tables[(schema, table)], name, cand)
+                self._emit_constraint_rename(self.actual.tables[table_id(schema, table)], name, cand)
         for name, idx in list(t.indexes.items()):
             cand = derived(name)
             other = want.indexes.get(cand) if cand else None
             if (other is not None and name not in want.indexes and self.actual.index_owner(schema, cand) is None
                     and other.definition == swap_ident(idx.definition, name, cand)):
-                self._emit_index_rename(self.actual.tables[(schema, table)], name, cand)
+                self._emit_index_rename(self.actual.tables[table_id(schema, table)], name, cand)
         for key, s in list(self.actual.sequences.items()):
             cand = derived(s.name) if s.schema == schema and s.owned_by and s.owned_by[0] == table else None
-            if (cand and (schema, cand) in self.desired.sequences and (schema, s.name) not in self.desired.sequences
-                    and (schema, cand) not in self.actual.sequences):
-                sid = oid_key("sequence", schema, cand)
+            sid = sequence_id(schema, cand) if cand else ""
+            if (cand and sid in self.desired.sequences and s.id not in self.desired.sequences
+                    and sid not in self.actual.sequences):
                 self.add(f"ALTER SEQUENCE {q(schema, s.name)} RENAME TO {q(cand)}", "rename", sid,
                          provides=frozenset({sid}))
-                self.actual.sequences[(schema, cand)] = replace(self.actual.sequences.pop(key), name=cand)
+                self.actual.sequences[sid] = replace(self.actual.sequences.pop(key), name=cand)
                 # column defaults name the sequence: nextval('schema.seq'::regclass)
                 self._rewrite_tables(lambda x: replace(x, columns={
                     k: replace(c, default=swap_regclass(c.default, schema, s.name, cand)) if c.default else c
                     for k, c in x.columns.items()}))
-        t = self.actual.tables[(schema, table)]
+        t = self.actual.tables[table_id(schema, table)]
         for cname, col in t.columns.items():
             seq, goal = col.identity_sequence, want.columns.get(cname)
             goal_seq = goal.identity_sequence if goal is not None else None
@@ -227,25 +228,27 @@ class Planner(Diff):
                 cols = dict(t.columns)
                 cols[cname] = replace(col, identity_sequence=replace(seq, name=goal_seq.name))
                 t = replace(t, columns=cols)
-                self.actual.tables[(schema, table)] = t
+                self.actual.tables[table_id(schema, table)] = t
 
     # -- schemas and extensions
 
     def diff_schemas(self) -> None:
-        for name, s in self.desired.schemas.items():
-            if name not in self.actual.schemas:
-                self.add(f"CREATE SCHEMA {q(name)}", "create_schema", s.id, provides=frozenset({s.id}))
-            if s.comment != (self.actual.schemas[name].comment if name in self.actual.schemas else None):
-                self.add(f"COMMENT ON SCHEMA {q(name)} IS {lit(s.comment)}", "comment", s.id, requires=frozenset({s.id}))
-        for name, s in self.actual.schemas.items():
-            if name not in self.desired.schemas:
-                self.add(f"DROP SCHEMA {q(name)}", "drop_schema", s.id, removes=frozenset({s.id}),
-                         hazards=(Hazard(hz.DELETES_DATA, f"schema {name} is dropped", s.id),))
+        for sid, s in self.desired.schemas.items():
+            have = self.actual.schemas.get(sid)
+            if have is None:
+                self.add(f"CREATE SCHEMA {q(s.name)}", "create_schema", s.id, provides=frozenset({s.id}))
+            if s.comment != (have.comment if have is not None else None):
+                self.add(f"COMMENT ON SCHEMA {q(s.name)} IS {lit(s.comment)}", "comment", s.id, requires=frozenset({s.id}))
+        for sid, s in self.actual.schemas.items():
+            if sid not in self.desired.schemas:
+                self.add(f"DROP SCHEMA {q(s.name)}", "drop_schema", s.id, removes=frozenset({s.id}),
+                         hazards=(Hazard(hz.DELETES_DATA, f"schema {s.name} is dropped", s.id),))
 
     def diff_extensions(self) -> None:
-        for name, e in self.desired.extensions.items():
+        for eid, e in self.desired.extensions.items():
+            name = e.name
             compare_version = self.options.compare_extension_versions or name in self.options.pinned_extensions
-            have = self.actual.extensions.get(name)
+            have = self.actual.extensions.get(eid)
             haz = (Hazard(hz.EXTENSION_CHANGE, f"extension {name} is installed", e.id),)
             if have is None:
                 version = f" VERSION {lit(e.version)}" if compare_version else ""
@@ -262,8 +265,9 @@ class Planner(Diff):
                          hazards=(Hazard(hz.EXTENSION_CHANGE,
                                          f"extension {name} is updated from {have.version} to {e.version}", e.id),),
                          provides=frozenset({e.id}))
-        for name, e in self.actual.extensions.items():
-            if name not in self.desired.extensions:
+        for eid, e in self.actual.extensions.items():
+            name = e.name
+            if eid not in self.desired.extensions:
                 self.add(f"DROP EXTENSION {q(name)}", "drop_extension", e.id, removes=frozenset({e.id}),
                          hazards=(Hazard(hz.EXTENSION_CHANGE, f"extension {name} is dropped", e.id),
                                   Hazard(hz.DELETES_DATA, f"extension {name} is dropped with its objects", e.id)))
@@ -275,15 +279,15 @@ class Planner(Diff):
             have = self.actual.enums.get(key)
             if have is None:
                 labels = ", ".join(lit(v) for v in e.labels)
-                self.add(f"CREATE TYPE {q(*key)} AS ENUM ({labels})", "create_type", e.id,
+                self.add(f"CREATE TYPE {q(e.schema, e.name)} AS ENUM ({labels})", "create_type", e.id,
                          provides=frozenset({e.id}), requires=frozenset({oid_key("schema", e.schema)}))
             elif have.labels != e.labels:
                 self.alter_enum(have, e)
             if e.comment != (have.comment if have else None):
-                self.add(f"COMMENT ON TYPE {q(*key)} IS {lit(e.comment)}", "comment", e.id, requires=frozenset({e.id}))
+                self.add(f"COMMENT ON TYPE {q(e.schema, e.name)} IS {lit(e.comment)}", "comment", e.id, requires=frozenset({e.id}))
         for key, e in self.actual.enums.items():
             if key not in self.desired.enums:
-                self.add(f"DROP TYPE {q(*key)}", "drop_type", e.id, removes=frozenset({e.id}),
+                self.add(f"DROP TYPE {q(e.schema, e.name)}", "drop_type", e.id, removes=frozenset({e.id}),
                          hazards=(Hazard(hz.DELETES_DATA, f"enum type {e.schema}.{e.name} is dropped", e.id),))
 
     def alter_enum(self, have: EnumType, want: EnumType) -> None:
@@ -333,31 +337,31 @@ class Planner(Diff):
         for key, s in self.desired.sequences.items():
             have = self.actual.sequences.get(key)
             if have is None:
-                self.add(f"CREATE SEQUENCE {q(*key)} {' '.join(self.sequence_options(s))}", "create_sequence", s.id,
+                self.add(f"CREATE SEQUENCE {q(s.schema, s.name)} {' '.join(self.sequence_options(s))}", "create_sequence", s.id,
                          provides=frozenset({s.id}), requires=frozenset({oid_key("schema", s.schema)}))
             else:
                 opts = self.sequence_options(s, have)
                 if opts:
-                    self.add(f"ALTER SEQUENCE {q(*key)} {' '.join(opts)}", "alter_sequence", s.id,
+                    self.add(f"ALTER SEQUENCE {q(s.schema, s.name)} {' '.join(opts)}", "alter_sequence", s.id,
                              provides=frozenset({s.id}))
             if s.owned_by and (have is None or have.owned_by != s.owned_by):
                 t, c = s.owned_by
-                self.add(f"ALTER SEQUENCE {q(*key)} OWNED BY {q(s.schema, t, c)}", "owned_by", s.id,
+                self.add(f"ALTER SEQUENCE {q(s.schema, s.name)} OWNED BY {q(s.schema, t, c)}", "owned_by", s.id,
                          requires=frozenset({s.id, column_id(s.schema, t, c)}))
             elif have is not None and have.owned_by and not s.owned_by:
-                self.add(f"ALTER SEQUENCE {q(*key)} OWNED BY NONE", "owned_by", s.id)
+                self.add(f"ALTER SEQUENCE {q(s.schema, s.name)} OWNED BY NONE", "owned_by", s.id)
             if s.comment != (have.comment if have else None):
-                self.add(f"COMMENT ON SEQUENCE {q(*key)} IS {lit(s.comment)}", "comment", s.id, requires=frozenset({s.id}))
+                self.add(f"COMMENT ON SEQUENCE {q(s.schema, s.name)} IS {lit(s.comment)}", "comment", s.id, requires=frozenset({s.id}))
         for key, s in self.actual.sequences.items():
             if key in self.desired.sequences:
                 continue
-            if s.owned_by and self._column_goes((s.schema, s.owned_by[0]), s.owned_by[1]):
+            if s.owned_by and self._column_goes(table_id(s.schema, s.owned_by[0]), s.owned_by[1]):
                 continue  # dropped together with the table or column that owns it
-            self.add(f"DROP SEQUENCE {q(*key)}", "drop_sequence", s.id, removes=frozenset({s.id}),
+            self.add(f"DROP SEQUENCE {q(s.schema, s.name)}", "drop_sequence", s.id, removes=frozenset({s.id}),
                      hazards=(Hazard(hz.DELETES_DATA, f"sequence {s.schema}.{s.name} is dropped with its position",
                                      s.id),))
 
-    def _column_goes(self, table: tuple[str, str], column: str) -> bool:
+    def _column_goes(self, table: str, column: str) -> bool:
         want = self.desired.tables.get(table)
         return want is None or column not in want.columns
 
@@ -440,7 +444,7 @@ class Planner(Diff):
 
     def drop_table(self, t: Table) -> None:
         # foreign keys pointing at this table from tables that stay must go first
-        why = self.recreated.get((t.schema, t.name))
+        why = self.recreated.get(t.id)
         reason = (f"table {t.schema}.{t.name} {why}: it is dropped and created again, its rows are lost" if why
                   else f"table {t.schema}.{t.name} is dropped with its rows")
         self.add(f"DROP TABLE {q(t.schema, t.name)}", "drop_table", t.id,
@@ -617,7 +621,7 @@ class Planner(Diff):
             return
         name = not_null_check_name(c.name)
         helper = constraint_id(t.schema, t.name, name)
-        have = self.actual.tables.get((t.schema, t.name))
+        have = self.actual.tables.get(t.id)
         left = have.constraints.get(name) if have is not None else None
         hazards: tuple[Hazard, ...] = (fails,)
         if left is None:
@@ -638,8 +642,8 @@ class Planner(Diff):
 
     def _is_enum(self, type_name: str) -> bool:
         base = type_name[:-2] if type_name.endswith("[]") else type_name
-        keys = {f"{q(s)}.{q(n)}" for s, n in (*self.actual.enums, *self.desired.enums)}
-        keys |= {f"{s}.{n}" for s, n in (*self.actual.enums, *self.desired.enums)}
+        enums = (*self.actual.enums.values(), *self.desired.enums.values())
+        keys = {f"{q(e.schema)}.{q(e.name)}" for e in enums} | {f"{e.schema}.{e.name}" for e in enums}
         return base in keys
 
     # -- constraints
@@ -649,7 +653,7 @@ class Planner(Diff):
         requires = {t.id} | {column_id(t.schema, t.name, c) for c in con.columns}
         if con.ref_table:
             requires.add(con.ref_table)
-            ref = self.desired.tables.get(split_qualified(con.ref_table.split(":", 1)[1]))
+            ref = self.desired.tables.get(con.ref_table)
             if ref is not None:
                 requires |= {constraint_id(ref.schema, ref.name, c.name) for c in ref.constraints.values()
                              if c.kind in "pu"}

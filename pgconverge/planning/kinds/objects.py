@@ -19,7 +19,7 @@ from typing import Iterable
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.hazards import Hazard
-from pgconverge.catalog.model import OWNER, Acl, Catalog, Function, RlsPolicy, View, oid_key
+from pgconverge.catalog.model import OWNER, Acl, Catalog, Function, RlsPolicy, View, oid_key, table_id, view_id
 from pgconverge.planning.steps import NONE
 from pgconverge.errors import UnsupportedError
 from pgconverge.planning.ddl import concurrently, swap_ident, split_qualified
@@ -139,24 +139,24 @@ def diff_objects(p: Diff) -> None:
 def follow_renames(p: Diff) -> None:
     """Triggers, policies and privileges follow a renamed table or column, as they do in
     PostgreSQL: rewrite the actual catalog (already renamed by the planner) to match."""
-    tables: dict[tuple[str, str], str] = {}
+    tables: dict[str, str] = {}  # old table id -> new name
     columns: dict[tuple[str, str, str], str] = {}
     for kind, schema, table, old, new, *_ in p.options.renames.items:
-        if kind == "table" and (schema, new) in p.actual.tables and (schema, old) not in p.actual.tables:
-            tables[(schema, old)] = new
+        if kind == "table" and table_id(schema, new) in p.actual.tables and table_id(schema, old) not in p.actual.tables:
+            tables[table_id(schema, old)] = new
         elif kind == "column" and table:
-            t = p.actual.tables.get((schema, table))
+            t = p.actual.tables.get(table_id(schema, table))
             if t is not None and new in t.columns and old not in t.columns:
                 columns[(schema, table, old)] = new
     if not tables and not columns:
         return
 
     def rel(schema: str, name: str) -> str:
-        return tables.get((schema, name), name)
+        return tables.get(table_id(schema, name), name)
 
     triggers = [replace(t, table=rel(t.schema, t.table), definition=swap_ident(t.definition, t.table,
                                                                                 rel(t.schema, t.table)))
-                if (t.schema, t.table) in tables else t for t in p.actual.triggers.values()]
+                if table_id(t.schema, t.table) in tables else t for t in p.actual.triggers.values()]
     p.actual.triggers = {t.id: t for t in triggers}
     policies = [replace(x, table=rel(x.schema, x.table)) for x in p.actual.policies.values()]
     p.actual.policies = {x.id: x for x in policies}
@@ -224,7 +224,8 @@ def _needs(p: Diff, schema: str, deps: Iterable[str], oid: str, recreated: bool)
 
 def _owner_dropped(p: Diff, schema: str, relation: str) -> bool:
     """The table is dropped for good: DROP TABLE takes its triggers and policies along."""
-    return (schema, relation) in p.actual.tables and (schema, relation) not in p.desired.tables
+    tid = table_id(schema, relation)
+    return tid in p.actual.tables and tid not in p.desired.tables
 
 
 # -- functions and procedures
@@ -286,7 +287,7 @@ def diff_views(p: Diff, replaced: set[str]) -> None:
     for have in p.actual.views.values():
         if have.id in replaced:
             p.add(f"DROP {_VIEW_WORD[have.kind]} {q(have.schema, have.name)}", "drop_view", have.id,
-                  hazards=_drift((have.schema, have.name) in p.desired.views,
+                  hazards=_drift(have.id in p.desired.views,
                                  f"{_VIEW_WORD[have.kind].lower()} {have.schema}.{have.name}", have.id),
                   removes=frozenset({have.id} | {i.id for i in have.indexes.values()}),
                   provides=frozenset({have.id + "#gone"}), drop_before=frozenset(have.depends_on))
@@ -373,7 +374,7 @@ def diff_rls(p: Diff) -> None:
         for want, was, on, off, word in changes:
             if want != was:
                 state = word if want else f"no longer {word}"
-                p.add(f"ALTER TABLE {q(*key)} {on if want else off} ROW LEVEL SECURITY", "alter_table", t.id,
+                p.add(f"ALTER TABLE {q(t.schema, t.name)} {on if want else off} ROW LEVEL SECURITY", "alter_table", t.id,
                       hazards=(Hazard(hz.AUTHZ_CHANGE, f"row-level security on {t.schema}.{t.name} is {state}",
                                       t.id),), requires=frozenset({t.id}), table=t.id)
 
@@ -420,8 +421,8 @@ def diff_privileges(p: Diff) -> None:
         obj = want or have
         if want is None and (obj.kind != "column" or aid in removed
                              or oid_key("table", obj.schema, obj.name) in removed
-                             or (obj.schema, obj.name) not in p.desired.tables
-                             and (obj.schema, obj.name) not in p.desired.views):
+                             or table_id(obj.schema, obj.name) not in p.desired.tables
+                             and view_id(obj.schema, obj.name) not in p.desired.views):
             continue  # the object is dropped, and its privileges with it
         new = have is None or aid in fresh
         before = _initial_privileges(p, obj) if new else have.entries
@@ -514,7 +515,7 @@ def wire_dependencies(p: Diff, replaced: set[str], retyped: set[str]) -> None:
 
     def table_parts(tid: str) -> list[str]:
         schema, name = split_qualified(tid.split(":", 1)[1])
-        t = p.actual.tables.get((schema, name))
+        t = p.actual.tables.get(tid)
         if t is None:
             return []
         # DROP TABLE takes its defaults, constraints, indexes, triggers and policies along

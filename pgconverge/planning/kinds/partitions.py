@@ -22,7 +22,7 @@ from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.steps import Step
 from pgconverge.planning.hazards import Hazard
-from pgconverge.catalog.model import Column, Table, oid_key
+from pgconverge.catalog.model import Column, Table, oid_key, table_id
 from pgconverge.catalog.model import column_id, constraint_id
 from pgconverge.quoting import q
 from pgconverge.planning.ddl import split_qualified, strip_not_valid
@@ -32,10 +32,6 @@ from pgconverge.planning.ddl import split_qualified, strip_not_valid
 def parents(t: Table) -> tuple[str, ...]:
     """Qualified names of the tables a table inherits from (its partitioned parent first)."""
     return (t.partition_of,) if t.partition_of else tuple(t.inherits)
-
-
-def _key(name: str) -> tuple[str, str]:
-    return split_qualified(name)
 
 
 def _tid(name: str) -> str:
@@ -57,9 +53,9 @@ def local_view(t: Table) -> Table:
 
 def _renamed(p: Diff, name: str) -> str:
     """A parent's name after the declared table renames of this plan."""
-    schema, rel = _key(name)
+    schema, rel = split_qualified(name)
     for kind, rschema, _table, old, new, *_ in p.options.renames.items:
-        if kind == "table" and rschema == schema and old == rel and (schema, new) in p.actual.tables:
+        if kind == "table" and rschema == schema and old == rel and table_id(schema, new) in p.actual.tables:
             return f"{schema}.{new}"
     return name
 
@@ -67,7 +63,7 @@ def _renamed(p: Diff, name: str) -> str:
 # --------------------------------------------------------------------------- recreation
 
 
-def recreated(p: Diff) -> dict[tuple[str, str], str]:
+def recreated(p: Diff) -> dict[str, str]:
     """Tables that PostgreSQL cannot change in place, with the reason."""
     out = {}
     for key, want in p.desired.tables.items():
@@ -89,13 +85,13 @@ def keep_across_recreation(p: Diff) -> None:
     for key in p.recreated:
         have = p.actual.tables[key]
         for skey, s in p.actual.sequences.items():
-            if not s.owned_by or (s.schema, s.owned_by[0]) != key or skey not in p.desired.sequences:
+            if not s.owned_by or table_id(s.schema, s.owned_by[0]) != key or skey not in p.desired.sequences:
                 continue
-            p.add(f"ALTER SEQUENCE {q(*skey)} OWNED BY NONE", "owned_by", s.id, drop_before=frozenset({have.id}))
+            p.add(f"ALTER SEQUENCE {q(s.schema, s.name)} OWNED BY NONE", "owned_by", s.id, drop_before=frozenset({have.id}))
             ws = p.desired.sequences[skey]
             if ws.owned_by == s.owned_by:
-                col = column_id(key[0], key[1], ws.owned_by[1])
-                p.add(f"ALTER SEQUENCE {q(*skey)} OWNED BY {q(key[0], key[1], ws.owned_by[1])}", "owned_by", s.id,
+                col = column_id(have.schema, have.name, ws.owned_by[1])
+                p.add(f"ALTER SEQUENCE {q(s.schema, s.name)} OWNED BY {q(have.schema, have.name, ws.owned_by[1])}", "owned_by", s.id,
                       requires=frozenset({s.id, col}))
         for okey, other in p.actual.tables.items():
             wother = p.desired.tables.get(okey)
@@ -118,7 +114,7 @@ def create_hazards(p: Diff, t: Table) -> tuple[Hazard, ...]:
     default partition is scanned for rows that would belong to it."""
     if not t.partition_of or t.partition_bound == "DEFAULT":
         return ()
-    parent = _key(t.partition_of)
+    parent = _tid(t.partition_of)
     if parent not in p.actual.tables or parent in p.recreated:
         return ()
     for other in p.actual.tables.values():
@@ -139,7 +135,7 @@ def after_create(p: Diff, t: Table) -> None:
     """Defaults and NOT NULL a new child sets on columns it receives from its parents."""
     base: dict[str, Column] = {}
     for par in parents(t):
-        pt = p.desired.tables.get(_key(par))
+        pt = p.desired.tables.get(_tid(par))
         for name, c in (pt.columns if pt else {}).items():
             base.setdefault(name, _copy_of(c))
     for name, c in t.columns.items():
@@ -161,7 +157,7 @@ def _kept(p: Diff, have: Table, want: Table) -> list[str]:
     """Parents (by desired name) that the table has before and after, through steps that
     recurse into it."""
     def usable(name: str) -> bool:
-        return _key(name) in p.actual.tables and _key(name) in p.desired.tables and _key(name) not in p.recreated
+        return _tid(name) in p.actual.tables and _tid(name) in p.desired.tables and _tid(name) not in p.recreated
 
     if have.partition_of or want.partition_of:
         if (have.partition_of and want.partition_of and _renamed(p, have.partition_of) == want.partition_of
@@ -204,27 +200,27 @@ def effective(p: Diff, have: Table, want: Table, kept: list[str]) -> Table:
     for kind, schema, table, old, new, *_ in p.options.renames.items:
         # a parent's RENAME COLUMN recurses into its children
         if (kind == "column" and f"{schema}.{table}" in kept and old in have_cols and new not in have_cols
-                and new in p.actual.tables[(schema, table)].columns):
+                and new in p.actual.tables[table_id(schema, table)].columns):
             have_cols = {(new if k == old else k): (replace(c, name=new) if k == old else c)
                          for k, c in have_cols.items()}
     cols: dict[str, Column] = {}
     for name, c in have_cols.items():
-        src = [par for par in kept if name in p.actual.tables[_key(par)].columns]
+        src = [par for par in kept if name in p.actual.tables[_tid(par)].columns]
         if not src:
             # no parent of it stays: what was inherited becomes the table's own
             cols[name] = replace(c, inherited=False) if c.inherited else c
             continue
-        ph = p.actual.tables[_key(src[0])].columns[name]
-        pw = p.desired.tables[_key(src[0])].columns.get(name)
+        ph = p.actual.tables[_tid(src[0])].columns[name]
+        pw = p.desired.tables[_tid(src[0])].columns.get(name)
         if pw is None:
-            parent = p.actual.tables[_key(src[0])]
+            parent = p.actual.tables[_tid(src[0])]
             if c.inherited and not children_keep(p, parent, name):
                 continue  # goes with the parent's DROP COLUMN
             cols[name] = replace(c, inherited=False)
             continue
         cols[name] = _propagate(c, ph, pw)
     for par in kept:
-        ph_t, pw_t = p.actual.tables[_key(par)], p.desired.tables[_key(par)]
+        ph_t, pw_t = p.actual.tables[_tid(par)], p.desired.tables[_tid(par)]
         for name, pc in pw_t.columns.items():
             if name not in ph_t.columns and name not in cols:
                 cols[name] = _copy_of(pc)  # the parent's ADD COLUMN recurses
@@ -238,9 +234,9 @@ def effective(p: Diff, have: Table, want: Table, kept: list[str]) -> Table:
             if have.partition_of:
                 goes = not (kept or same_parent)  # re-attached to the same parent: ATTACH adopts it again
             else:
-                goes = (any(name in p.actual.tables[_key(par)].constraints for par in left
-                            if _key(par) in p.actual.tables)
-                        and not any(name in p.actual.tables[_key(par)].constraints for par in kept))
+                goes = (any(name in p.actual.tables[_tid(par)].constraints for par in left
+                            if _tid(par) in p.actual.tables)
+                        and not any(name in p.actual.tables[_tid(par)].constraints for par in kept))
             if goes:
                 con = replace(con, inherited=False)
         cons[name] = con
@@ -266,7 +262,7 @@ def relationship(p: Diff, have: Table, want: Table) -> tuple[Table, Table]:
     # same names; those it has are adopted (they become the parent's copies), the others added
     checks = {}
     for par in joined:
-        pw = p.desired.tables.get(_key(par))
+        pw = p.desired.tables.get(_tid(par))
         for con in (pw.constraints.values() if pw is not None else ()):
             if con.kind == "c" and "NO INHERIT" not in con.definition:
                 checks.setdefault(con.name, con)
@@ -283,7 +279,7 @@ def relationship(p: Diff, have: Table, want: Table) -> tuple[Table, Table]:
 
 
 def _detach(p: Diff, child: Table, parent: str) -> None:
-    cq, pq = q(child.schema, child.name), q(*_key(parent))
+    cq, pq = q(child.schema, child.name), q(*split_qualified(parent))
     if child.partition_of:
         sql = f"ALTER TABLE {pq} DETACH PARTITION {cq}"
         hazards = (Hazard(hz.BLOCKS_READS_WRITES, f"DETACH PARTITION {child.schema}.{child.name} takes ACCESS "
@@ -301,8 +297,8 @@ def _detach(p: Diff, child: Table, parent: str) -> None:
 
 
 def _attach(p: Diff, eff: Table, want: Table, parent: str, checks: list) -> None:
-    pw = p.desired.tables.get(_key(parent))
-    cq, pq = q(want.schema, want.name), q(*_key(parent))
+    pw = p.desired.tables.get(_tid(parent))
+    cq, pq = q(want.schema, want.name), q(*split_qualified(parent))
     requires = {_tid(parent)} | {column_id(want.schema, want.name, c) for c in want.columns}
     if pw is not None:
         requires |= {column_id(pw.schema, pw.name, c) for c in pw.columns}
@@ -339,7 +335,7 @@ def _column_of(cat, step: Step) -> Column | None:
     obj = step.object.split(":", 1)[1]
     if not obj.startswith(tname + "."):
         return None
-    t = cat.tables.get(_key(tname))
+    t = cat.tables.get(_tid(tname))
     return t.columns.get(obj[len(tname) + 1:]) if t else None
 
 
@@ -359,7 +355,7 @@ def link(p: Diff) -> None:
     dropped_indexes: dict[str, set[str]] = {}
     for s in p.steps:
         if s.kind == "drop_index" and s.table:
-            t = p.actual.tables.get(_key(s.table.split(":", 1)[1]))
+            t = p.actual.tables.get(s.table)
             if t is not None and t.partition_of:
                 dropped_indexes.setdefault(_tid(_renamed(p, t.partition_of)), set()).update(s.removes)
     out = []
@@ -372,13 +368,13 @@ def link(p: Diff) -> None:
                 still = _column_of(p.desired, s) if s.kind == "alter_column" else None
                 drop_before |= set(c.depends_on) - set(still.depends_on if still else ())
         if s.kind == "drop_table":
-            t = p.actual.tables.get(_key(s.object.split(":", 1)[1]))
+            t = p.actual.tables.get(s.object)
             if t is not None:
                 for c in t.columns.values():
                     drop_before |= set(c.depends_on)
                 drop_before |= {_tid(par) for par in parents(t)}
         if s.kind == "drop_fk" and s.table:
-            t = p.actual.tables.get(_key(s.table.split(":", 1)[1]))
+            t = p.actual.tables.get(s.table)
             name = s.object.rsplit(".", 1)[-1]
             con = t.constraints.get(name) if t else None
             if con is not None and con.ref_table and con.ref_table != s.table:
@@ -386,10 +382,10 @@ def link(p: Diff) -> None:
         if s.table in detached and s.kind not in ("detach", "drop_table"):
             after |= detached[s.table]
         if s.kind == "drop_column" and s.table:
-            t = p.actual.tables.get(_key(s.table.split(":", 1)[1]))
+            t = p.actual.tables.get(s.table)
             col = s.object.split(":", 1)[1][len(s.table.split(":", 1)[1]) + 1:]
             for par in parents(t) if t is not None else ():
-                pt = p.actual.tables.get(_key(_renamed(p, par)))
+                pt = p.actual.tables.get(_tid(_renamed(p, par)))
                 if pt is not None and col in pt.columns:
                     after.add(column_id(pt.schema, pt.name, col))
         if s.kind == "create_index" and s.table in dropped_indexes:

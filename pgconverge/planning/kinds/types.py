@@ -92,7 +92,7 @@ def diff_collations(p: Diff) -> None:
         if have is None:
             p.add(collation_sql(c), "create_collation", c.id, provides=frozenset({c.id}),
                   requires=frozenset({oid_key("schema", c.schema)}))
-        _comment(p, "COLLATION", q(*key), c.id, c.comment, have.comment if have else None)
+        _comment(p, "COLLATION", q(c.schema, c.name), c.id, c.comment, have.comment if have else None)
     for key, c in p.actual.collations.items():
         if key not in p.desired.collations:
             drop_collation(p, c)
@@ -120,7 +120,7 @@ def diff_domains(p: Diff) -> None:
             create_domain(p, d)
         else:
             alter_domain(p, have, d)
-        _comment(p, "DOMAIN", q(*key), d.id, d.comment, have.comment if have else None)
+        _comment(p, "DOMAIN", q(d.schema, d.name), d.id, d.comment, have.comment if have else None)
     for key, d in p.actual.domains.items():
         if key not in p.desired.domains:
             drop_type(p, d, "DOMAIN", f"domain {d.schema}.{d.name}")
@@ -217,7 +217,7 @@ def diff_composites(p: Diff) -> None:
         if have is None:
             p.add(composite_sql(c), "create_type", c.id, provides=frozenset({c.id}),
                   requires=frozenset({oid_key("schema", c.schema), *c.depends_on}))
-        _comment(p, "TYPE", q(*key), c.id, c.comment, have.comment if have else None)
+        _comment(p, "TYPE", q(c.schema, c.name), c.id, c.comment, have.comment if have else None)
     for key, c in p.actual.composites.items():
         if key not in p.desired.composites:
             drop_type(p, c, "TYPE", f"composite type {c.schema}.{c.name}")
@@ -294,7 +294,7 @@ def diff_ranges(p: Diff) -> None:
         if have is None:
             p.add(range_sql(r), "create_type", r.id, provides=frozenset({r.id}),
                   requires=frozenset({oid_key("schema", r.schema), *r.depends_on}))
-        _comment(p, "TYPE", q(*key), r.id, r.comment, have.comment if have else None)
+        _comment(p, "TYPE", q(r.schema, r.name), r.id, r.comment, have.comment if have else None)
     for key, r in p.actual.ranges.items():
         if key not in p.desired.ranges:
             drop_type(p, r, "TYPE", f"range type {r.schema}.{r.name}")
@@ -308,8 +308,8 @@ def _type_names(schema: str, name: str) -> set[str]:
     return {q(schema, name), f"{schema}.{name}", f"{q(schema)}.{name}", f"{schema}.{q(name)}"}
 
 
-def enum_columns(p: Diff, e: EnumType) -> list[tuple[tuple[str, str], str, bool]]:
-    """((schema, table), column, is_array) of the columns of kept tables that hold the enum, in the
+def enum_columns(p: Diff, e: EnumType) -> list[tuple[str, str, bool]]:
+    """(table id, column, is_array) of the columns of kept tables that hold the enum, in the
     database and in the desired state alike. Inherited columns follow their parent's."""
     names = _type_names(e.schema, e.name)
     out = []
@@ -345,8 +345,8 @@ def recreate_enum(p: Diff, have: EnumType, want: EnumType) -> None:
     for tkey, col, is_array in enum_columns(p, want):
         t_have, t_want = p.actual.tables[tkey], p.desired.tables[tkey]
         c_have, c_want = t_have.columns[col], t_want.columns[col]
-        cid = column_id(tkey[0], tkey[1], col)
-        prefix = f"ALTER TABLE {q(*tkey)} ALTER COLUMN {q(col)}"
+        cid = column_id(t_have.schema, t_have.name, col)
+        prefix = f"ALTER TABLE {q(t_have.schema, t_have.name)} ALTER COLUMN {q(col)}"
         tid = t_have.id
         if c_have.default is not None:
             p.add(f"{prefix} DROP DEFAULT", "alter_column", cid, provides=frozenset({cid}), table=tid)
@@ -354,9 +354,9 @@ def recreate_enum(p: Diff, have: EnumType, want: EnumType) -> None:
         p.add(f"{prefix} TYPE {q(want.schema, tmp)}{arr} USING {q(col)}::text{arr}::{q(want.schema, tmp)}{arr}",
               "alter_column", cid, provides=frozenset({cid}), requires=frozenset({tmp_id}),
               drop_before=frozenset({want.id}), table=tid,
-              hazards=(Hazard(hz.REWRITES_TABLE, f"{tkey[0]}.{tkey[1]}.{col} moves to the new {want.name}; the table "
+              hazards=(Hazard(hz.REWRITES_TABLE, f"{t_have.schema}.{t_have.name}.{col} moves to the new {want.name}; the table "
                               "is rewritten under ACCESS EXCLUSIVE", cid),
-                       Hazard(hz.BLOCKS_READS_WRITES, f"{tkey[0]}.{tkey[1]}: reads and writes wait for the rewrite",
+                       Hazard(hz.BLOCKS_READS_WRITES, f"{t_have.schema}.{t_have.name}: reads and writes wait for the rewrite",
                               cid)))
         if c_want.default is not None:
             # after the rename, so that the default's cast names the new type
@@ -366,7 +366,7 @@ def recreate_enum(p: Diff, have: EnumType, want: EnumType) -> None:
         cols = dict(p.actual.tables[tkey].columns)
         cols[col] = replace(c_have, default=c_want.default)
         p.actual.tables[tkey] = replace(p.actual.tables[tkey], columns=cols)
-        moved.append(f"{tkey[1]}.{col}")
+        moved.append(f"{t_have.name}.{col}")
     hazards = []
     if removed:
         hazards.append(Hazard(hz.DELETES_DATA, f"enum {want.schema}.{want.name} loses value(s) "

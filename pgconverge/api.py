@@ -24,7 +24,8 @@ from pgconverge.exec.script import MARKER, ExecSettings, failed_step, render_scr
 from pgconverge.planning.hazards import HazardRefused, Policy, parse_hazard_list
 from pgconverge.catalog.model import Catalog
 from pgconverge.planning.steps import Plan, Step
-from pgconverge.planning.context import PlanOptions, Renames
+from pgconverge.planning.context import PlanOptions
+from pgconverge.planning.renames import Rename, Renames
 from pgconverge.planning.planner import diff_with_warnings
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.exec.runner import LocalRunner, PsqlError, Runner
@@ -155,7 +156,7 @@ class Engine:
     # -- planning
 
     def plan_options(self) -> PlanOptions:
-        renames = Renames(tuple((r.kind, r.schema, r.table, r.old, r.new, f"{r.file}:{r.line}")
+        renames = Renames(tuple(Rename(r.kind, r.schema, r.table, r.old, r.new, f"{r.file}:{r.line}")
                                 for r in self.source.renames))
         return PlanOptions(renames=renames, compare_extension_versions=self.options.compare_extension_versions,
                            pinned_extensions=frozenset(self.source.pinned_extensions))

@@ -11,7 +11,8 @@ from pgconverge.planning.hazards import Policy
 from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table, schema_id
 from pgconverge.planning.steps import NONE, OWN, order_steps
 from pgconverge.errors import PlanError
-from pgconverge.planning.context import PlanOptions, Renames
+from pgconverge.planning.context import PlanOptions
+from pgconverge.planning.renames import Rename, Renames
 from pgconverge.planning.planner import diff
 
 
@@ -145,8 +146,8 @@ def test_enum_value_removal_replaces_the_type_and_is_deletes_data():
 def test_declared_column_rename_runs_once():
     have = cat(table("users", ID, Column("purchased_credit_packs", "integer")))
     want = cat(table("users", ID, Column("purchasedCreditPacks", "integer")))
-    opts = PlanOptions(renames=Renames((("column", "public", "users", "purchased_credit_packs",
-                                         "purchasedCreditPacks"),)))
+    opts = PlanOptions(renames=Renames((Rename("column", "public", "users", "purchased_credit_packs",
+                                               "purchasedCreditPacks"),)))
     (step,) = diff(have, want, opts)
     assert step.sql == ('ALTER TABLE "public"."users" RENAME COLUMN "purchased_credit_packs" '
                         'TO "purchasedCreditPacks"')

@@ -27,7 +27,8 @@ from pgconverge.exec.script import MARKER, ExecSettings, failed_step, render_scr
 from pgconverge.planning.hazards import HazardRefused, Policy, parse_hazard_list
 from pgconverge.catalog.model import Catalog
 from pgconverge.planning.steps import Plan, Step
-from pgconverge.planning.context import PlanOptions, Renames
+from pgconverge.planning.context import PlanOptions
+from pgconverge.planning.renames import Rename, Renames
 from pgconverge.planning.planner import diff_with_warnings
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.exec.runner import LocalRunner, PsqlError, Runner
@@ -172,11 +173,11 @@ class Engine:
         desired = introspect.parse_catalog(state.doc)
         scoped_actual, scoped_desired = self.scoped(actual), self.scoped(desired)
         if self.options.create_extensions_anywhere:
-            for name, e in desired.extensions.items():
-                if name not in scoped_desired.extensions:
-                    scoped_desired.extensions[name] = e
-                    if name in actual.extensions:
-                        scoped_actual.extensions[name] = actual.extensions[name]
+            for eid, e in desired.extensions.items():
+                if eid not in scoped_desired.extensions:
+                    scoped_desired.extensions[eid] = e
+                    if eid in actual.extensions:
+                        scoped_actual.extensions[eid] = actual.extensions[eid]
         return Introspection(scoped_actual, scoped_desired, doc, state.dump)
 
     def catalogs(self) -> tuple[Catalog, Catalog]:
@@ -189,7 +190,7 @@ class Engine:
     # -- planning
 
     def plan_options(self) -> PlanOptions:
-        renames = Renames(tuple((r.kind, r.schema, r.table, r.old, r.new, f"{r.file}:{r.line}")
+        renames = Renames(tuple(Rename(r.kind, r.schema, r.table, r.old, r.new, f"{r.file}:{r.line}")
                                 for r in self.source.renames))
         return PlanOptions(renames=renames, compare_extension_versions=self.options.compare_extension_versions,
                            pinned_extensions=frozenset(self.source.pinned_extensions))

@@ -10,7 +10,7 @@ import pytest
 import pgconverge
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.hazards import HazardRefused
-from pgconverge.catalog.model import OWNER, Acl, Catalog, Column, Function, Schema, Table, View
+from pgconverge.catalog.model import OWNER, Acl, Catalog, Column, Function, Schema, Table, View, schema_id
 from pgconverge.errors import PlanError, UnsupportedError
 from pgconverge.planning.planner import diff
 from pgconverge.source import SourceError
@@ -379,9 +379,9 @@ def test_objects_of_an_extension_are_not_managed(db, conn):
 def _cat(*views: View, functions: tuple[Function, ...] = (), tables: tuple[Table, ...] = (),
          acls: tuple[Acl, ...] = ()) -> Catalog:
     c = Catalog(server_version=150000, current_user="deployer")
-    c.schemas["public"] = Schema("public")
-    c.tables = {(t.schema, t.name): t for t in tables}
-    c.views = {(v.schema, v.name): v for v in views}
+    c.schemas = {schema_id("public"): Schema("public")}
+    c.tables = {t.id: t for t in tables}
+    c.views = {v.id: v for v in views}
     c.functions = {f.id: f for f in functions}
     c.acls = {a.id: a for a in acls}
     return c

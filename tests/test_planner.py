@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.hazards import Policy
-from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table
+from pgconverge.catalog.model import Catalog, Column, Constraint, EnumType, Index, Schema, Sequence, Table, schema_id
 from pgconverge.planning.steps import NONE, OWN, order_steps
 from pgconverge.errors import PlanError
-from pgconverge.planning.context import PlanOptions, Renames
+from pgconverge.planning.context import PlanOptions
+from pgconverge.planning.renames import Rename, Renames
 from pgconverge.planning.planner import diff
 
 
@@ -22,14 +23,14 @@ def table(name: str, *cols: Column, schema: str = "public", constraints=(), inde
 
 def cat(*tables: Table, enums=(), sequences=()) -> Catalog:
     c = Catalog(server_version=150000)
-    c.schemas["public"] = Schema("public")
+    c.schemas[schema_id("public")] = Schema("public")
     for t in tables:
-        c.tables[(t.schema, t.name)] = t
-        c.schemas.setdefault(t.schema, Schema(t.schema))
+        c.tables[t.id] = t
+        c.schemas.setdefault(schema_id(t.schema), Schema(t.schema))
     for e in enums:
-        c.enums[(e.schema, e.name)] = e
+        c.enums[e.id] = e
     for s in sequences:
-        c.sequences[(s.schema, s.name)] = s
+        c.sequences[s.id] = s
     return c
 
 
@@ -145,8 +146,8 @@ def test_enum_value_removal_replaces_the_type_and_is_deletes_data():
 def test_declared_column_rename_runs_once():
     have = cat(table("users", ID, Column("purchased_credit_packs", "integer")))
     want = cat(table("users", ID, Column("purchasedCreditPacks", "integer")))
-    opts = PlanOptions(renames=Renames((("column", "public", "users", "purchased_credit_packs",
-                                         "purchasedCreditPacks"),)))
+    opts = PlanOptions(renames=Renames((Rename("column", "public", "users", "purchased_credit_packs",
+                                               "purchasedCreditPacks"),)))
     (step,) = diff(have, want, opts)
     assert step.sql == ('ALTER TABLE "public"."users" RENAME COLUMN "purchased_credit_packs" '
                         'TO "purchasedCreditPacks"')

@@ -426,7 +426,7 @@ def test_unique_and_primary_key_over_duplicates_fail_then_recover(db, conn):
     assert invalid
     plan = pgconverge.plan(db, desired)
     for (name,) in invalid:
-        drop = next(s for s in plan.steps if s.sql == f'DROP INDEX CONCURRENTLY "public"."{name}"')
+        drop = next(s for s in plan.steps if s.sql == f'DROP INDEX CONCURRENTLY IF EXISTS "public"."{name}"')
         assert drop.hazards == ()  # an invalid index serves no query
     conn.execute("DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t WHERE id = 1)")
     pgconverge.apply(db, desired, **ALL)
@@ -444,7 +444,7 @@ def test_invalid_plain_index_is_dropped_and_rebuilt(db, conn):
     assert rows(conn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.t_email_idx'::regclass") == [
         (False,)]
     plan = pgconverge.plan(db, desired)
-    assert [s.sql for s in plan.steps] == ['DROP INDEX CONCURRENTLY "public"."t_email_idx"',
+    assert [s.sql for s in plan.steps] == ['DROP INDEX CONCURRENTLY IF EXISTS "public"."t_email_idx"',
                                            "CREATE UNIQUE INDEX CONCURRENTLY t_email_idx ON public.t USING btree "
                                            "(email)"]
     conn.execute("UPDATE t SET email = 'b' WHERE id = 2")

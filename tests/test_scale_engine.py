@@ -10,6 +10,7 @@ import psycopg
 import pgconverge
 from pgconverge.catalog import introspect
 from pgconverge.catalog.introspect import catalog_hash
+from pgconverge.catalog.model import table_id
 from pgconverge.exec.runner import LocalRunner
 from pgconverge.source import load_source
 
@@ -101,7 +102,7 @@ def test_columns_introspected_with_defaults_comments_and_dependencies(db, conn):
         ALTER TABLE s.t DROP COLUMN label;
     """)
     cat = catalog(db)
-    t = cat.tables[("s", "t")]
+    t = cat.tables[table_id("s", "t")]
     assert list(t.columns) == ["id", "k", "n", "code"]  # dropped columns are gone, order kept
     assert t.columns["id"].identity == "d" and t.columns["id"].not_null
     assert t.columns["k"].type == "s.kind[]" and t.columns["k"].default == "'{}'::s.kind[]"
@@ -110,4 +111,4 @@ def test_columns_introspected_with_defaults_comments_and_dependencies(db, conn):
     assert t.columns["code"].depends_on == ("function:s.next_code",)
     assert t.columns["code"].comment == "the code"
     assert t.columns["id"].depends_on == () and t.columns["id"].comment is None
-    assert cat.tables[("s", "empty")].columns == {}
+    assert cat.tables[table_id("s", "empty")].columns == {}

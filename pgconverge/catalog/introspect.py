@@ -701,12 +701,15 @@ def parse_catalog(doc: dict[str, Any] | str) -> Catalog:
         doc = json.loads(doc)
     cat = Catalog(server_version=doc["server_version"])
     for r in doc["schemas"]:
-        cat.schemas[r["name"]] = Schema(r["name"], r["comment"])
+        s = Schema(r["name"], r["comment"])
+        cat.schemas[s.id] = s
     for r in doc["extensions"]:
-        cat.extensions[r["name"]] = Extension(r["name"], r["schema"], r["version"])
+        e = Extension(r["name"], r["schema"], r["version"])
+        cat.extensions[e.id] = e
     cat.available_extensions = {r["name"]: r["version"] for r in doc["available_extensions"]}
     for r in doc["enums"]:
-        cat.enums[(r["schema"], r["name"])] = EnumType(r["schema"], r["name"], tuple(r["labels"] or ()), r["comment"])
+        en = EnumType(r["schema"], r["name"], tuple(r["labels"] or ()), r["comment"])
+        cat.enums[en.id] = en
 
     identity_sequences: dict[tuple[str, str, str], Sequence] = {}
     for r in doc["sequences"]:
@@ -719,7 +722,7 @@ def parse_catalog(doc: dict[str, Any] | str) -> Catalog:
             # identity sequences belong to their column, not to the schema
             identity_sequences[(r["schema"], r["owned_table"], r["owned_column"])] = seq
         else:
-            cat.sequences[(r["schema"], r["name"])] = seq
+            cat.sequences[seq.id] = seq
 
     constraints: dict[tuple[str, str], dict[str, Constraint]] = {}
     for r in doc["constraints"]:
@@ -754,13 +757,14 @@ def parse_catalog(doc: dict[str, Any] | str) -> Catalog:
                 generated=c["generated"], comment=c["comment"], position=c["position"], depends_on=_deps(c),
                 inherited=not c["local"],
             )
-        cat.tables[key] = Table(
+        t = Table(
             schema=r["schema"], name=r["name"], persistence=r["persistence"], kind=r["kind"], columns=cols,
             constraints=constraints.get(key, {}), indexes=indexes.get(key, {}), comment=r["comment"],
             partition_key=r["partition_key"], partition_of=r["partition_of"],
             partition_bound=r["partition_bound"], inherits=tuple(r["inherits"] or ()),
             rls_enabled=r["rls_enabled"], rls_forced=r["rls_forced"], estimated_rows=r["estimated_rows"],
         )
+        cat.tables[t.id] = t
     _parse_objects(cat, doc)
     _parse_types(cat, doc)
     cat.unsupported = [Unsupported(r["kind"], r["identity"]) for r in doc["unsupported"]]
@@ -770,23 +774,27 @@ def parse_catalog(doc: dict[str, Any] | str) -> Catalog:
 def _parse_types(cat: Catalog, doc: dict[str, Any]) -> None:
     """Collations, domains, composite types and range types."""
     for r in doc.get("collations", ()):
-        cat.collations[(r["schema"], r["name"])] = Collation(
+        coll = Collation(
             r["schema"], r["name"], r["provider"], r["locale"], r["lc_collate"], r["lc_ctype"],
             r["deterministic"], r["comment"])
+        cat.collations[coll.id] = coll
     for r in doc.get("domains", ()):
         cons = tuple(DomainConstraint(k["name"], k["definition"], k["validated"],
                                       tuple(sorted(oid_key("function", f) for f in k["func_deps"] or ())))
                      for k in r["constraints"])
-        cat.domains[(r["schema"], r["name"])] = Domain(
+        d = Domain(
             r["schema"], r["name"], r["base_type"], r["collation"], r["default"], r["not_null"], cons,
             r["comment"], _deps(r))
+        cat.domains[d.id] = d
     for r in doc.get("composites", ()):
         attrs = tuple(Attribute(a["name"], a["type"], a["collation"], _deps(a)) for a in r["attributes"])
-        cat.composites[(r["schema"], r["name"])] = CompositeType(r["schema"], r["name"], attrs, r["comment"])
+        c = CompositeType(r["schema"], r["name"], attrs, r["comment"])
+        cat.composites[c.id] = c
     for r in doc.get("ranges", ()):
-        cat.ranges[(r["schema"], r["name"])] = RangeType(
+        rng = RangeType(
             r["schema"], r["name"], r["subtype"], r["subtype_opclass"], r["collation"], r["canonical"],
             r["subtype_diff"], r["multirange"], r["comment"], _deps(r))
+        cat.ranges[rng.id] = rng
 
 
 def _privileges(rows: list[list[Any]] | None) -> frozenset[Privilege]:
@@ -811,7 +819,7 @@ def _parse_objects(cat: Catalog, doc: dict[str, Any]) -> None:
             column_comments=tuple((c["name"], c["comment"]) for c in r["columns"] if c["comment"] is not None),
             indexes=view_indexes.get(key, {}),
         )
-        cat.views[key] = replace(v, depends_on=deps.get(v.id, ()))
+        cat.views[v.id] = replace(v, depends_on=deps.get(v.id, ()))
     for r in doc.get("functions", ()):
         f = Function(
             r["schema"], r["name"], r["identity_args"], r["kind"], r["definition"], r["result"],
@@ -848,18 +856,18 @@ def scope(cat: Catalog, only_schemas: list[str] | None = None, exclude_schemas: 
         return not (exclude_schemas and schema in exclude_schemas)
 
     out = Catalog(server_version=cat.server_version, available_extensions=cat.available_extensions)
-    out.schemas = {k: v for k, v in cat.schemas.items() if keep(k)}
+    out.schemas = {k: v for k, v in cat.schemas.items() if keep(v.name)}
     # extensions are database-wide; with --only-schemas they are managed only if they live there
     out.extensions = {k: v for k, v in cat.extensions.items() if keep(v.schema)}
-    out.enums = {k: v for k, v in cat.enums.items() if keep(k[0])}
-    out.collations = {k: v for k, v in cat.collations.items() if keep(k[0])}
-    out.domains = {k: v for k, v in cat.domains.items() if keep(k[0])}
-    out.composites = {k: v for k, v in cat.composites.items() if keep(k[0])}
-    out.ranges = {k: v for k, v in cat.ranges.items() if keep(k[0])}
-    out.sequences = {k: v for k, v in cat.sequences.items() if keep(k[0])}
-    out.tables = {k: v for k, v in cat.tables.items() if keep(k[0])}
+    out.enums = {k: v for k, v in cat.enums.items() if keep(v.schema)}
+    out.collations = {k: v for k, v in cat.collations.items() if keep(v.schema)}
+    out.domains = {k: v for k, v in cat.domains.items() if keep(v.schema)}
+    out.composites = {k: v for k, v in cat.composites.items() if keep(v.schema)}
+    out.ranges = {k: v for k, v in cat.ranges.items() if keep(v.schema)}
+    out.sequences = {k: v for k, v in cat.sequences.items() if keep(v.schema)}
+    out.tables = {k: v for k, v in cat.tables.items() if keep(v.schema)}
     out.unsupported = [u for u in cat.unsupported if "." not in u.identity or keep(u.identity.split(".")[0])]
-    out.views = {k: v for k, v in cat.views.items() if keep(k[0])}
+    out.views = {k: v for k, v in cat.views.items() if keep(v.schema)}
     out.functions = {k: v for k, v in cat.functions.items() if keep(v.schema)}
     out.triggers = {k: v for k, v in cat.triggers.items() if keep(v.schema)}
     out.policies = {k: v for k, v in cat.policies.items() if keep(v.schema)}
@@ -873,7 +881,8 @@ def scope(cat: Catalog, only_schemas: list[str] | None = None, exclude_schemas: 
     return out
 
 
-_NOT_HASHED = frozenset({"position", "estimated_rows", "depends_on"})
+# volatile_default follows from the default text, which is hashed
+_NOT_HASHED = frozenset({"position", "estimated_rows", "depends_on", "volatile_default"})
 
 
 def catalog_hash(cat: Catalog) -> str:
@@ -883,12 +892,17 @@ def catalog_hash(cat: Catalog) -> str:
         # fields of records only: a column or table may well be named "position"
         return to_plain(value, _NOT_HASHED)
 
+    def by_name(records):
+        # these dicts were keyed by (schema, name) once: hash them under that key, without the
+        # kind prefix of the id, so hashes recorded in ledgers and sign-offs stay comparable
+        return plain({k.split(":", 1)[1]: v for k, v in records.items()})
+
     doc = ({
-        "schemas": plain(cat.schemas), "extensions": plain(cat.extensions), "enums": plain(cat.enums),
-        "sequences": plain(cat.sequences), "tables": plain(cat.tables), "extra": plain(cat.extra),
-        "collations": plain(cat.collations), "domains": plain(cat.domains),
-        "composites": plain(cat.composites), "ranges": plain(cat.ranges),
-        "views": plain(cat.views), "functions": plain(cat.functions), "triggers": plain(cat.triggers),
+        "schemas": by_name(cat.schemas), "extensions": by_name(cat.extensions), "enums": by_name(cat.enums),
+        "sequences": by_name(cat.sequences), "tables": by_name(cat.tables), "extra": plain(cat.extra),
+        "collations": by_name(cat.collations), "domains": by_name(cat.domains),
+        "composites": by_name(cat.composites), "ranges": by_name(cat.ranges),
+        "views": by_name(cat.views), "functions": plain(cat.functions), "triggers": plain(cat.triggers),
         "policies": plain(cat.policies), "default_acls": plain(cat.default_acls),
         # who owns an object is not managed: only what its ACL grants
         "acls": {k: {f: v for f, v in a.items() if f != "owner"} for k, a in plain(cat.acls).items()},

@@ -29,6 +29,35 @@ def constraint_id(schema: str, table: str, name: str) -> str:
     return oid_key("constraint", schema, table, name)
 
 
+def schema_id(name: str) -> str:
+    return oid_key("schema", name)
+
+
+def extension_id(name: str) -> str:
+    return oid_key("extension", name)
+
+
+def type_id(schema: str, name: str) -> str:
+    """Enums, domains, composite and range types share one namespace, as in pg_type."""
+    return oid_key("type", schema, name)
+
+
+def sequence_id(schema: str, name: str) -> str:
+    return oid_key("sequence", schema, name)
+
+
+def view_id(schema: str, name: str) -> str:
+    return oid_key("view", schema, name)
+
+
+def collation_id(schema: str, name: str) -> str:
+    return oid_key("collation", schema, name)
+
+
+def index_id(schema: str, name: str) -> str:
+    return oid_key("index", schema, name)
+
+
 
 @dataclass(frozen=True)
 class Schema:
@@ -185,6 +214,8 @@ class Column:
     depends_on: tuple[str, ...] = ()
     # comes only from a parent table (inheritance or partitioning): not redeclared by this table
     inherited: bool = False
+    # the default calls a volatile function (pg_proc.provolatile = 'v'): ADD COLUMN rewrites the table
+    volatile_default: bool = False
 
     def same_definition(self, other: Column) -> bool:
         """Equal but for position, dependencies and where the column is declared, which never
@@ -396,17 +427,18 @@ class Unsupported:
 @dataclass
 class Catalog:
     server_version: int = 0
+    # every dict of records is keyed by the record's .id (oid_key: "table:public.users")
     schemas: dict[str, Schema] = field(default_factory=dict)
     extensions: dict[str, Extension] = field(default_factory=dict)
-    enums: dict[tuple[str, str], EnumType] = field(default_factory=dict)
-    collations: dict[tuple[str, str], Collation] = field(default_factory=dict)
-    domains: dict[tuple[str, str], Domain] = field(default_factory=dict)
-    composites: dict[tuple[str, str], CompositeType] = field(default_factory=dict)
-    ranges: dict[tuple[str, str], RangeType] = field(default_factory=dict)
-    sequences: dict[tuple[str, str], Sequence] = field(default_factory=dict)
-    tables: dict[tuple[str, str], Table] = field(default_factory=dict)
+    enums: dict[str, EnumType] = field(default_factory=dict)
+    collations: dict[str, Collation] = field(default_factory=dict)
+    domains: dict[str, Domain] = field(default_factory=dict)
+    composites: dict[str, CompositeType] = field(default_factory=dict)
+    ranges: dict[str, RangeType] = field(default_factory=dict)
+    sequences: dict[str, Sequence] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
     unsupported: list[Unsupported] = field(default_factory=list)
-    views: dict[tuple[str, str], View] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
     functions: dict[str, Function] = field(default_factory=dict)  # by Function.id
     triggers: dict[str, Trigger] = field(default_factory=dict)  # by Trigger.id
     policies: dict[str, RlsPolicy] = field(default_factory=dict)  # by RlsPolicy.id

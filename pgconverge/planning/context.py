@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgconverge.catalog.model import Catalog
+from pgconverge.planning.renames import Renames
 from pgconverge.planning.steps import Step
 
 # --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class Renames:
-    """Declared renames, as (kind, schema, table, old, new) or (..., new, where)."""
-
-    items: tuple[tuple, ...] = ()  # (kind, schema, table, old, new[, "file:line" of the directive])
 
 
 @dataclass(frozen=True)
@@ -24,24 +18,35 @@ class PlanOptions:
     pinned_extensions: frozenset[str] = frozenset()
 
 
+# --------------------------------------------------------------------------- the diff
 
-# --------------------------------------------------------------------------- the planner
 
-
+@dataclass
 class Diff:
-    """Collects the steps of one diff; the kinds add to it, the planner orders them."""
+    """Collects the steps of one diff; the kinds add to it, the planner orders them.
 
-    def __init__(self, actual: Catalog, desired: Catalog, options: PlanOptions):
-        self.actual = actual
-        self.desired = desired
-        self.options = options
-        self.steps: list[Step] = []
-        self.dropped_tables: set[tuple[str, str]] = set()
-        self.new_tables: set[tuple[str, str]] = set()
-        self.recreated: dict[tuple[str, str], str] = {}
-        self.warnings: list[str] = []
-        # per table id: valid unique indexes left by an earlier run, attached instead of rebuilt
-        self.adopted_indexes: dict[str, set[str]] = {}
+    Every set and dict of objects here is keyed by object id (``table:public.users``)."""
+
+    actual: Catalog
+    desired: Catalog
+    options: PlanOptions
+    steps: list[Step] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # tables PostgreSQL cannot change in place (partitioned or not, partition key): id -> why
+    recreated: dict[str, str] = field(default_factory=dict)
+    new_tables: set[str] = field(default_factory=set)
+    dropped_tables: set[str] = field(default_factory=set)
+    # per table id: valid unique indexes left by an earlier run, attached instead of rebuilt
+    adopted_indexes: dict[str, set[str]] = field(default_factory=dict)
+    # per table id: the parent-child links a DETACH / NO INHERIT of this plan removes
+    detached: dict[str, set[str]] = field(default_factory=dict)
+    # columns retyped in place, and the views, functions, triggers and policies dropped and made again
+    retyped: set[str] = field(default_factory=set)
+    replaced: set[str] = field(default_factory=set)
 
     def add(self, sql_text: str, kind: str, obj: str, **kw) -> None:
         self.steps.append(Step(sql_text, kind, obj, **kw))
+
+    def removed(self) -> set[str]:
+        """Ids that the steps so far drop."""
+        return {r for s in self.steps for r in s.removes}

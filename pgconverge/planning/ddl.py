@@ -1,15 +1,22 @@
 """Edits of DDL text that PostgreSQL printed: identifiers swapped after a rename, CONCURRENTLY
-added to an index definition, derived names that fit NAMEDATALEN."""
+added to an index definition, derived names that fit NAMEDATALEN.
+
+The edits find what they change with PostgreSQL's own lexer (``pglast.parser.scan``), so
+string literals, dollar quotes and comments are never touched, and they change only those
+tokens: the rest of the text stays exactly as PostgreSQL printed it, which keeps it
+comparable, by string equality, with what the shadow database prints.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from pgconverge.catalog.model import Column, Table, column_id
-from pgconverge.planning import hazards as hz
-from pgconverge.planning.hazards import Hazard
+from pglast import parse_sql
+from pglast.parser import scan
+
+from pgconverge.catalog.model import Table
 from pgconverge.quoting import q
 
 
@@ -23,6 +30,8 @@ def strip_not_valid(definition: str) -> str:
 
 
 
+# pg_get_constraintdef prints a key as exactly "PRIMARY KEY (cols) [DEFERRABLE] [INITIALLY DEFERRED]":
+# these anchored patterns read that fixed shape; the column list is reused verbatim
 SIMPLE_KEY = re.compile(r"^(PRIMARY KEY|UNIQUE) \(([^()]*)\)(?: DEFERRABLE)?(?: INITIALLY DEFERRED)?$")
 DEFERRAL = re.compile(r"(?: DEFERRABLE)?(?: INITIALLY DEFERRED)?$")
 NAMEDATALEN = 63
@@ -38,65 +47,8 @@ def not_null_check_name(column: str) -> str:
     return f"{head}_{digest}"
 
 
-def with_index_name(definition: str, old: str, new: str) -> str:
-    """CREATE [UNIQUE] INDEX <old> ON ... with the index name replaced."""
-    m = re.match(r"^(CREATE (?:UNIQUE )?INDEX )(\S+|\"(?:[^\"]|\"\")*\")( ON .*)$", definition, re.S)
-    if m is None or old == new:
-        return definition
-    return m.group(1) + qi(new) + m.group(3)
-
-
 CON_WORD = {"p": "primary key", "u": "unique constraint", "c": "check constraint", "f": "foreign key",
              "x": "exclusion constraint"}
-
-VOLATILE = re.compile(r"\b(random|clock_timestamp|gen_random_uuid|uuid_generate_v\d\w*|nextval|timeofday)\s*\(")
-
-
-def volatile_default(expr: str) -> bool:
-    return bool(VOLATILE.search(expr))
-
-
-# Type changes PostgreSQL makes without rewriting the table (binary coercible or
-# a relaxed typmod).
-_VARCHAR = re.compile(r"^character varying(?:\((\d+)\))?$")
-_NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
-
-
-def type_change_hazards(t: Table, old: Column, new: Column) -> tuple[Hazard, ...]:
-    cid = column_id(t.schema, t.name, new.name)
-    where = f"{t.schema}.{t.name}.{new.name}"
-    ov, nv = _VARCHAR.match(old.type), _VARCHAR.match(new.type)
-    if ov and (nv or new.type == "text"):
-        old_len = int(ov.group(1)) if ov.group(1) else None
-        new_len = int(nv.group(1)) if nv and nv.group(1) else None
-        if new_len is None or (old_len is not None and new_len >= old_len):
-            return ()  # widening a varchar is a catalog-only change
-        return (Hazard(hz.DELETES_DATA, f"{where} narrows from {old.type} to {new.type}: longer values fail or are "
-                       "lost", cid),
-                Hazard(hz.BLOCKS_READS_WRITES, f"{where}: the whole table is scanned under ACCESS EXCLUSIVE", cid))
-    if old.type == "text" and nv:
-        return (Hazard(hz.DELETES_DATA, f"{where} narrows from text to {new.type}", cid),
-                Hazard(hz.BLOCKS_READS_WRITES, f"{where}: the whole table is scanned under ACCESS EXCLUSIVE", cid))
-    if old.collation != new.collation and old.type == new.type:
-        return (Hazard(hz.BLOCKS_READS_WRITES, f"{where}: collation change rebuilds its indexes under ACCESS "
-                       "EXCLUSIVE", cid),)
-    narrowing = {("bigint", "integer"), ("bigint", "smallint"), ("integer", "smallint"),
-                 ("double precision", "real"), ("timestamp with time zone", "date"),
-                 ("timestamp without time zone", "date")}
-    hazards = [Hazard(hz.REWRITES_TABLE, f"{where} changes type from {old.type} to {new.type}; the table is "
-                      "rewritten under ACCESS EXCLUSIVE", cid),
-               Hazard(hz.BLOCKS_READS_WRITES, f"{where}: reads and writes wait for the rewrite", cid)]
-    if (old.type, new.type) in narrowing or _NUMERIC.match(new.type) and new.type != old.type:
-        hazards.append(Hazard(hz.DELETES_DATA, f"{where} narrows from {old.type} to {new.type}", cid))
-    hazards.append(Hazard(hz.MAY_FAIL_ON_EXISTING_DATA, f"{where}: existing values may not convert to {new.type}",
-                          cid))
-    return tuple(hazards)
-
-
-def concurrently(definition: str) -> str:
-    return re.sub(r"^CREATE (UNIQUE )?INDEX ", lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ", definition,
-                  count=1)
-
 
 _BARE = re.compile(r"[a-z_][a-z0-9_]*")
 _KEYWORDS: frozenset[str] | None = None
@@ -113,49 +65,126 @@ def qi(name: str) -> str:
     return name if _BARE.fullmatch(name) and name not in _KEYWORDS else q(name)
 
 
-_LITERAL = r"'(?:[^']|'')*'"
+@dataclass(frozen=True)
+class _Token:
+    start: int  # character offsets into the text, end exclusive
+    end: int
+    name: str  # the lexer's token name: IDENT, SCONST, ASCII_46 ("."), a keyword such as INDEX ...
+    text: str
+
+
+def _tokens(text: str) -> list[_Token]:
+    return [_Token(t.start, t.end + 1, t.name, text[t.start:t.end + 1]) for t in scan(text)
+            if t.name not in ("SQL_COMMENT", "C_COMMENT")]
+
+
+def _splice(text: str, edits: list[tuple[int, int, str]]) -> str:
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _names(name: str) -> frozenset[str]:
+    """How PostgreSQL may print an identifier: bare when it can be, and quoted."""
+    return frozenset({q(name), qi(name)})
 
 
 def swap_ident(text: str, old: str, new: str) -> str:
-    """Replace one identifier token in SQL that PostgreSQL printed, quoted or bare,
-    leaving string literals alone."""
-    forms = sorted({q(old), qi(old)}, key=len, reverse=True)
-    pattern = f"({_LITERAL})|" + r'(?<![\w"$.])(?:' + "|".join(re.escape(f) for f in forms) + r')(?![\w"$])'
-    return re.sub(pattern, lambda m: m.group(1) or qi(new), text)
+    """Replace one identifier in SQL that PostgreSQL printed, quoted or bare, wherever it is a
+    name of its own (not the second part of a qualified name); literals stay as they are."""
+    forms = _names(old)
+    toks = _tokens(text)
+    edits = [(t.start, t.end, qi(new)) for i, t in enumerate(toks)
+             if t.text in forms and t.name != "SCONST" and not (i and toks[i - 1].name == "ASCII_46")]
+    return _splice(text, edits)
+
+
+def _index_name_token(definition: str) -> _Token | None:
+    """The name token of CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON ..., checked by the parser."""
+    stmt = parse_sql(definition)[0].stmt
+    if type(stmt).__name__ != "IndexStmt" or not stmt.idxname:
+        return None
+    toks = _tokens(definition)
+    at = next(i for i, t in enumerate(toks) if t.name == "INDEX") + 1
+    while toks[at].name in ("CONCURRENTLY", "IF_P", "NOT", "EXISTS"):
+        at += 1
+    return toks[at]
+
+
+def with_index_name(definition: str, old: str, new: str) -> str:
+    """CREATE [UNIQUE] INDEX <old> ON ... with the index name replaced."""
+    if old == new:
+        return definition
+    tok = _index_name_token(definition)
+    if tok is None or tok.text not in _names(old):
+        return definition
+    return _splice(definition, [(tok.start, tok.end, qi(new))])
+
+
+def concurrently(definition: str) -> str:
+    """A CREATE INDEX statement that builds CONCURRENTLY (unchanged when it does already)."""
+    stmt = parse_sql(definition)[0].stmt
+    if type(stmt).__name__ != "IndexStmt" or stmt.concurrent:
+        return definition
+    index = next(t for t in _tokens(definition) if t.name == "INDEX")
+    return _splice(definition, [(index.end, index.end, " CONCURRENTLY")])
 
 
 def swap_references(definition: str, schema: str, old_table: str, new_table: str,
                      old_col: str | None = None, new_col: str | None = None) -> str:
     """A foreign key definition after its referenced table or column was renamed:
     only the part after REFERENCES changes."""
-    head, sep, tail = definition.partition(" REFERENCES ")
-    if not sep:
+    toks = _tokens(definition)
+    at = next((i for i, t in enumerate(toks) if t.name == "REFERENCES"), None)
+    if at is None:
         return definition
-    target, paren, rest = tail.partition("(")
-    cols, close, after = rest.partition(")")
-    for form in {f"{qi(schema)}.{qi(old_table)}", f"{q(schema)}.{q(old_table)}", qi(old_table)}:
-        if target == form:
-            target = (f"{qi(schema)}.{qi(new_table)}" if "." in form else qi(new_table))
-            break
-    if old_col is not None and new_col is not None:
-        cols = swap_ident(cols, old_col, new_col)
-    return head + sep + target + paren + cols + close + after
+    edits = []
+    target = toks[at + 1:at + 4]
+    if (len(target) == 3 and target[1].name == "ASCII_46" and target[0].text in _names(schema)
+            and target[2].text in _names(old_table)):
+        edits.append((target[0].start, target[2].end, f"{qi(schema)}.{qi(new_table)}"))
+        rest = at + 4
+    elif target and target[0].text in _names(old_table) and not (len(target) > 1 and target[1].name == "ASCII_46"):
+        edits.append((target[0].start, target[0].end, qi(new_table)))
+        rest = at + 2
+    else:
+        rest = at + (4 if len(target) > 1 and target[1].name == "ASCII_46" else 2)
+    if old_col is not None and new_col is not None and rest < len(toks) and toks[rest].name == "ASCII_40":
+        for t in toks[rest + 1:]:
+            if t.name == "ASCII_41":
+                break
+            if t.text in _names(old_col):
+                edits.append((t.start, t.end, qi(new_col)))
+    return _splice(definition, edits)
 
 
 def swap_regclass(expr: str, schema: str, old: str, new: str) -> str:
-    """A default such as nextval('public.t_id_seq'::regclass) after the sequence was renamed."""
+    """A default such as nextval('public.t_id_seq'::regclass) after the sequence was renamed.
+    The name sits inside a string literal, which no parser splits: the literal is matched whole."""
     out = expr
     for prefix in (f"{qi(schema)}.", ""):
         out = out.replace(f"'{prefix}{qi(old)}'::regclass", f"'{prefix}{qi(new)}'::regclass")
     return out
 
 
+def _on_table(definition: str, schema: str, old: str, new: str) -> str:
+    """CREATE INDEX ... ON [ONLY] schema.old ... with the table renamed."""
+    toks = _tokens(definition)
+    at = next((i for i, t in enumerate(toks) if t.name == "ON"), None)
+    if at is None:
+        return definition
+    at += 1 if toks[at + 1].name == "ONLY" else 0
+    rel = toks[at + 1:at + 4]
+    if len(rel) == 3 and rel[0].text == qi(schema) and rel[1].name == "ASCII_46" and rel[2].text == qi(old):
+        return _splice(definition, [(rel[2].start, rel[2].end, qi(new))])
+    return definition
+
+
 def rename_table_record(t: Table, new: str) -> Table:
     old = t.name
-    pattern = re.compile(r"( ON (?:ONLY )?" + re.escape(qi(t.schema)) + r"\.)" + re.escape(qi(old)) + " ")
-    idx = {k: replace(i, table=new, definition=pattern.sub(lambda m: m.group(1) + qi(new) + " ", i.definition, 1))
+    idx = {k: replace(i, table=new, definition=_on_table(i.definition, t.schema, old, new))
            for k, i in t.indexes.items()}
-    cons = {k: replace(c, index_definition=pattern.sub(lambda m: m.group(1) + qi(new) + " ", c.index_definition, 1))
+    cons = {k: replace(c, index_definition=_on_table(c.index_definition, t.schema, old, new))
             if c.index_definition else c for k, c in t.constraints.items()}
     # a self-referencing foreign key names the table too
     cons = {k: replace(c, definition=swap_references(c.definition, t.schema, old, new))

@@ -64,6 +64,68 @@ class Hazard:
         return f"{self.name}: {self.reason}"
 
 
+# --------------------------------------------------------------------------- constructors
+#
+# One constructor per hazard: the kinds call these and never build Hazard(...) themselves.
+# A reason is `what` (the object and the change) followed by `how`; each default `how` is the
+# standard phrase of that hazard, written here once. The reasons are part of the plan (and of
+# its hash), so their wording is kept exactly.
+
+REWRITTEN = "; the table is rewritten under ACCESS EXCLUSIVE"
+WAIT_REWRITE = ": reads and writes wait for the rewrite"
+WHOLE_SCAN = ": the whole table is scanned under ACCESS EXCLUSIVE"
+SCANNED = " is scanned under ACCESS EXCLUSIVE"
+CONCURRENT = " (CONCURRENTLY: reads and writes go on)"
+DUPLICATES = " fails if existing rows hold duplicates"
+SLOWER = "; queries using it slow down"
+CLIENTS_BREAK = "; clients using the old name break"
+
+
+def deletes_data(obj: str, what: str, how: str = " is dropped") -> Hazard:
+    return Hazard(DELETES_DATA, what + how, obj)
+
+
+def rewrites_table(obj: str, what: str, how: str = REWRITTEN) -> Hazard:
+    return Hazard(REWRITES_TABLE, what + how, obj)
+
+
+def blocks_reads_writes(obj: str, what: str, how: str = WAIT_REWRITE) -> Hazard:
+    return Hazard(BLOCKS_READS_WRITES, what + how, obj)
+
+
+def blocks_writes(obj: str, what: str, how: str) -> Hazard:
+    return Hazard(BLOCKS_WRITES, what + how, obj)
+
+
+def index_build(obj: str, what: str, how: str = CONCURRENT) -> Hazard:
+    return Hazard(INDEX_BUILD, what + how, obj)
+
+
+def index_dropped(obj: str, what: str, how: str = SLOWER) -> Hazard:
+    return Hazard(INDEX_DROPPED, what + how, obj)
+
+
+def may_fail(obj: str, what: str, how: str = " fails if existing rows violate it") -> Hazard:
+    return Hazard(MAY_FAIL_ON_EXISTING_DATA, what + how, obj)
+
+
+def renames(obj: str, what: str, new: str, how: str = CLIENTS_BREAK) -> Hazard:
+    return Hazard(RENAMES, f"{what} is renamed to {new}{how}", obj)
+
+
+def extension_change(obj: str, name: str, how: str) -> Hazard:
+    return Hazard(EXTENSION_CHANGE, f"extension {name} {how}", obj)
+
+
+def authz_change(obj: str, what: str, how: str = "") -> Hazard:
+    return Hazard(AUTHZ_CHANGE, what + how, obj)
+
+
+def drops_object(obj: str, what: str) -> Hazard:
+    """An object sql/ no longer declares (one dropped only to be created again carries none)."""
+    return Hazard(DROPS_OBJECT, f"{what} is not in sql/ and is dropped; code that uses it breaks", obj)
+
+
 class HazardRefused(Exception):
     """A plan carries hazards the policy does not allow. Nothing was run."""
 

@@ -22,7 +22,10 @@ from pgconverge.planning.hazards import Hazard
 # commit before use); "none" steps run outside any transaction (CONCURRENTLY).
 GROUP, OWN, NONE = "group", "own", "none"
 
-# Coarse order of kinds; the dependency graph refines it.
+# Coarse order of step kinds; the dependency graph refines it. Drops come first (below 20, the
+# dependants before what they use), then creations and changes (20 and up, in the order of
+# planning/registry.py). A new object kind adds its step kinds here: its drop next to the
+# drops of the kinds it uses, its create and alter next to theirs.
 RANK = {
     "rename": 0,
     "drop_policy": 4,

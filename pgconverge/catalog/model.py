@@ -185,13 +185,18 @@ class Column:
     depends_on: tuple[str, ...] = ()
     # comes only from a parent table (inheritance or partitioning): not redeclared by this table
     inherited: bool = False
+    # the default calls a VOLATILE function (pg_proc.provolatile = 'v', builtins included): adding
+    # the column evaluates it per row, which rewrites the table. Read from the catalog, not guessed
+    # from the text, so user-defined volatile functions count too.
+    volatile_default: bool = False
 
     def same_definition(self, other: Column) -> bool:
         """Equal but for position, dependencies and where the column is declared, which never
-        cause an ALTER (PostgreSQL cannot turn a redeclared column back into a purely inherited one)."""
+        cause an ALTER (PostgreSQL cannot turn a redeclared column back into a purely inherited one).
+        The default's volatility follows from the default and the functions it calls."""
         if self == other:  # the common case, and far cheaper than going field by field
             return True
-        skip = {"position", "depends_on", "inherited"}
+        skip = {"position", "depends_on", "inherited", "volatile_default"}
         return all(getattr(self, n) == getattr(other, n) for n in _field_names(type(self)) or () if n not in skip)
 
 

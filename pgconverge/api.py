@@ -122,8 +122,10 @@ class Engine:
 
     # -- catalogs
 
-    def actual_doc(self) -> dict[str, Any]:
-        return self.runner.query_json(introspect.catalog_query())
+    def actual_doc(self) -> introspect.Document:
+        """The target's catalog document in one round trip, decoded from psql's text straight
+        into typed rows."""
+        return introspect.decode(self.runner.query_text(introspect.catalog_query()))
 
     def scoped(self, cat: Catalog) -> Catalog:
         return introspect.scope(cat, list(self.options.only_schemas), list(self.options.exclude_schemas))
@@ -132,7 +134,7 @@ class Engine:
         doc = self.actual_doc()
         self.last_doc = doc  # also carries the ledger's data blocks (read in the same round trip)
         shadow = self.shadow or self.runner
-        want = (shadow, self.source, doc, self.options.cache_dir, self.options.use_cache)
+        want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache)
         if isinstance(shadow, LocalRunner):
             # the shadow loads (server time) while the actual catalog is parsed (CPU time); only
             # for local psql: pyinfra's connectors are not meant to be driven from another thread
@@ -168,7 +170,7 @@ class Engine:
                 return cached
         actual, desired = self.catalogs()
         steps, warnings = diff_with_warnings(actual, desired, self.plan_options())
-        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(self.last_doc))
+        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(self.last_doc)))
         result = Plan(steps=steps, desired_hash=catalog_hash(desired), actual_hash=catalog_hash(actual),
                       source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks)
         if key is not None:

@@ -127,7 +127,7 @@ KINDS: tuple[Kind, ...] = (
     _catalog_kind("views", View, ("pg_class", "pg_attribute", "pg_type", "pg_collation", "pg_rewrite",
                                   "pg_description"), row=rows.ViewRow),
     Kind("view_indexes", ("pg_index", "pg_class", "pg_description"), row=rows.ViewIndexRow),
-    _catalog_kind("functions", Function, ("pg_proc", "pg_language", "pg_description"), key_of=_by_id,
+    _catalog_kind("functions", Function, ("pg_proc", "pg_type", "pg_language", "pg_description"), key_of=_by_id,
                   build=rows.with_depends),
     _catalog_kind("triggers", Trigger, ("pg_trigger", "pg_class", "pg_description"), key_of=_by_id,
                   build=rows.with_depends),

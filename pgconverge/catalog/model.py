@@ -9,7 +9,9 @@ databases can be compared by plain string equality.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 
 def oid_key(kind: str, *parts: str) -> str:
@@ -462,3 +464,21 @@ def to_plain(value: Any, skip: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted((to_plain(v, skip) for v in value), key=repr)
     return value
+
+
+_FIELD_SETS: dict[type, frozenset[str]] = {}
+_new = object.__new__
+
+
+def record_of(cls: type[R], **values: Any) -> R:
+    """A frozen dataclass record with every field given, made without running its __init__. A
+    frozen __init__ sets each field through object.__setattr__ (~4 us a record) and introspection
+    makes ~10^5 records on a big schema; the record is the same as cls(**values) would make."""
+    names = _FIELD_SETS.get(cls)
+    if names is None:
+        names = _FIELD_SETS[cls] = frozenset(_field_names(cls) or ())
+    if values.keys() != names:
+        raise TypeError(f"{cls.__name__} needs exactly its fields; got {sorted(values.keys() ^ names)} wrong")
+    record = _new(cls)
+    record.__dict__.update(values)
+    return record

@@ -17,7 +17,7 @@ import msgspec
 
 from pgconverge.catalog.model import (Acl, Attribute, Column, CompositeType, Constraint, DefaultAcl, Domain,
                                       DomainConstraint, EnumType, Function, Index, Privilege, RangeType,
-                                      RlsPolicy, Sequence, Table, Trigger, View, oid_key)
+                                      RlsPolicy, Sequence, Table, Trigger, View, oid_key, record_of)
 
 # gc=False: rows hold no cycles, and a 1,000-table catalog decodes ~10^5 of them
 _ROW = {"gc": False}
@@ -140,16 +140,16 @@ class TableRow(msgspec.Struct, **_ROW):
         identity = parts.identity_sequences
         cols = {}
         for c in self.columns:
-            cols[c.name] = Column(
-                name=c.name, type=c.type, not_null=c.not_null, default=c.default, collation=c.collation,
+            cols[c.name] = record_of(
+                Column, name=c.name, type=c.type, not_null=c.not_null, default=c.default, collation=c.collation,
                 identity=c.identity,
                 identity_sequence=identity.get((self.schema, self.name, c.name)),
                 generated=c.generated, comment=c.comment, position=c.position,
                 depends_on=_deps(c.type_deps, c.seq_deps, c.func_deps, c.coll_dep),
                 inherited=not c.local, volatile_default=c.volatile_default,
             )
-        return Table(
-            schema=self.schema, name=self.name, persistence=self.persistence, kind=self.kind, columns=cols,
+        return record_of(
+            Table, schema=self.schema, name=self.name, persistence=self.persistence, kind=self.kind, columns=cols,
             constraints=parts.constraints.get(key, {}), indexes=parts.indexes.get(key, {}), comment=self.comment,
             partition_key=self.partition_key, partition_of=self.partition_of,
             partition_bound=self.partition_bound, inherits=tuple(self.inherits or ()),
@@ -173,10 +173,11 @@ class ConstraintRow(msgspec.Struct, **_ROW):
     index_definition: str | None = None
 
     def constraint(self) -> Constraint:
-        return Constraint(
-            self.name, self.kind, self.definition, tuple(self.columns or ()), self.validated,
-            oid_key("table", self.ref_table) if self.ref_table else None, self.index, self.comment,
-            index_definition=self.index_definition,
+        return record_of(
+            Constraint, name=self.name, kind=self.kind, definition=self.definition,
+            columns=tuple(self.columns or ()), validated=self.validated,
+            ref_table=oid_key("table", self.ref_table) if self.ref_table else None, index=self.index,
+            comment=self.comment, depends_on=(), index_definition=self.index_definition,
             # a copy from a parent (even one the child redeclared): the parent's definition carries it
             inherited=not self.local or bool(self.inhcount),
         )
@@ -199,8 +200,9 @@ class IndexRow(msgspec.Struct, **_ROW):
         if self.partitioned:
             # printed "ON ONLY" (the parent alone); created plainly it recurses to the partitions
             definition = definition.replace(" ON ONLY ", " ON ", 1)
-        return Index(self.schema, self.name, self.table, definition, self.unique, self.valid, self.comment,
-                     tuple(self.columns or ()), inherited=self.is_partition_child)
+        return record_of(Index, schema=self.schema, name=self.name, table=self.table, definition=definition,
+                         unique=self.unique, valid=self.valid, comment=self.comment,
+                         columns=tuple(self.columns or ()), inherited=self.is_partition_child)
 
 
 class DomainConstraintRow(msgspec.Struct, **_ROW):
@@ -346,8 +348,9 @@ class AclRow(msgspec.Struct, **_ROW):
     defaults: list[Privilege]
 
     def record(self, parts: Parts) -> Acl:
-        return Acl(self.kind, self.schema, self.name, self.column, self.args, _privileges(self.entries),
-                   _privileges(self.defaults), self.owner)
+        return record_of(Acl, kind=self.kind, schema=self.schema, name=self.name, column=self.column,
+                         args=self.args, entries=_privileges(self.entries), defaults=_privileges(self.defaults),
+                         owner=self.owner)
 
 
 class DefaultAclRow(msgspec.Struct, **_ROW):

@@ -48,8 +48,9 @@ def load_script(source: Source) -> str:
     return "SET synchronous_commit = off;\n" + source.script()
 
 
-def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
-    """Create the shadow, load sql/ into it, introspect it, drop it."""
+def build_shadow_doc(runner: Runner, source: Source) -> str:
+    """Create the shadow, load sql/ into it, introspect it, drop it. The catalog document comes
+    back as the JSON text psql printed: parse_catalog() decodes it without a detour."""
     name = SHADOW_PREFIX + secrets.token_hex(6)
     try:
         runner.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n")
@@ -74,23 +75,24 @@ def build_shadow_doc(runner: Runner, source: Source) -> dict[str, Any]:
                 detail += (f"; roles are not managed by pgconverge: create the role on {runner.name} first "
                            "(nothing was changed)")
             raise SourceError(stmt.file, line, f"{e.message}{detail}") from e
-        return shadow.query_json(catalog_query())
+        return shadow.query_text(catalog_query())
     finally:
         runner.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")
 
 
 def desired_doc(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
-                use_cache: bool = True) -> dict[str, Any]:
-    """The desired catalog document, from the cache when the key matches."""
+                use_cache: bool = True) -> str:
+    """The desired catalog document (JSON text), from the cache when the key matches. `server` is
+    the actual catalog's introspect.document_head()."""
     cache_dir = cache_dir or default_cache_dir()
     path = cache_dir / f"{cache_key(source, server)}.json"
     if use_cache and path.exists():
-        return json.loads(path.read_text())
+        return path.read_text()
     doc = build_shadow_doc(runner, source)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-        tmp.write_text(json.dumps(doc))
+        tmp.write_text(doc)
         tmp.replace(path)  # atomic: a concurrent run never reads half a file
         prune_cache(cache_dir)
     return doc

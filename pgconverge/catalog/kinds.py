@@ -80,7 +80,8 @@ class Kind:
         return self.row if self.row is not None else self.record  # type: ignore[return-value]
 
     def key(self, record: Any) -> Any:
-        """The key of a record in its Catalog dict: the one place keys are computed."""
+        """The key of a record in its Catalog dict: the one place keys are computed (keying every
+        dict by record.id is this line becoming ``return record.id``)."""
         return self.key_of(record)  # type: ignore[misc]
 
     def query(self) -> str:

@@ -63,7 +63,9 @@ class Kind:
     row: type | None = None  # what msgspec decodes a row into; None: the record itself
     record: type | None = None  # the model record a row becomes; None: a part of other kinds' records
     attr: str | None = None  # the Catalog attribute it fills (a dict, or a list when key_of is None)
-    key_of: Callable[[Any], Any] | None = None  # the dict key of a record
+    # a record's name in catalog_hash(), and today its Catalog dict key too: hashes recorded in
+    # ledgers and sign-offs stay comparable whatever the dicts are keyed by. None: a list kind.
+    key_of: Callable[[Any], Any] | None = None
     build: Callable[[Any, rows.Parts], Any] | None = None  # row -> record (None: skip the row); None: as decoded
     schema_of: Callable[[Any], str | None] | None = None  # for scope(); None: whole-database, never scoped
     # whether a record of no schema stays managed under only_schemas (exclusions never drop one)
@@ -263,9 +265,14 @@ def scope(cat: Catalog, only_schemas: list[str] | None = None, exclude_schemas: 
     return replace(cat, **changes)
 
 
+def _hash_name(key: str | tuple[str, ...]) -> str:
+    return key if isinstance(key, str) else ".".join(key)
+
+
 def catalog_hash(cat: Catalog) -> str:
     """Hash of what is managed, ignoring what never causes a change (column order, row estimates)."""
-    doc = {k.attr: to_plain(getattr(cat, k.attr), NOT_HASHED | k.unhashed)  # type: ignore[arg-type]
+    doc = {k.attr: {_hash_name(k.key_of(r)): to_plain(r, NOT_HASHED | k.unhashed)  # type: ignore[misc]
+                    for r in getattr(cat, k.attr).values()}  # type: ignore[arg-type]
            for k in CATALOG_KINDS if k.hashed}
     doc["extra"] = to_plain(cat.extra, NOT_HASHED)
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

@@ -249,3 +249,13 @@ def test_record_of_makes_the_same_frozen_record_as_init():
         record_of(Column, name="id", type="integer")  # a field left out would be missing, not defaulted
     with pytest.raises(TypeError):
         record_of(Column, **asdict(col), colour="red")
+
+
+def test_catalog_hash_does_not_depend_on_the_dict_keys():
+    cat = catalog_with("a", "b")
+    by_id = copy_catalog(cat)
+    for kind in CATALOG_KINDS:
+        if kind.key_of is not None:
+            setattr(by_id, kind.attr, {r.id: r for r in getattr(cat, kind.attr).values()})
+    assert by_id.tables.keys() == {"table:a.t", "table:b.t"}
+    assert catalog_hash(by_id) == catalog_hash(cat)

@@ -148,8 +148,10 @@ class Engine:
 
     # -- catalogs
 
-    def actual_doc(self) -> dict[str, Any]:
-        return self.runner.query_json(introspect.catalog_query())
+    def actual_doc(self) -> introspect.Document:
+        """The target's catalog document in one round trip, decoded from psql's text straight
+        into typed rows."""
+        return introspect.decode(self.runner.query_text(introspect.catalog_query()))
 
     def scoped(self, cat: Catalog) -> Catalog:
         return introspect.scope(cat, list(self.options.only_schemas), list(self.options.exclude_schemas))
@@ -159,7 +161,7 @@ class Engine:
         carries the ledger's data blocks, read in the same round trip) and the shadow's dump."""
         doc = self.actual_doc()
         shadow = self.shadow or self.runner
-        want = (shadow, self.source, doc, self.options.cache_dir, self.options.use_cache)
+        want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache)
         if isinstance(shadow, LocalRunner):
             # the shadow loads (server time) while the actual catalog is parsed (CPU time); only
             # for local psql: pyinfra's connectors are not meant to be driven from another thread
@@ -209,7 +211,7 @@ class Engine:
                 return replace(cached, source=self.source, options=self.options)
         seen = self.introspect()
         steps, warnings = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
-        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(seen.actual_doc))
+        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
         result = Plan(steps=steps, desired_hash=catalog_hash(seen.desired), actual_hash=catalog_hash(seen.actual),
                       source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks,
                       source=self.source, options=self.options)
@@ -283,7 +285,7 @@ class Engine:
         # shadow), which shares nothing with that model
         seen = self.introspect()
         steps, _ = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
-        pending = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(seen.actual_doc))
+        pending = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
         if steps or pending:
             raise NotConverged(Plan(steps=steps, data_blocks=pending))
         if self.options.prove and (plan.steps or plan.data_blocks):

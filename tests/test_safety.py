@@ -24,7 +24,7 @@ from pgconverge.dev.embedded import find_bindir
 from pgconverge.exec.script import ExecSettings, render_script
 from pgconverge.planning.hazards import HazardRefused
 from pgconverge.errors import PlanError
-from pgconverge.exec.runner import Conn, LocalRunner, PsqlError
+from pgconverge.exec.runner import Conn, LocalRunner
 
 REPO = Path(__file__).resolve().parent.parent
 ALL = dict(allow_hazards="all")

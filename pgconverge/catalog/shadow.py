@@ -51,10 +51,11 @@ def load_script(source: Source, database: str) -> str:
 
 @dataclass(frozen=True)
 class Desired:
-    """What sql/ declares, as the shadow showed it: the catalog document the planner reads, and
-    the shadow's ``pg_dump --schema-only`` that the proof compares with."""
+    """What sql/ declares, as the shadow showed it: the catalog document the planner reads (the JSON
+    text psql printed: parse_catalog() decodes it without a detour), and the shadow's
+    ``pg_dump --schema-only`` that the proof compares with."""
 
-    doc: dict[str, Any]
+    doc: str
     dump: str
 
 
@@ -84,7 +85,7 @@ def build_shadow(runner: Runner, source: Source) -> Desired:
                 detail += (f"; roles are not managed by pgconverge: create the role on {runner.name} first "
                            "(nothing was changed)")
             raise SourceError(stmt.file, line, f"{e.message}{detail}") from e
-        doc = shadow.query_json(catalog_query())
+        doc = shadow.query_text(catalog_query())
         try:
             dump = shadow.dump_schema()
         except PsqlError as e:
@@ -95,22 +96,22 @@ def build_shadow(runner: Runner, source: Source) -> Desired:
 
 
 def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
-                use_cache: bool = True) -> Desired:
-    """The desired catalog document and the shadow's dump, from the cache when the key matches."""
+                  use_cache: bool = True) -> Desired:
+    """The desired catalog document and the shadow's dump, from the cache when the key matches.
+    `server` is the actual catalog's introspect.document_head()."""
     cache_dir = cache_dir or default_cache_dir()
-    path = cache_dir / f"{cache_key(source, server)}.json"
-    if use_cache and path.exists():
-        try:
-            entry = json.loads(path.read_text())
-            return Desired(entry["doc"], entry["dump"])
-        except (ValueError, KeyError, TypeError):  # written by an older pgconverge: build it again
-            pass
+    key = cache_key(source, server)
+    path, dump_path = cache_dir / f"{key}.json", cache_dir / f"{key}.dump.sql"
+    if use_cache and path.exists() and dump_path.exists():
+        return Desired(path.read_text(), dump_path.read_text())
     desired = build_shadow(runner, source)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-        tmp.write_text(json.dumps({"doc": desired.doc, "dump": desired.dump}))
-        tmp.replace(path)  # atomic: a concurrent run never reads half a file
+        # the dump first: the document's presence is what says the entry is complete
+        for target, text in ((dump_path, desired.dump), (path, desired.doc)):
+            tmp = target.with_suffix(f".{secrets.token_hex(4)}.tmp")
+            tmp.write_text(text)
+            tmp.replace(target)  # atomic: a concurrent run never reads half a file
         prune_cache(cache_dir)
     return desired
 
@@ -120,7 +121,7 @@ def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
     never read again."""
     entries = []
     for p in cache_dir.iterdir():
-        if p.suffix in (".json", ".pickle"):
+        if p.suffix in (".json", ".pickle", ".sql"):
             try:
                 entries.append((p.stat().st_mtime, p))
             except FileNotFoundError:  # pruned by a concurrent run

@@ -154,11 +154,16 @@ class Runner:
     def name(self) -> str:
         return self.conn.describe()
 
-    def query_json(self, script: str) -> Any:
-        """Run a script whose last statement returns one JSON value."""
+    def query_text(self, script: str) -> str:
+        """Run a script whose last statement returns one value; its text as psql printed it."""
         rc, out, err = self.exec_psql(["-A", "-t"], script)
         if rc != 0:
             raise parse_psql_error(err)
+        return out
+
+    def query_json(self, script: str) -> Any:
+        """Run a script whose last statement returns one JSON value."""
+        out = self.query_text(script)
         return json.loads(out) if out.strip() else None
 
     def run_script(self, script: str, on_line: Callable[[str], None] | None = None) -> str:

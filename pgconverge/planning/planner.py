@@ -8,8 +8,8 @@ needs. The kinds themselves live in ``planning/kinds``, listed in ``planning/reg
 
 from __future__ import annotations
 
-from dataclasses import replace
 
+from pgconverge.catalog.kinds import copy_catalog
 from pgconverge.catalog.model import Catalog
 from pgconverge.errors import UnsupportedError
 from pgconverge.planning.context import Diff, PlanOptions
@@ -40,12 +40,6 @@ def diff(actual: Catalog, desired: Catalog, options: PlanOptions | None = None) 
 def diff_with_warnings(actual: Catalog, desired: Catalog,
                        options: PlanOptions | None = None) -> tuple[list[Step], list[str]]:
     """The diff, and what the planner wants the operator to know (e.g. a rename it skipped)."""
-    p = Diff(_copy(actual), desired, options or PlanOptions())
+    # renames rewrite the actual catalog: the caller's copy stays intact
+    p = Diff(copy_catalog(actual), desired, options or PlanOptions())
     return run(p), p.warnings
-
-
-def _copy(cat: Catalog) -> Catalog:
-    # renames rewrite the actual catalog; keep the caller's copy intact
-    return replace(cat, tables=dict(cat.tables), schemas=dict(cat.schemas), extensions=dict(cat.extensions),
-                   enums=dict(cat.enums), sequences=dict(cat.sequences), unsupported=list(cat.unsupported),
-                   extra=dict(cat.extra))

@@ -17,22 +17,6 @@ from pgconverge.planning.kinds.sequences import sequence_options
 from pgconverge.planning.steps import OWN
 from pgconverge.quoting import q
 
-# TODO(merge): remove with _default_is_volatile's fallback once the catalog fills Column.volatile_default
-_VOLATILE = re.compile(r"\b(random|clock_timestamp|gen_random_uuid|uuid_generate_v\d\w*|nextval|timeofday)\s*\(")
-
-
-def _default_is_volatile(column: Column) -> bool:
-    """Whether ADD COLUMN must compute the default row by row (a table rewrite).
-
-    The catalog says so in ``volatile_default`` (pg_proc.provolatile of the functions the
-    default calls). Until introspection fills that field, the function names are matched in
-    the default's text as before: this fallback is the only place left for that regex, and
-    goes at merge."""
-    if column.volatile_default:
-        return True
-    return bool(column.default and _VOLATILE.search(column.default))
-
-
 def column_sql(schema: str, c: Column) -> str:
     parts = [q(c.name), c.type]
     if c.collation:
@@ -61,7 +45,7 @@ def identity_options(c: Column) -> str:
 def add_column(p: Diff, t: Table, c: Column) -> None:
     cid = column_id(t.schema, t.name, c.name)
     hazards = []
-    if c.generated or _default_is_volatile(c) or c.identity:
+    if c.generated or c.volatile_default or c.identity:
         hazards.append(hz.rewrites_table(cid, f"adding column {t.name}.{c.name} with a computed value "
                                          f"rewrites {t.schema}.{t.name}", how=""))
         hazards.append(hz.blocks_reads_writes(cid, f"{t.schema}.{t.name}",

@@ -68,7 +68,7 @@ def test_refused_hazard_fails_the_operation_and_changes_nothing(db, tmp_path):
 
 def test_target_changed_between_plan_and_execute_aborts(db, tmp_path):
     # an operation that runs (at execute time) before the converge changes the target under it
-    before = textwrap.dedent(f"""
+    before = textwrap.dedent("""
         import os
         server.shell(name="someone else changes the database",
                      commands=["psql -X -q -c 'CREATE TABLE sneaky (x int)' \\"$PGC_TEST_URL\\""])

@@ -15,6 +15,7 @@ from typing import Any
 
 from pyinfra.api.state import State
 from pyinfra.context import ctx_state
+from pyinfra_cli import util as pyinfra_cli_util
 from pyinfra_cli.inventory import make_inventory
 
 from pgconverge.pyinfra.host import data_origin
@@ -49,6 +50,9 @@ def load_hosts(env: str, root: str | Path = ".", override_data: dict[str, Any] |
         raise FileNotFoundError(f"no inventory for environment {env!r}: expected {path}")
     cwd = str(Path(root).resolve())
     # pyinfra's loader records the file it execs on the current State, as in a CLI run
+    # pyinfra_cli keeps compiled files by name for the one load of its run; a later load in this
+    # process (a test, a long-lived tool) must see the files as they are now
+    pyinfra_cli_util.PYTHON_CODES.clear()
     state = State(check_for_changes=False)
     state.cwd = cwd
     with ctx_state.use(state):

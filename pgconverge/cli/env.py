@@ -1,5 +1,7 @@
 """CLI subcommands about environments: ``history`` (the ledger) and ``signoff`` (the gate).
 
+``history --env ENV`` and ``signoff`` read an environment's inventory the way a deploy does.
+
 Targets are given as a URL / conninfo string, or as ``env:VAR`` to read the URL from an
 environment variable, so that a password never needs to be on the command line.
 ``signoff`` reads the environments' inventories (inventory/<env>.py with its group data and
@@ -35,7 +37,11 @@ def resolve_target(value: str) -> str:
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("history", help="print a database's ledger: the runs, backups and smoke results")
-    p.add_argument("--target", required=True, help="URL/conninfo, or env:VAR to read it from a variable")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--target", help="URL/conninfo, or env:VAR to read it from a variable")
+    which.add_argument("--env", help="every database of this environment's inventory (inventory/ENV.py)")
+    p.add_argument("--database", default=None, help="with --env: only the database with this label")
+    p.add_argument("--root", default=".", help="with --env: the project folder holding inventory/ (default: .)")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--action", choices=["deploy", "restore", "drill"], default=None)
     p.add_argument("--json", action="store_true")
@@ -69,14 +75,30 @@ def history_main(args: argparse.Namespace) -> int:
     from pgconverge.exec.runner import LocalRunner, PsqlError
 
     try:
-        runner = LocalRunner(resolve_target(args.target))
-        runs = ledger.history(runner, args.limit, args.action)
-    except (PsqlError, ValueError) as e:
+        if args.target:
+            runs = ledger.history(LocalRunner(resolve_target(args.target)), args.limit, args.action)
+            if args.json:
+                print(json.dumps([r.to_json() for r in runs], indent=2, default=str))
+            else:
+                print(ledger.format_history(runs))
+            return EXIT_OK
+        found = []
+        for t in load_environment(args.env, args.root).targets:
+            runner = _runner(t.spec)
+            label = t.name or runner.query_json("SELECT to_json(current_database());")
+            if args.database in (None, label):
+                found.append((t.host, label, ledger.history(runner, args.limit, args.action)))
+        if not found:
+            raise ValueError(f"inventory/{args.env}.py has no database {args.database!r}" if args.database
+                             else f"inventory/{args.env}.py lists no databases")
+    except (PsqlError, ValueError, FileNotFoundError) as e:
         return _error(str(e))
     if args.json:
-        print(json.dumps([r.to_json() for r in runs], indent=2, default=str))
+        print(json.dumps([{"host": host, "database": label, "runs": [r.to_json() for r in runs]}
+                          for host, label, runs in found], indent=2, default=str))
     else:
-        print(ledger.format_history(runs))
+        print("\n\n".join(f"== {args.env} {label} on {host}\n{ledger.format_history(runs)}"
+                           for host, label, runs in found))
     return EXIT_OK
 
 
@@ -88,6 +110,7 @@ class Target:
     name: str | None
     spec: Any
     settings: EnvSettings
+    host: str | None = None  # the inventory host carrying it (None: named on the command line)
 
 
 @dataclass(frozen=True)
@@ -118,7 +141,8 @@ def load_environment(env: str, root: str) -> Environment:
                 raise ValueError(f"the hosts of {inventory_path(env, root)} disagree on pgconverge_{key} "
                                  f"({hosts[0].name}: {getattr(shared, key)!r}, {h.name}: {getattr(settings, key)!r}): "
                                  "one sign-off covers one sql/")
-        targets += [Target(s.get("name") if isinstance(s, dict) else None, s, settings) for s in h.databases()]
+        targets += [Target(s.get("name") if isinstance(s, dict) else None, s, settings, h.name)
+                    for s in h.databases()]
     return Environment(shared, targets)
 
 

@@ -103,3 +103,25 @@ def test_signoff_finds_databases_given_per_host(tmp_path: Path, make_db) -> None
     assert [r["database"] for r in doc["staging"]["runs"]] == ["app"]
     with psycopg.connect(production) as c:  # signing off changes nothing in production
         assert c.execute("SELECT to_regclass('public.items')").fetchone()[0] is None
+
+
+def test_history_lists_the_databases_of_an_environment(tmp_path: Path, make_db, monkeypatch, capsys) -> None:
+    import json
+
+    from pgconverge.cli.main import main as cli_main
+    from pgconverge.exec.runner import LocalRunner
+    from pgconverge.runbook import ledger
+
+    a, b = make_db(), make_db()
+    ledger.record(LocalRunner(a), ledger.RunStart(action="deploy", environment="staging", actor="alice"), "converged")
+    write(tmp_path, "inventory/staging.py",
+          'staging = [("@pglocal/a", {"pgconverge_databases": [{"name": "a", "url_env": "A_URL"}]}),\n'
+          '           ("@pglocal/b", {"pgconverge_databases": [{"name": "b", "url_env": "B_URL"}]})]\n')
+    monkeypatch.setenv("A_URL", a)
+    monkeypatch.setenv("B_URL", b)
+    assert cli_main(["history", "--env", "staging", "--root", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(d["host"], d["database"], [r["actor"] for r in d["runs"]]) for d in doc] == [
+        ("@pglocal/a", "a", ["alice"]), ("@pglocal/b", "b", [])]
+    assert cli_main(["history", "--env", "staging", "--root", str(tmp_path), "--database", "c"]) == 1
+    assert "has no database 'c'" in capsys.readouterr().err

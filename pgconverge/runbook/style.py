@@ -28,7 +28,8 @@ def use_colour(stream: IO[str] | None = None) -> bool:
 def paint(text: str, enabled: bool, fg: str | None = None, bold: bool = False, dim: bool = False) -> str:
     if not enabled or not (fg or bold or dim):
         return text
-    return click.style(text, fg=fg, bold=bold, dim=dim)
+    # None, not False: click writes an explicit "bold off" code for False
+    return click.style(text, fg=fg, bold=bold or None, dim=dim or None)
 
 
 def format_step(step: Step, colours: bool = False) -> str:

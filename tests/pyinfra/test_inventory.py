@@ -47,13 +47,29 @@ def test_override_data_wins_like_dash_dash_data(tmp_path: Path) -> None:
     assert host.origin("pgconverge_backup_keep") == "--data on the command line"
 
 
+def test_loading_leaves_this_process_unpatched(tmp_path: Path) -> None:
+    # pyinfra_cli patches its process with gevent on import: the loader runs in a child
+    from gevent import monkey
+
+    write(tmp_path, "inventory/staging.py", 'staging = ["@local"]\n')
+    assert [h.name for h in load_hosts("staging", tmp_path)] == ["@local"]
+    assert not monkey.is_module_patched("threading") and "pyinfra_cli" not in sys.modules
+
+
+def test_a_broken_group_data_file_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path, "inventory/staging.py", 'staging = ["@local"]\n')
+    write(tmp_path, "group_data/staging.py", 'pgconverge_env = undefined_name\n')
+    with pytest.raises(ValueError, match=r"cannot load .*inventory/staging.py: .*undefined_name"):
+        load_hosts("staging", tmp_path)
+
+
 def test_a_bad_value_names_where_it_was_set(tmp_path: Path) -> None:
     write(tmp_path, "inventory/staging.py", 'staging = [("@local", {"pgconverge_backup_keep": "lots"})]\n')
     [host] = load_hosts("staging", tmp_path)
     with pytest.raises(SettingsError) as e:
         host.settings()
     assert (e.value.key, e.value.where) == ("pgconverge_backup_keep", "the inventory entry of host @local")
-    # the same file, edited: loaded again as it is now
+    # the same files, edited: loaded again as they are now
     write(tmp_path, "inventory/staging.py", 'staging = ["@local"]\n')
     write(tmp_path, "group_data/staging.py", 'pgconverge_analyze = "maybe"\n')
     [host] = load_hosts("staging", tmp_path)

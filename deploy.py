@@ -11,8 +11,9 @@ Per database (pgconverge.runbook.deploy): preflight -> gate -> backup -> converg
 from pyinfra import host
 
 from pgconverge import operations as pgc
-from pgconverge.runbook.settings import EnvSettings, database_specs, label_of
+from pgconverge.pyinfra.host import host_databases, host_settings
+from pgconverge.runbook.settings import label_of
 
-settings = EnvSettings.from_data(host.data)
-for spec in database_specs(host.data):
+settings = host_settings(host)
+for spec in host_databases(host):
     pgc.deploy(name=f"Deploy {label_of(spec)} ({settings.env})", database=spec, settings=settings)

@@ -9,10 +9,11 @@ one the ledger recorded when that backup was taken, drop the scratch database, r
 from pyinfra import host
 
 from pgconverge import operations as pgc
-from pgconverge.runbook.settings import EnvSettings, database_specs, label_of
+from pgconverge.pyinfra.host import host_databases, host_settings
+from pgconverge.runbook.settings import label_of
 
-settings = EnvSettings.from_data(host.data)
-specs = database_specs(host.data)
+settings = host_settings(host)
+specs = host_databases(host)
 for spec in specs:
     pgc.drill(name=f"Restore drill {label_of(spec)} ({settings.env})", database=spec, settings=settings,
               backup=host.data.get("pgconverge_backup"), only=host.data.get("pgconverge_database"),

@@ -12,10 +12,11 @@ The restore is one transaction and is recorded in the ledger.
 from pyinfra import host
 
 from pgconverge import operations as pgc
-from pgconverge.runbook.settings import EnvSettings, database_specs, label_of
+from pgconverge.pyinfra.host import host_databases, host_settings
+from pgconverge.runbook.settings import label_of
 
-settings = EnvSettings.from_data(host.data)
-specs = database_specs(host.data)
+settings = host_settings(host)
+specs = host_databases(host)
 for spec in specs:
     pgc.restore(name=f"Restore {label_of(spec)} ({settings.env})", database=spec, settings=settings,
                 backup=host.data.get("pgconverge_backup"), confirm=host.data.get("pgconverge_confirm"),

@@ -134,6 +134,7 @@ class ApplyResult:
     plan: Plan
     seconds: float
     executed: list[Step]
+    actual_hash: str = ""  # the target's schema hash once converged (from the check after the change)
 
 
 class Engine:
@@ -292,7 +293,7 @@ class Engine:
             differences = proof.verify(self.runner, self.scope().of(seen.desired_dump), self.scope())
             if differences:
                 raise NotConverged(Plan(steps=[]), differences)
-        return ApplyResult(plan, time.monotonic() - started, executed)
+        return ApplyResult(plan, time.monotonic() - started, executed, catalog_hash(seen.actual))
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,9 +1,12 @@
 """CLI subcommands about environments: ``history`` (the ledger) and ``signoff`` (the gate).
 
+``history --env ENV`` and ``signoff`` read an environment's inventory the way a deploy does.
+
 Targets are given as a URL / conninfo string, or as ``env:VAR`` to read the URL from an
 environment variable, so that a password never needs to be on the command line.
-``signoff`` reads the environments' group data (group_data/all.py + <env>.py) for the
-connections, the sql/ folder and the sign-off file, unless told otherwise.
+``signoff`` reads the environments' inventories (inventory/<env>.py with its group data and
+per-host data, loaded by pyinfra's own loader) for the connections, the sql/ folder and the
+sign-off file, unless told otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import json
 import os
 import re
 import sys
+from dataclasses import dataclass
 from typing import Any
+
+from pgconverge.runbook.settings import EnvSettings
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 3
 _NAMED = re.compile(r"^([A-Za-z0-9_.-]+)=((?:postgres(?:ql)?://|env:).*)$", re.S)
@@ -31,7 +37,11 @@ def resolve_target(value: str) -> str:
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("history", help="print a database's ledger: the runs, backups and smoke results")
-    p.add_argument("--target", required=True, help="URL/conninfo, or env:VAR to read it from a variable")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--target", help="URL/conninfo, or env:VAR to read it from a variable")
+    which.add_argument("--env", help="every database of this environment's inventory (inventory/ENV.py)")
+    p.add_argument("--database", default=None, help="with --env: only the database with this label")
+    p.add_argument("--root", default=".", help="with --env: the project folder holding inventory/ (default: .)")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--action", choices=["deploy", "restore", "drill"], default=None)
     p.add_argument("--json", action="store_true")
@@ -50,7 +60,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--sql", action="append", default=None, help="desired state (default: the group data's)")
     p.add_argument("--smoke", default=None, help="smoke checks folder (default: the group data's)")
     p.add_argument("--out", default=None, help="the sign-off file (default: pgconverge_signoff_file)")
-    p.add_argument("--root", default=".", help="the project folder holding group_data/ (default: .)")
+    p.add_argument("--root", default=".", help="the project folder holding inventory/ and group_data/ (default: .)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(env_command=signoff_main)
 
@@ -65,31 +75,90 @@ def history_main(args: argparse.Namespace) -> int:
     from pgconverge.exec.runner import LocalRunner, PsqlError
 
     try:
-        runner = LocalRunner(resolve_target(args.target))
-        runs = ledger.history(runner, args.limit, args.action)
-    except (PsqlError, ValueError) as e:
+        if args.target:
+            runs = ledger.history(LocalRunner(resolve_target(args.target)), args.limit, args.action)
+            if args.json:
+                print(json.dumps([r.to_json() for r in runs], indent=2, default=str))
+            else:
+                print(ledger.format_history(runs))
+            return EXIT_OK
+        found = []
+        for t in load_environment(args.env, args.root).targets:
+            runner = _runner(t.spec)
+            label = t.name or runner.query_json("SELECT to_json(current_database());")
+            if args.database in (None, label):
+                found.append((t.host, label, ledger.history(runner, args.limit, args.action)))
+        if not found:
+            raise ValueError(f"inventory/{args.env}.py has no database {args.database!r}" if args.database
+                             else f"inventory/{args.env}.py lists no databases")
+    except (PsqlError, ValueError, FileNotFoundError) as e:
         return _error(str(e))
     if args.json:
-        print(json.dumps([r.to_json() for r in runs], indent=2, default=str))
+        print(json.dumps([{"host": host, "database": label, "runs": [r.to_json() for r in runs]}
+                          for host, label, runs in found], indent=2, default=str))
     else:
-        print(ledger.format_history(runs))
+        print("\n\n".join(f"== {args.env} {label} on {host}\n{ledger.format_history(runs)}"
+                           for host, label, runs in found))
     return EXIT_OK
 
 
-def _targets(values: list[str], env: str, root: str, option: str) -> list[tuple[str | None, Any]]:
-    """(name or None, URL or spec) from the command line, else from the environment's group data."""
+@dataclass(frozen=True)
+class Target:
+    """One database to plan: its label (None: the server's name for it), URL or spec, and the
+    settings of the host that carries it."""
+
+    name: str | None
+    spec: Any
+    settings: EnvSettings
+    host: str | None = None  # the inventory host carrying it (None: named on the command line)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """An environment as the CLI sees it: the settings shared by its hosts, and its databases."""
+
+    settings: EnvSettings
+    targets: list[Target]
+
+
+# Settings that make one sign-off: every host of an environment must agree on them.
+_SHARED = ("sql", "smoke", "signoff_file", "signoff_from", "require_signoff")
+
+
+def load_environment(env: str, root: str) -> Environment:
+    """inventory/<env>.py through pyinfra's own loader: each host's data exactly as a deploy sees it."""
+    from pgconverge.pyinfra.inventory import inventory_path, load_hosts
+
+    hosts = load_hosts(env, root)
+    if not hosts:
+        raise ValueError(f"{inventory_path(env, root)} lists no hosts")
+    targets: list[Target] = []
+    shared = hosts[0].settings()
+    for h in hosts:
+        settings = h.settings()
+        for key in _SHARED:
+            if getattr(settings, key) != getattr(shared, key):
+                raise ValueError(f"the hosts of {inventory_path(env, root)} disagree on pgconverge_{key} "
+                                 f"({hosts[0].name}: {getattr(shared, key)!r}, {h.name}: {getattr(settings, key)!r}): "
+                                 "one sign-off covers one sql/")
+        targets += [Target(s.get("name") if isinstance(s, dict) else None, s, settings, h.name)
+                    for s in h.databases()]
+    return Environment(shared, targets)
+
+
+def _targets(values: list[str], environment: Environment, env: str, option: str) -> list[Target]:
+    """The databases named on the command line, else those of the environment's inventory."""
     if values:
         out = []
         for v in values:
             m = _NAMED.match(v)
-            out.append((m.group(1), resolve_target(m.group(2))) if m else (None, resolve_target(v)))
+            name, url = (m.group(1), resolve_target(m.group(2))) if m else (None, resolve_target(v))
+            out.append(Target(name, url, environment.settings))
         return out
-    from pgconverge.runbook.settings import load_group_data
-
-    specs = list(load_group_data(env, root).get("pgconverge_databases") or [])
-    if not specs:
-        raise ValueError(f"group_data/{env}.py lists no databases (pgconverge_databases): pass {option} URL")
-    return [((s.get("name") if isinstance(s, dict) else None), s) for s in specs]
+    if not environment.targets:
+        raise ValueError(f"inventory/{env}.py and its group data list no databases (pgconverge_databases): "
+                         f"pass {option} URL")
+    return environment.targets
 
 
 def _runner(target: Any):
@@ -102,36 +171,46 @@ def signoff_main(args: argparse.Namespace) -> int:
     from pgconverge.runbook import signoff, smoke
     from pgconverge.api import Engine, Options
     from pgconverge.exec.runner import LocalRunner, PsqlError, conn_from_spec
-    from pgconverge.runbook.settings import EnvSettings, load_group_data
     from pgconverge.source import SourceError, load_source
 
     try:
-        prod = EnvSettings.from_data(load_group_data(args.env, args.root))
+        production_env = load_environment(args.env, args.root)
+        prod = production_env.settings
         from_env = args.from_env or prod.signoff_from
         try:
-            stag = EnvSettings.from_data(load_group_data(from_env, args.root))
+            staging_env = load_environment(from_env, args.root)
         except FileNotFoundError:
             if not args.staging:
                 raise
-            stag = EnvSettings(env=from_env)
+            staging_env = Environment(EnvSettings(env=from_env), [])
+        stag = staging_env.settings
         sql = args.sql or [os.path.join(args.root, p) if not os.path.isabs(p) else p for p in prod.sql]
         source = load_source(sql if len(sql) > 1 else sql[0])
         smoke_dir = args.smoke or os.path.join(args.root, stag.smoke or "sql/smoke")
         smoke_hash = smoke.checks_hash(smoke.load(smoke_dir))
         out = args.out or os.path.join(args.root, prod.signoff_file)
+        shadows: dict[str, LocalRunner] = {}
 
-        def plans(settings: EnvSettings, targets: list[tuple[str | None, Any]]):
-            shadow = LocalRunner(conn_from_spec(settings.shadow)) if settings.shadow else None
+        def shadow_for(settings: EnvSettings) -> LocalRunner | None:
+            if not settings.shadow:
+                return None
+            key = repr(settings.shadow)
+            if key not in shadows:
+                shadows[key] = LocalRunner(conn_from_spec(settings.shadow))
+            return shadows[key]
+
+        def plans(targets: list[Target]):
             done = []
-            for name, target in targets:
-                runner = _runner(target)
-                engine = Engine(runner, source, Options.build(**settings.engine_options()), shadow=shadow)
+            for t in targets:
+                runner = _runner(t.spec)
+                engine = Engine(runner, source, Options.build(**t.settings.engine_options()),
+                                shadow=shadow_for(t.settings))
                 plan = engine.plan()
-                label = name or runner.query_json("SELECT to_json(current_database());")
+                label = t.name or runner.query_json("SELECT to_json(current_database());")
                 done.append((label, runner, engine, plan))
             return done
 
-        production = plans(prod, _targets(args.production, args.env, args.root, "--production"))
+        production = plans(_targets(args.production, production_env, args.env, "--production"))
         for label, _r, engine, plan in production:
             refused = engine.policy().refused(plan.hazards)
             if refused:
@@ -139,7 +218,7 @@ def signoff_main(args: argparse.Namespace) -> int:
                     f"{args.env}'s policy refuses the plan for {label}: "
                     + "; ".join(f"{h.name}: {h.reason}" for h in refused))
         staging = [signoff.StagingDatabase(label, runner, plan)
-                   for label, runner, _e, plan in plans(stag, _targets(args.staging, from_env, args.root, "--staging"))]
+                   for label, runner, _e, plan in plans(_targets(args.staging, staging_env, from_env, "--staging"))]
         made = signoff.make(args.env, args.approver, source.sha256, smoke_hash,
                             [(label, plan) for label, _r, _e, plan in production], from_env, staging)
     except signoff.SignoffRefused as e:

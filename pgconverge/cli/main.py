@@ -14,39 +14,11 @@ from typing import Sequence
 from pgconverge.planning.hazards import ALL_HAZARDS, HazardRefused
 from pgconverge.errors import PlanError
 from pgconverge.planning.steps import Step
+from pgconverge.runbook.style import format_plan, format_step, use_colour
+
+__all__ = ["main", "build_parser", "format_plan", "format_step"]
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_REFUSED = 0, 1, 2, 3
-
-_COLOURS = {"drop": "31", "create": "32", "add": "32", "alter": "33", "rename": "35", "validate": "36"}
-
-
-def colour(text: str, code: str, enabled: bool) -> str:
-    return f"\033[{code}m{text}\033[0m" if enabled else text
-
-
-def format_step(step: Step, colours: bool = False) -> str:
-    """One step as SQL, preceded by its hazards as comments."""
-    lines = [colour(f"-- hazard {h.name}: {h.reason}", "1;31", colours) for h in step.hazards]
-    if not step.transactional:
-        lines.append(colour("-- runs outside a transaction", "2", colours))
-    code = next((c for prefix, c in _COLOURS.items() if step.kind.startswith(prefix)), "0")
-    lines.append(colour(step.sql.rstrip(";") + ";", code, colours))
-    return "\n".join(lines)
-
-
-def format_plan(plan, colours: bool = False) -> str:
-    warnings = [colour(f"-- warning: {w}", "1;33", colours) for w in plan.warnings]
-    if plan.is_empty:
-        return "\n".join(warnings + ["-- no changes"])
-
-    def blocks(when: str) -> list[str]:
-        return [colour(f"-- data block {b.name} ({b.when} the schema change, runs once, in one transaction): "
-                       f"{b.file}:{b.line}", "36", colours) + "\n" + b.sql.rstrip()
-                for b in plan.data_blocks if b.when == when]
-
-    out = blocks("before") + [format_step(s, colours) for s in plan.steps] + blocks("after")
-    return "\n\n".join((["\n".join(warnings)] if warnings else []) + out)
-
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True,
@@ -96,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "env_command", None):
         return args.env_command(args)
-    colours = sys.stdout.isatty() and not args.json
+    colours = use_colour(sys.stdout) and not args.json
     try:
         options = Options.build(**_options(args))
         source = load_source(args.sql if len(args.sql) > 1 else args.sql[0],

@@ -32,7 +32,7 @@ import psycopg
 from pgconverge.dev.embedded import Cluster, default_cluster
 from pgconverge.exec.runner import find_psql
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # pgconverge/dev/demo.py -> the project folder
 DEMO_DIR = Path(".pgconverge") / "demo"
 SIGNOFF = DEMO_DIR / "signoffs" / "production.yml"
 WRONG_SIGNOFF = DEMO_DIR / "signoffs" / "production-wrong.yml"

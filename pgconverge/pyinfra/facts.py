@@ -15,20 +15,7 @@ from pyinfra.api import FactBase
 
 from pgconverge.catalog.introspect import catalog_query
 from pgconverge.exec.runner import shell_command
-
-SERVER_INFO = """SELECT json_build_object(
-  'server_version', current_setting('server_version_num')::int,
-  'database', current_database(),
-  'user', current_user,
-  'superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
-  'createdb', (SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user),
-  'size_bytes', pg_database_size(current_database()),
-  'available_extensions', (SELECT json_object_agg(name, default_version) FROM pg_available_extensions),
-  'installed_extensions', (SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension),
-  'trusted_extensions', (SELECT coalesce(json_agg(DISTINCT name), '[]') FROM pg_available_extension_versions
-                          WHERE trusted),
-  'can_create_schema', has_database_privilege(current_database(), 'CREATE'));
-"""
+from pgconverge.runbook.preflight import SERVER_INFO
 
 
 def _heredoc(command: str, script: str) -> str:

@@ -1,22 +1,58 @@
-"""Where pyinfra meets the engine: psql through a pyinfra host, and the lines an operation prints."""
+"""Where pyinfra meets the runbook: a Shell over the host's connector, psql through it, and the
+lines an operation prints."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 from typing import Any
 
 import click
-from pyinfra.api import FunctionCommand, OperationError, StringCommand
+from pyinfra.api import FunctionCommand, StringCommand
 from pyinfra.api.state import StateStage
 
-from pgconverge.cli.main import format_plan
-from pgconverge.exec.runner import Conn, Runner, passfile_line, shell_command
-from pgconverge.runbook.shell import pg_tool
+from pgconverge.exec.runner import Conn
 from pgconverge.planning.steps import Plan
+from pgconverge.runbook.settings import EnvSettings, database_specs
+from pgconverge.runbook.shell import Result, ShellRunner
+from pgconverge.runbook.style import format_plan, paint, use_colour
 
 
-class HostRunner(Runner):
+class PyinfraShell:
+    """``runbook.shell.Shell`` over ``host.run_shell_command`` (SSH, @local, @pglocal alike).
+    pyinfra reports success or failure only: a failed command has exit code 1."""
+
+    def __init__(self, host_: Any):
+        self.host = host_
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def run(self, command: str, stdin: str | None = None) -> Result:
+        kwargs = {"_stdin": stdin} if stdin is not None else {}
+        ok, out = self.host.run_shell_command(StringCommand(command), **kwargs)
+        return Result(0 if ok else 1, list(out.stdout_lines), list(out.stderr_lines))
+
+
+class PyinfraConsole:
+    """``runbook.shell.Console`` for a pyinfra host: lines prefixed like pyinfra's own, on stderr."""
+
+    def __init__(self, host_: Any):
+        self.host = host_
+
+    def say(self, text: str, fg: str | None = None, bold: bool = False) -> None:
+        say(self.host, text, fg=fg, bold=bold)
+
+    def ask(self, question: str) -> str | None:
+        if not sys.stdin.isatty():
+            return None
+        return click.prompt(f"{self.host.print_prefix}{question}", default="", show_default=False, err=True)
+
+    def show_plan(self, database: str, plan: Plan, refused: list) -> None:
+        show_plan(self.host.name, database, plan, refused)
+
+
+class HostRunner(ShellRunner):
     """psql through the pyinfra host's connector (SSH or local alike).
 
     A password never travels in a command: it is streamed on stdin into a private
@@ -24,48 +60,41 @@ class HostRunner(Runner):
     """
 
     def __init__(self, host_: Any, conn: Conn, psql: str = "psql"):
+        super().__init__(PyinfraShell(host_), conn, psql)
         self.host = host_
-        self.conn = conn
-        self.psql = psql
-        self.passfile: str | None = None
 
-    def for_database(self, dbname: str) -> HostRunner:
-        other = HostRunner(self.host, self.conn.with_database(dbname), self.psql)
-        other.passfile = self.passfile
-        return other
+    def _sibling(self, conn: Conn) -> HostRunner:
+        return HostRunner(self.host, conn, self.psql)
 
-    def env(self) -> dict[str, str]:
-        env = dict(self.conn.env)
-        if self.conn.password is not None:
-            if self.passfile is None:
-                ok, out = self.host.run_shell_command(
-                    StringCommand("umask 077 && f=$(mktemp) && cat > \"$f\" && echo \"$f\""),
-                    _stdin=passfile_line(self.conn.password))
-                if not ok:
-                    raise OperationError(f"cannot write a password file on {self.host.name}")
-                self.passfile = out.stdout_lines[-1].strip()
-            env["PGPASSFILE"] = self.passfile
-        return env
 
-    def command(self, args: list[str]) -> str:
-        return shell_command(self.env(), [*self.conn.args(), *args], self.psql)
+def data_origin(host_: Any):
+    """Where each of the host's data keys was set, for the messages of settings validation:
+    --data, the host's own entry in the inventory, a group's group_data file, or all.py."""
+    inventory = host_.inventory
 
-    def exec_tool(self, tool, args):
-        ok, out = self.host.run_shell_command(StringCommand(pg_tool(self.env(), tool, [*self.conn.args(), *args])))
-        return (0 if ok else 1), "\n".join(out.stdout_lines), "\n".join(out.stderr_lines)
+    def origin(key: str) -> str:
+        if key in inventory.get_override_data():
+            return "--data on the command line"
+        if key in inventory.get_host_data(host_.name):
+            return f"the inventory entry of host {host_.name}"
+        for group in host_.groups:
+            if key in inventory.get_group_data(group):
+                return f"group_data/{group}.py (group {group} of host {host_.name})"
+        if key in inventory.get_data():
+            return "group_data/all.py"
+        return f"the data of host {host_.name}"
 
-    def exec_psql(self, args, stdin, on_line=None):
-        ok, out = self.host.run_shell_command(StringCommand(self.command(args)), _stdin=stdin)
-        stdout = "\n".join(out.stdout_lines)
-        if on_line:
-            for line in out.stdout_lines:
-                on_line(line)
-        return (0 if ok else 1), stdout, "\n".join(out.stderr_lines)
+    return origin
 
-    def close(self) -> None:
-        if self.passfile:
-            self.host.run_shell_command(StringCommand(f"rm -f {shlex.quote(self.passfile)}"))
-            self.passfile = None
+
+def host_settings(host_: Any) -> EnvSettings:
+    """The host's ``pgconverge_*`` data, validated (a bad key names the file that set it)."""
+    return EnvSettings.from_data(host_.data, data_origin(host_))
+
+
+def host_databases(host_: Any) -> list[str | dict]:
+    """The host's ``pgconverge_databases``, validated (see ``runbook.settings.database_specs``)."""
+    return database_specs(host_.data, data_origin(host_))
 
 
 def echo(text: str) -> None:
@@ -74,22 +103,18 @@ def echo(text: str) -> None:
 
 
 def show_plan(host_name: str, database: str, plan: Plan, refused: list, colours: bool | None = None) -> None:
-    colours = sys.stderr.isatty() if colours is None else colours
-    head = click.style(f"--> pgconverge plan for {database} on {host_name}", bold=True) if colours else \
-        f"--> pgconverge plan for {database} on {host_name}"
-    echo(head)
+    colours = use_colour() if colours is None else colours
+    echo(paint(f"--> pgconverge plan for {database} on {host_name}", colours, bold=True))
     echo(format_plan(plan, colours))
     for h in refused:
-        line = f"-- REFUSED by policy: {h.name}: {h.reason}"
-        echo(click.style(line, fg="red", bold=True) if colours else line)
+        echo(paint(f"-- REFUSED by policy: {h.name}: {h.reason}", colours, fg="red", bold=True))
 
 
 def say(host_: Any, text: str, fg: str | None = None, bold: bool = False) -> None:
     """One line of progress, prefixed with the host (stderr, like pyinfra's own)."""
-    colours = sys.stderr.isatty()
+    colours = use_colour()
     for line in text.splitlines() or [""]:
-        shown = click.style(line, fg=fg, bold=bold) if colours and (fg or bold) else line
-        echo(f"    {host_.print_prefix}{shown}")
+        echo(f"    {host_.print_prefix}{paint(line, colours, fg=fg, bold=bold)}")
 
 
 def executing(host_: Any) -> bool:
@@ -113,5 +138,5 @@ def refuse(run_now: bool, message: str):
     if run_now:
         yield fail_command(message)
     else:
-        echo(click.style(f"-- {message}", fg="red", bold=True))
+        echo(paint(f"-- {message}", use_colour(), fg="red", bold=True))
         yield StringCommand("#", "pgconverge", "refuses")

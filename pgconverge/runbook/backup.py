@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pgconverge.quoting import lit, q
-from pgconverge.runbook.shell import RemoteError, file_facts, must, pg_tool, remove, sh, write_private_file
+from pgconverge.runbook.shell import RemoteError, Shell, file_facts, must, pg_tool, remove, write_private_file
 from pgconverge.runbook.settings import EnvSettings, safe_name
 
 SUFFIX = {"custom": ".dump", "sql.gz": ".sql.gz"}
@@ -69,10 +69,10 @@ def parse_name(path: str) -> Backup | None:
     return Backup(path, "custom" if m.group("ext") == ".dump" else "sql.gz", stamp)
 
 
-def listing(host: Any, settings: EnvSettings, label: str) -> list[Backup]:
+def listing(shell: Shell, settings: EnvSettings, label: str) -> list[Backup]:
     """The backups of one database on the host, newest first."""
     where = folder(settings, label)
-    res = sh(host, f"[ -d {shlex.quote(where)} ] && ls -1 {shlex.quote(where)} || true")
+    res = shell.run(f"[ -d {shlex.quote(where)} ] && ls -1 {shlex.quote(where)} || true")
     found = [b for b in (parse_name(f"{where}/{n.strip()}") for n in res.stdout if n.strip()) if b]
     return sorted(found, key=lambda b: (b.taken_at, b.path), reverse=True)
 
@@ -83,13 +83,13 @@ def verify_command(settings: EnvSettings, path: str, fmt: str) -> str:
     return f"gzip -t {shlex.quote(path)}"
 
 
-def verify(host: Any, settings: EnvSettings, backup: Backup) -> None:
-    res = sh(host, verify_command(settings, backup.path, backup.format))
+def verify(shell: Shell, settings: EnvSettings, backup: Backup) -> None:
+    res = shell.run(verify_command(settings, backup.path, backup.format))
     if not res.ok:
-        raise BackupError(f"backup {backup.path} on {host.name} is not readable: {res.error}")
+        raise BackupError(f"backup {backup.path} on {shell.name} is not readable: {res.error}")
 
 
-def take(host: Any, env: dict[str, str], settings: EnvSettings, label: str,
+def take(shell: Shell, env: dict[str, str], settings: EnvSettings, label: str,
          now: datetime | None = None) -> Backup:
     """pg_dump the database into a verified, timestamped file; raises BackupError."""
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
@@ -97,48 +97,54 @@ def take(host: Any, env: dict[str, str], settings: EnvSettings, label: str,
     base = f"{safe_name(label)}-{now.strftime('%Y%m%dT%H%M%SZ')}"
     suffix = SUFFIX[settings.backup_format]
     # The folder holds copies of the data: private to its owner.
-    res = sh(host, f"umask 077 && mkdir -p {shlex.quote(where)} && n=0 && f={shlex.quote(base)} && "
+    res = shell.run(f"umask 077 && mkdir -p {shlex.quote(where)} && n=0 && f={shlex.quote(base)} && "
                    f"while [ -e {shlex.quote(where)}/\"$f\"{suffix} ]; do n=$((n+1)); f={shlex.quote(base)}-$n; done"
                    f" && echo \"$f\"")
     if not res.ok:
-        raise BackupError(f"cannot create the backup folder {where} on {host.name}: {res.error}")
+        raise BackupError(f"cannot create the backup folder {where} on {shell.name}: {res.error}")
     final = f"{where}/{res.stdout[-1].strip()}{suffix}"
     partial = f"{where}/.partial-{secrets.token_hex(4)}{suffix}"
     fmt_args = ["-Fc"] if settings.backup_format == "custom" else ["-Fp", "-Z", "6"]
     dump = pg_tool(env, settings.tool("pg_dump"),
                    ["--no-password", f"--lock-wait-timeout={LOCK_WAIT}", *fmt_args, "-f", partial])
-    res = sh(host, f"umask 077 && {dump}")
+    res = shell.run(f"umask 077 && {dump}")
     if not res.ok:
-        remove(host, partial)
-        raise BackupError(f"pg_dump failed on {host.name}: {res.error}")
-    res = sh(host, verify_command(settings, partial, settings.backup_format))
+        remove(shell, partial)
+        raise BackupError(f"pg_dump failed on {shell.name}: {res.error}")
+    res = shell.run(verify_command(settings, partial, settings.backup_format))
     if not res.ok:
-        remove(host, partial)
+        remove(shell, partial)
         raise BackupError(f"the backup does not verify ({'pg_restore --list' if settings.backup_format == 'custom' else 'gzip -t'}): "
                           f"{res.error}")
     fq = shlex.quote(final)
-    res = sh(host, f"mv -n {shlex.quote(partial)} {fq} && [ ! -e {shlex.quote(partial)} ] && stat -c %s {fq} "
+    res = shell.run(f"mv -n {shlex.quote(partial)} {fq} && [ ! -e {shlex.quote(partial)} ] && stat -c %s {fq} "
                    f"&& sha256sum {fq}")
     if not res.ok:
-        remove(host, partial)
+        remove(shell, partial)
         raise BackupError(f"cannot move the backup into place at {final}: {res.error}")
     return Backup(final, settings.backup_format, now, int(res.stdout[-2].strip()), res.stdout[-1].split()[0])
 
 
-def prune(host: Any, settings: EnvSettings, label: str, now: datetime | None = None) -> list[str]:
+def beyond_retention(found: list[Backup], keep: int, max_age_days: float, now: datetime) -> list[Backup]:
+    """The backups (newest first, as ``listing`` gives them) that retention deletes: all but the
+    ``keep`` newest, and those older than ``max_age_days``; never the newest one, so a database
+    always has something to go back to."""
+    max_age = timedelta(days=max_age_days)
+    return [b for i, b in enumerate(found) if i > 0 and (i >= max(keep, 1) or now - b.taken_at > max_age)]
+
+
+def prune(shell: Shell, settings: EnvSettings, label: str, now: datetime | None = None) -> list[str]:
     """Delete backups beyond the retention: more than ``backup_keep`` newer ones, or older than
     ``backup_max_age_days``. The newest backup always stays. Returns the deleted paths."""
-    now = now or datetime.now(timezone.utc)
-    found = listing(host, settings, label)
-    max_age = timedelta(days=settings.backup_max_age_days)
-    doomed = [b.path for i, b in enumerate(found)
-              if i > 0 and (i >= max(settings.backup_keep, 1) or now - b.taken_at > max_age)]
+    found = listing(shell, settings, label)
+    doomed = [b.path for b in beyond_retention(found, settings.backup_keep, settings.backup_max_age_days,
+                                               now or datetime.now(timezone.utc))]
     if doomed:
-        must(host, "rm -f -- " + " ".join(shlex.quote(p) for p in doomed), "pruning backups")
+        must(shell, "rm -f -- " + " ".join(shlex.quote(p) for p in doomed), "pruning backups")
     return doomed
 
 
-def choose(host: Any, settings: EnvSettings, label: str, wanted: str | None) -> Backup:
+def choose(shell: Shell, settings: EnvSettings, label: str, wanted: str | None) -> Backup:
     """The backup to restore: `wanted` (a path, or a file name in the database's folder) or the newest."""
     if wanted:
         path = wanted if "/" in wanted else f"{folder(settings, label)}/{wanted}"
@@ -148,12 +154,12 @@ def choose(host: Any, settings: EnvSettings, label: str, wanted: str | None) -> 
             if fmt is None:
                 raise BackupError(f"{path}: not a backup file (.dump or .sql.gz)")
             b = Backup(path, fmt, datetime.fromtimestamp(0, timezone.utc))
-        if not sh(host, f"[ -f {shlex.quote(path)} ]").ok:
-            raise BackupError(f"no backup file {path} on {host.name}")
+        if not shell.run(f"[ -f {shlex.quote(path)} ]").ok:
+            raise BackupError(f"no backup file {path} on {shell.name}")
         return b
-    found = listing(host, settings, label)
+    found = listing(shell, settings, label)
     if not found:
-        raise BackupError(f"no backups of {label} in {folder(settings, label)} on {host.name}")
+        raise BackupError(f"no backups of {label} in {folder(settings, label)} on {shell.name}")
     return found[0]
 
 
@@ -198,49 +204,49 @@ END $pgconverge$;
 """
 
 
-def _as_sql(host: Any, settings: EnvSettings, backup: Backup, directory: str) -> str:
+def _as_sql(shell: Shell, settings: EnvSettings, backup: Backup, directory: str) -> str:
     """The backup as a plain SQL file next to it (pg_restore -f, or gunzip); returns its path."""
-    tmp = write_private_file(host, "", directory)
+    tmp = write_private_file(shell, "", directory)
     if backup.format == "custom":
         cmd = f"{shlex.quote(settings.tool('pg_restore'))} -f {shlex.quote(tmp)} {shlex.quote(backup.path)}"
     else:
         cmd = f"gzip -dc {shlex.quote(backup.path)} > {shlex.quote(tmp)}"
-    res = sh(host, f"umask 077 && {cmd}")
+    res = shell.run(f"umask 077 && {cmd}")
     if not res.ok:
-        remove(host, tmp)
+        remove(shell, tmp)
         raise BackupError(f"cannot read backup {backup.path}: {res.error}")
     return tmp
 
 
-def replay(host: Any, env: dict[str, str], settings: EnvSettings, backup: Backup, *,
+def replay(shell: Shell, env: dict[str, str], settings: EnvSettings, backup: Backup, *,
            prologue: str = "", epilogue: str = "") -> None:
     """Replay a backup through psql in a single transaction (-1): all of it, or nothing."""
     directory = backup.path.rsplit("/", 1)[0] if "/" in backup.path else "."
-    sql_file = _as_sql(host, settings, backup, directory)
+    sql_file = _as_sql(shell, settings, backup, directory)
     extra: list[str] = []
     try:
-        pro = write_private_file(host, prologue, directory) if prologue else None
-        epi = write_private_file(host, epilogue, directory) if epilogue else None
+        pro = write_private_file(shell, prologue, directory) if prologue else None
+        epi = write_private_file(shell, epilogue, directory) if epilogue else None
         extra = [p for p in (pro, epi) if p]
         files = [x for f in (pro, sql_file, epi) if f for x in ("-f", f)]
         cmd = pg_tool(env, settings.tool("psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-1", *files])
-        res = sh(host, f"{cmd} > /dev/null")
+        res = shell.run(f"{cmd} > /dev/null")
         if not res.ok:
             raise BackupError(f"restoring {backup.path} failed, nothing was changed: {res.error}")
     finally:
-        remove(host, sql_file, *extra)
+        remove(shell, sql_file, *extra)
 
 
-def restore(host: Any, env: dict[str, str], settings: EnvSettings, backup: Backup, server_version: int) -> None:
+def restore(shell: Shell, env: dict[str, str], settings: EnvSettings, backup: Backup, server_version: int) -> None:
     """Put `backup` back into the database `env` points at, keeping the current ledger."""
     keep = _keep_name()
-    replay(host, env, settings, backup, prologue=restore_prologue(keep, server_version),
+    replay(shell, env, settings, backup, prologue=restore_prologue(keep, server_version),
            epilogue=restore_epilogue(keep))
 
 
-def checksum_matches(host: Any, backup: Backup, expected: str | None) -> tuple[int, str]:
+def checksum_matches(shell: Shell, backup: Backup, expected: str | None) -> tuple[int, str]:
     """Size and sha256 of the file; raises when the ledger recorded another checksum."""
-    size, sha = file_facts(host, backup.path)
+    size, sha = file_facts(shell, backup.path)
     if expected and sha != expected:
         raise BackupError(f"{backup.path} does not match the checksum recorded in the ledger "
                           f"({sha[:12]}... instead of {expected[:12]}...): the file changed since it was taken")

@@ -16,11 +16,25 @@ from typing import Any
 
 from pglast import parse_sql
 
-from pgconverge.pyinfra.facts import SERVER_INFO, PgServerInfo
-from pgconverge.runbook.shell import RemoteError, free_kb, sh
+from pgconverge.runbook.shell import RemoteError, Shell, command_exists, free_kb
 from pgconverge.exec.runner import PsqlError, Runner
 from pgconverge.runbook.settings import EnvSettings
 from pgconverge.source import Source
+
+# What preflight needs to know about the server and the role, in one round trip.
+SERVER_INFO = """SELECT json_build_object(
+  'server_version', current_setting('server_version_num')::int,
+  'database', current_database(),
+  'user', current_user,
+  'superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+  'createdb', (SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user),
+  'size_bytes', pg_database_size(current_database()),
+  'available_extensions', (SELECT json_object_agg(name, default_version) FROM pg_available_extensions),
+  'installed_extensions', (SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension),
+  'trusted_extensions', (SELECT coalesce(json_agg(DISTINCT name), '[]') FROM pg_available_extension_versions
+                          WHERE trusted),
+  'can_create_schema', has_database_privilege(current_database(), 'CREATE'));
+"""
 
 
 @dataclass
@@ -60,19 +74,19 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def server_info(host: Any, runner: Runner, psql: str = "psql") -> dict[str, Any]:
-    """PgServerInfo through the host's connector; raises PsqlError with the server's own message."""
-    info = host.get_fact(PgServerInfo, conn_env=runner.env(), psql=psql, _ignore_errors=True)
-    if info:
-        return info
-    # The fact swallows the message: ask again for a precise error (or a missing psql).
-    if not sh(host, f"command -v {psql}").ok:
-        raise PsqlError(f"{psql} is not installed on {host.name}: install the PostgreSQL client "
-                        "(Debian: apt-get install postgresql-client)")
-    return runner.query_json(SERVER_INFO)
+def server_info(shell: Shell, runner: Runner, psql: str = "psql") -> dict[str, Any]:
+    """SERVER_INFO through the host's psql; raises PsqlError with the server's own message,
+    or saying that psql is missing on the host."""
+    try:
+        return runner.query_json(SERVER_INFO)
+    except PsqlError:
+        if not command_exists(shell, psql):
+            raise PsqlError(f"{psql} is not installed on {shell.name}: install the PostgreSQL client "
+                            "(Debian: apt-get install postgresql-client)") from None
+        raise
 
 
-def check(host: Any, runner: Runner, settings: EnvSettings, source: Source, *,
+def check(shell: Shell, runner: Runner, settings: EnvSettings, source: Source, *,
           shadow: Runner | None = None) -> PreflightReport:
     """Connectivity, version, extensions and privileges; never raises for a failed check.
     The free space check (``check_space``) follows once the plan says a backup is due."""
@@ -80,10 +94,10 @@ def check(host: Any, runner: Runner, settings: EnvSettings, source: Source, *,
     report = PreflightReport(runner.name)
     env = settings.env
     try:
-        info = server_info(host, runner, psql)
+        info = server_info(shell, runner, psql)
     except PsqlError as e:
         report.problems.append(
-            f"cannot connect to {runner.name} from {host.name}: {e.message}. Check the connection in "
+            f"cannot connect to {runner.name} from {shell.name}: {e.message}. Check the connection in "
             f"group_data/{env}.py (url_env, service or passfile), that the server is up and that it "
             f"accepts this client (pg_hba.conf / firewall).")
         return report
@@ -129,7 +143,7 @@ def check(host: Any, runner: Runner, settings: EnvSettings, source: Source, *,
                 "to a scratch server of the same major version.")
     else:
         try:
-            sinfo = server_info(host, shadow, psql)
+            sinfo = server_info(shell, shadow, psql)
         except PsqlError as e:
             report.problems.append(f"cannot connect to the shadow server {shadow.name}: {e.message}. "
                                    f"Check pgconverge_shadow in group_data/{env}.py.")
@@ -145,19 +159,19 @@ def check(host: Any, runner: Runner, settings: EnvSettings, source: Source, *,
     return report
 
 
-def check_space(host: Any, settings: EnvSettings, report: PreflightReport) -> None:
+def check_space(shell: Shell, settings: EnvSettings, report: PreflightReport) -> None:
     """Room for the backup: free space at the backup folder >= factor x database size."""
     size = int((report.info or {}).get("size_bytes") or 0)
     try:
-        free = free_kb(host, settings.backup_dir) * 1024
+        free = free_kb(shell, settings.backup_dir) * 1024
     except (RemoteError, ValueError, IndexError) as e:
-        report.problems.append(f"cannot measure free space at {settings.backup_dir} on {host.name}: {e}")
+        report.problems.append(f"cannot measure free space at {settings.backup_dir} on {shell.name}: {e}")
         return
     need = settings.space_factor * size
     report.notes.append(f"backup folder {settings.backup_dir}: {human(free)} free, database "
                         f"{human(size)}, need {settings.space_factor:g}x = {human(need)}")
     if free < need:
         report.problems.append(
-            f"not enough room for the backup at {settings.backup_dir} on {host.name}: {human(free)} free, "
+            f"not enough room for the backup at {settings.backup_dir} on {shell.name}: {human(free)} free, "
             f"{human(need)} needed ({settings.space_factor:g}x the {human(size)} database). Free space, "
             "point pgconverge_backup_dir at a larger disk, or lower pgconverge_backup_space_factor.")

@@ -1,21 +1,34 @@
-"""An environment's settings, read from pyinfra group data (``pgconverge_*`` keys).
+"""An environment's settings, read from a host's data (the ``pgconverge_*`` keys).
 
-group_data/all.py holds the defaults, group_data/<env>.py overrides them, and
-``--data key=value`` on the pyinfra command line overrides both (strings, hence
-the lenient parsing of booleans and numbers). The same reader serves the CLI,
-which loads those files directly (``load_group_data``) when it needs an
-environment's settings outside pyinfra.
+group_data/all.py holds the defaults, group_data/<env>.py overrides them, the host's
+own data in inventory/<env>.py overrides both, and ``--data key=value`` on the deploy's
+command line overrides everything (given as strings, hence the lenient parsing of
+booleans, numbers and comma lists). The data is validated into a typed record
+(``GroupData``, by msgspec): a key of the wrong type, or a ``pgconverge_*`` key that
+does not exist (a typo), is an error naming the key, the type it takes and where it
+came from, before anything runs.
+
+The CLI sees the same data as a deploy: it loads the inventory with the deploy tool's
+own loader (see cli/env.py).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, get_args
+
+import msgspec
+
+from pgconverge.exec.runner import ENV_FOR_KEYWORD
 
 BACKUP_FORMATS = ("custom", "sql.gz")
+PREFIX = "pgconverge_"
+
+_TRUE = ("1", "true", "yes", "y", "on")
+_FALSE = ("0", "false", "no", "n", "off", "")
 
 
 def as_bool(value: Any, default: bool = False) -> bool:
@@ -23,7 +36,7 @@ def as_bool(value: Any, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "y", "on")
+        return value.strip().lower() in _TRUE
     return bool(value)
 
 
@@ -39,6 +52,148 @@ def major_version(value: Any) -> int:
     """15, "15", 150000 and "150004" all mean major version 15."""
     n = int(str(value).strip())
     return n // 10000 if n >= 1000 else n
+
+
+# --------------------------------------------------------------------------- the typed record
+
+
+# One database: libpq keywords (values as libpq takes them, a port may be a number), plus
+# ``url_env`` (the variable holding its URL) and ``name`` (its label in plans, backups, sign-offs).
+# ``password`` is a field only so that it can be refused with a better message than "unknown".
+DatabaseSpec = msgspec.defstruct(
+    "DatabaseSpec",
+    [("name", "str | None", None), ("url_env", "str | None", None), ("password", "str | int | None", None)]
+    + [(k, "str | int | None", None) for k in ENV_FOR_KEYWORD],
+    kw_only=True, forbid_unknown_fields=True, module=__name__)
+
+Names = str | list[str] | None  # a list, or a comma-separated string (as ``--data`` gives it)
+
+
+class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Every ``pgconverge_*`` key (without the prefix) and the type it takes. None means "not set"."""
+
+    env: str = "dev"
+    sql: Names = None
+    smoke: str | bool | None = None  # False or "": no smoke checks
+    allow_hazards: Names = None
+    drops: Names = None
+    only_schemas: Names = None
+    exclude_schemas: Names = None
+    lock_timeout: str | int | None = None
+    statement_timeout: str | int | None = None
+    lock_retries: int | None = None
+    check: bool | None = None
+    min_server_version: int | None = None
+    required_extensions: Names = None
+    shadow: str | DatabaseSpec | None = None
+    backup_space_factor: float | None = None
+    # also the backup file that restore.py and drill.py put back (--data pgconverge_backup=FILE)
+    backup: bool | str | None = None
+    backup_dir: str | None = None
+    backup_format: str | None = None
+    backup_keep: int | None = None
+    backup_max_age_days: float | None = None
+    backup_when_unchanged: bool | None = None
+    analyze: bool | None = None
+    verify_unchanged: bool | None = None
+    require_signoff: bool | None = None
+    signoff_file: str | None = None
+    signoff_from: str | None = None
+    confirm_restore: bool | None = None
+    plans_dir: str | None = None
+    actor: str | None = None
+    bindir: str | None = None
+    # read by deploy.py, restore.py and drill.py rather than by the runbook itself
+    databases: list[str | DatabaseSpec] | None = None
+    embedded: bool | None = None
+    database: str | int | None = None  # restore/drill only this database of the host
+    confirm: str | bool | None = None  # restore without asking
+
+
+_BOOL_KEYS = frozenset(f.name for f in msgspec.structs.fields(GroupData) if set(get_args(f.type)) == {bool, type(None)})
+
+
+class SettingsError(ValueError):
+    """A ``pgconverge_*`` key is unknown or has a value of the wrong type."""
+
+    def __init__(self, key: str, problem: str, where: str):
+        self.key, self.problem, self.where = key, problem, where
+        super().__init__(f"{key}: {problem} (in {where})")
+
+
+Origin = Callable[[str], str]  # key -> where its value was set, e.g. "group_data/staging.py"
+
+_MSGSPEC_ERROR = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _explain(error: msgspec.ValidationError, origin: Origin) -> SettingsError:
+    """msgspec's message ("Expected `int`, got `str` - at `$.backup_keep`") in group-data terms."""
+    m = _MSGSPEC_ERROR.match(str(error))
+    problem, path = (m.group("problem"), m.group("path") or "") if m else (str(error), "")
+    top = re.match(r"^\.(\w+)(.*)$", path)
+    unknown = re.match(r"^Object contains unknown field `(.+)`$", problem)
+    if unknown and not top:
+        name = unknown.group(1)
+        known = [PREFIX + f for f in GroupData.__struct_fields__]
+        close = difflib.get_close_matches(PREFIX + name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(sorted(known))}"
+        return SettingsError(PREFIX + name, f"unknown pgconverge setting{hint}", origin(PREFIX + name))
+    key = PREFIX + top.group(1) if top else PREFIX + "?"
+    where_inside = top.group(2) if top else path
+    if unknown:
+        fields = [f for f in DatabaseSpec.__struct_fields__ if f != "password"]
+        problem = f"unknown connection setting `{unknown.group(1)}` (known: {', '.join(fields)})"
+    else:
+        # "| null" is how the record says "not set", which is no type a user writes
+        problem = (problem[:1].lower() + problem[1:]).replace(" | null`", "`")
+    return SettingsError(key + where_inside, problem, origin(key))
+
+
+def _keys_of(data: Any) -> dict[str, Any]:
+    """The ``pgconverge_*`` items of a mapping, or of a deploy host's ``host.data`` (which has ``dict()``)."""
+    items = data.dict() if hasattr(data, "dict") and callable(data.dict) else dict(data)
+    return {k: v for k, v in items.items() if isinstance(k, str) and k.startswith(PREFIX)}
+
+
+def _loose(name: str, value: Any) -> Any:
+    """``--data`` gives strings: "yes" / "off" are booleans where a boolean is expected."""
+    if name in _BOOL_KEYS and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    return value
+
+
+def validate(data: Any, origin: Origin | str | None = None) -> GroupData:
+    """The typed record of a host's ``pgconverge_*`` data; raises SettingsError.
+
+    `origin` says where a key was set, for the message: a function of the key, or one text
+    for all keys (default: the environment's group data files)."""
+    raw = {k[len(PREFIX):]: v for k, v in _keys_of(data).items() if v is not None}
+    env = str(raw.get("env", "dev"))
+    if origin is None:
+        origin = f"the data of environment {env}: group_data/all.py, group_data/{env}.py, inventory/{env}.py or --data"
+    where: Origin = origin if callable(origin) else (lambda _key, text=origin: text)
+    try:
+        record = msgspec.convert({k: _loose(k, v) for k, v in raw.items()}, GroupData, strict=False)
+    except msgspec.ValidationError as e:
+        raise _explain(e, where) from None
+    specs = list(record.databases or []) + ([record.shadow] if record.shadow is not None else [])
+    for spec in specs:
+        if not isinstance(spec, str) and spec.password is not None:
+            key = PREFIX + ("shadow" if spec is record.shadow else "databases")
+            raise SettingsError(key, "a password in group data would end up in the repository: use url_env, "
+                                     "a pg service file or a password file", where(key))
+    if record.backup_format is not None and record.backup_format.lstrip(".") not in BACKUP_FORMATS:
+        key = PREFIX + "backup_format"
+        raise SettingsError(key, f"must be one of {', '.join(BACKUP_FORMATS)}, not {record.backup_format!r}",
+                            where(key))
+    return record
+
+
+def spec_dict(spec: Any) -> str | dict[str, Any]:
+    """A validated database spec back as the plain URL or dict that ``conn_from_spec`` takes."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    return {k: v for k, v in msgspec.structs.asdict(spec).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -84,50 +239,51 @@ class EnvSettings:
     bindir: str | None = None  # PostgreSQL client binaries on the host (default: found on PATH)
 
     @classmethod
-    def from_data(cls, data: Any) -> EnvSettings:
-        """From pyinfra ``host.data`` (or any mapping with ``.get``)."""
+    def from_data(cls, data: Any, origin: Origin | str | None = None) -> EnvSettings:
+        """From a deploy host's ``host.data`` (or any mapping); raises SettingsError (see ``validate``)."""
+        return cls.from_record(validate(data, origin))
 
-        def get(key: str, default: Any = None) -> Any:
-            value = data.get(f"pgconverge_{key}")
-            return default if value is None else value
+    @classmethod
+    def from_record(cls, g: GroupData) -> EnvSettings:
+        env = g.env
+        default = cls()
 
-        env = str(get("env", "dev"))
-        fmt = str(get("backup_format", "custom")).lstrip(".")
-        if fmt not in BACKUP_FORMATS:
-            raise ValueError(f"pgconverge_backup_format must be one of {', '.join(BACKUP_FORMATS)}, not {fmt!r}")
-        sql = get("sql", "sql/schema")
-        smoke = get("smoke", "sql/smoke")
+        def pick(value: Any, fallback: Any) -> Any:
+            return fallback if value is None else value
+
+        sql = pick(g.sql, "sql/schema")
+        smoke = pick(g.smoke, "sql/smoke")
         return cls(
             env=env,
             sql=as_list(sql) if not isinstance(sql, str) or "," in sql else (sql,),
             smoke=str(smoke) if smoke else None,
-            allow_hazards=as_list(get("allow_hazards")),
-            drops=as_list(get("drops")),
-            only_schemas=as_list(get("only_schemas")),
-            exclude_schemas=as_list(get("exclude_schemas")),
-            lock_timeout=get("lock_timeout"),
-            statement_timeout=get("statement_timeout"),
-            lock_retries=int(get("lock_retries")) if get("lock_retries") is not None else None,
-            check=as_bool(get("check")),
-            min_server_version=major_version(get("min_server_version", 15)),
-            required_extensions=as_list(get("required_extensions")),
-            shadow=get("shadow"),
-            space_factor=float(get("backup_space_factor", 2.0)),
-            backup=as_bool(get("backup"), True),
-            backup_dir=str(get("backup_dir", "backups/{env}")).format(env=env),
-            backup_format=fmt,
-            backup_keep=int(get("backup_keep", 7)),
-            backup_max_age_days=float(get("backup_max_age_days", 30)),
-            backup_when_unchanged=as_bool(get("backup_when_unchanged")),
-            analyze=as_bool(get("analyze"), True),
-            verify_unchanged=as_bool(get("verify_unchanged")),
-            require_signoff=as_bool(get("require_signoff")),
-            signoff_file=str(get("signoff_file", "signoffs/{env}.yml")).format(env=env),
-            signoff_from=str(get("signoff_from", "staging")),
-            confirm_restore=as_bool(get("confirm_restore")),
-            plans_dir=str(get("plans_dir", "plans")),
-            actor=get("actor"),
-            bindir=get("bindir"),
+            allow_hazards=as_list(g.allow_hazards),
+            drops=as_list(g.drops),
+            only_schemas=as_list(g.only_schemas),
+            exclude_schemas=as_list(g.exclude_schemas),
+            lock_timeout=g.lock_timeout,
+            statement_timeout=g.statement_timeout,
+            lock_retries=g.lock_retries,
+            check=as_bool(g.check),
+            min_server_version=major_version(pick(g.min_server_version, 15)),
+            required_extensions=as_list(g.required_extensions),
+            shadow=spec_dict(g.shadow),
+            space_factor=float(pick(g.backup_space_factor, default.space_factor)),
+            backup=as_bool(g.backup, True),
+            backup_dir=str(pick(g.backup_dir, default.backup_dir)).format(env=env),
+            backup_format=pick(g.backup_format, default.backup_format).lstrip("."),
+            backup_keep=pick(g.backup_keep, default.backup_keep),
+            backup_max_age_days=float(pick(g.backup_max_age_days, default.backup_max_age_days)),
+            backup_when_unchanged=as_bool(g.backup_when_unchanged),
+            analyze=as_bool(g.analyze, True),
+            verify_unchanged=as_bool(g.verify_unchanged),
+            require_signoff=as_bool(g.require_signoff),
+            signoff_file=str(pick(g.signoff_file, default.signoff_file)).format(env=env),
+            signoff_from=pick(g.signoff_from, default.signoff_from),
+            confirm_restore=as_bool(g.confirm_restore),
+            plans_dir=pick(g.plans_dir, default.plans_dir),
+            actor=g.actor,
+            bindir=g.bindir,
         )
 
     def engine_options(self) -> dict[str, Any]:
@@ -163,51 +319,33 @@ def safe_name(text: str) -> str:
     return cleaned or "default"
 
 
-def load_group_data(env: str, root: str | os.PathLike = ".") -> dict[str, Any]:
-    """group_data/all.py then group_data/<env>.py, as pyinfra merges them, read as plain Python.
-
-    Used by the CLI (sign-off, drill) outside a pyinfra run."""
-    base = Path(root) / "group_data"
-    data: dict[str, Any] = {}
-    found = False
-    for name in ("all", env):
-        path = base / f"{name}.py"
-        if not path.exists():
-            continue
-        found = found or name == env
-        scope: dict[str, Any] = {"__file__": str(path), "__name__": f"group_data.{name}"}
-        exec(compile(path.read_text(), str(path), "exec"), scope)
-        data.update({k: v for k, v in scope.items() if not k.startswith("_")})
-    if not found:
-        raise FileNotFoundError(f"no group data for environment {env!r}: expected {base / (env + '.py')}")
-    data.setdefault("pgconverge_env", env)
-    return data
-
-
 def setting_keys() -> list[str]:
-    """The group data keys this module reads (for docs and checks)."""
-    renamed = {"space_factor": "backup_space_factor"}
-    return [f"pgconverge_{renamed.get(f.name, f.name)}" for f in fields(EnvSettings)]
+    """Every ``pgconverge_*`` key there is (for docs and checks)."""
+    return [PREFIX + name for name in GroupData.__struct_fields__]
 
 
 # --------------------------------------------------------------------------- the databases of a host
 
 
-def database_specs(data: Any) -> list[dict]:
-    """The databases of this host, as connection specs for ``operations.converge``.
+def database_specs(data: Any, origin: Origin | str | None = None) -> list[str | dict]:
+    """The databases of this host (``pgconverge_databases``, validated), as connection specs
+    for the operations: URLs, or dicts of libpq keywords plus ``url_env`` and ``name``.
 
     With ``pgconverge_embedded`` the embedded cluster is started (if needed), each database
     is created if missing, and its socket and port are filled in.
     """
-    specs = [dict(s) for s in (data.get("pgconverge_databases") or [])]
+    record = validate(data, origin)
+    specs = [spec_dict(s) for s in record.databases or []]
     if not specs:
         raise ValueError("group data names no databases: set pgconverge_databases")
-    if data.get("pgconverge_embedded"):
+    if record.embedded:
         from pgconverge.dev.embedded import default_cluster
 
         cluster = default_cluster()
         cluster.ensure_started()
         for spec in specs:
+            if not isinstance(spec, dict) or not spec.get("dbname"):
+                raise ValueError("with pgconverge_embedded, each of pgconverge_databases needs a dbname")
             spec.setdefault("host", str(cluster.run_dir))
             spec.setdefault("port", str(cluster.port))
             spec.setdefault("user", "postgres")

@@ -1,47 +1,83 @@
-"""Shell commands on a pyinfra host: the PostgreSQL client tools, df, files.
+"""The runbook's view of a machine: a shell to run commands on, a console to talk to the operator.
 
 Everything the runbook does outside psql (pg_dump, pg_restore, gzip, df, sha256sum)
-runs through the host's connector, so a backup of an SSH host lands on that host
-and a managed database's backup lands on the machine running pyinfra (``@local``).
+goes through a ``Shell``, so a backup of an SSH host lands on that host and a managed
+database's backup lands on the machine running the deploy. The runbook never knows
+what carries the commands: deploys bring one over their hosts' connectors (SSH or
+local), tests may bring a local one.
+
 Commands carry only non-secret PG* settings; a password reaches the tools through
-the 0600 password file that ``operations.HostRunner`` keeps on the host.
+the 0600 password file that ``ShellRunner`` keeps on the host.
 """
 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from pyinfra.api import StringCommand
+from pgconverge.exec.runner import Conn, Runner, passfile_line, shell_command
+
+if TYPE_CHECKING:
+    from pgconverge.planning.hazards import Hazard
+    from pgconverge.planning.steps import Plan
 
 
 class RemoteError(Exception):
     """A shell command on the host failed; the message says what to do."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
-    ok: bool
-    stdout: list[str]
-    stderr: list[str]
+    """What one shell command did. ``exit_code`` is 0 on success; transports that only
+    report success or failure give 1 for any failure."""
+
+    exit_code: int
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
 
     @property
     def error(self) -> str:
         return "\n".join(self.stderr or self.stdout).strip() or "no message"
 
 
-def sh(host: Any, command: str, stdin: str | None = None) -> Result:
-    """Run one shell command on the host."""
-    kwargs = {"_stdin": stdin} if stdin is not None else {}
-    ok, out = host.run_shell_command(StringCommand(command), **kwargs)
-    return Result(bool(ok), list(out.stdout_lines), list(out.stderr_lines))
+class Shell(Protocol):
+    """Runs shell commands on one host."""
+
+    @property
+    def name(self) -> str:
+        """The host's name, for messages."""
+        ...
+
+    def run(self, command: str, stdin: str | None = None) -> Result:
+        """Run one command line (already shell-quoted), feeding it `stdin` when given."""
+        ...
 
 
-def must(host: Any, command: str, what: str, stdin: str | None = None) -> Result:
-    res = sh(host, command, stdin)
+class Console(Protocol):
+    """Where the runbook reports progress and asks the operator."""
+
+    def say(self, text: str, fg: str | None = None, bold: bool = False) -> None:
+        """One or more lines of progress about this host."""
+        ...
+
+    def ask(self, question: str) -> str | None:
+        """The operator's answer, or None when nobody can answer (no terminal)."""
+        ...
+
+    def show_plan(self, database: str, plan: Plan, refused: list[Hazard]) -> None:
+        """A plan in full, with the hazards the policy refuses."""
+        ...
+
+
+def must(shell: Shell, command: str, what: str, stdin: str | None = None) -> Result:
+    res = shell.run(command, stdin)
     if not res.ok:
-        raise RemoteError(f"{what} failed on {host.name}: {res.error}")
+        raise RemoteError(f"{what} failed on {shell.name}: {res.error}")
     return res
 
 
@@ -52,29 +88,86 @@ def pg_tool(env: dict[str, str], tool: str, args: list[str]) -> str:
     return prefix + " ".join(shlex.quote(a) for a in [tool, *args])
 
 
-def free_kb(host: Any, path: str) -> int:
+def free_kb(shell: Shell, path: str) -> int:
     """Free kilobytes on the file system holding `path` (or its nearest existing parent)."""
-    res = must(host, f"d={shlex.quote(path)}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
-                     "df -Pk \"$d\" | tail -n 1", "df")
+    res = must(shell, f"d={shlex.quote(path)}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
+                      "df -Pk \"$d\" | tail -n 1", "df")
     fields = res.stdout[-1].split()
     return int(fields[3])
 
 
-def write_private_file(host: Any, text: str, directory: str | None = None) -> str:
+def write_private_file(shell: Shell, text: str, directory: str | None = None) -> str:
     """A 0600 temporary file on the host holding `text`, sent on stdin; returns its path."""
     where = f"-p {shlex.quote(directory)} .pgconverge-XXXXXXXX" if directory else "-t pgconverge-XXXXXXXX"
-    res = must(host, f"umask 077 && f=$(mktemp {where}) && cat > \"$f\" && echo \"$f\"",
+    res = must(shell, f"umask 077 && f=$(mktemp {where}) && cat > \"$f\" && echo \"$f\"",
                "writing a temporary file", stdin=text)
     return res.stdout[-1].strip()
 
 
-def remove(host: Any, *paths: str) -> None:
+def remove(shell: Shell, *paths: str) -> None:
     if paths:
-        sh(host, "rm -f -- " + " ".join(shlex.quote(p) for p in paths))
+        shell.run("rm -f -- " + " ".join(shlex.quote(p) for p in paths))
 
 
-def file_facts(host: Any, path: str) -> tuple[int, str]:
+def file_facts(shell: Shell, path: str) -> tuple[int, str]:
     """(size in bytes, sha256) of a file on the host."""
     q = shlex.quote(path)
-    res = must(host, f"stat -c %s {q} && sha256sum {q}", f"reading {path}")
+    res = must(shell, f"stat -c %s {q} && sha256sum {q}", f"reading {path}")
     return int(res.stdout[0].strip()), res.stdout[1].split()[0]
+
+
+def command_exists(shell: Shell, program: str) -> bool:
+    return shell.run(f"command -v {shlex.quote(program)}").ok
+
+
+class ShellRunner(Runner):
+    """psql through a Shell (SSH or local alike).
+
+    A password never travels in a command: it is streamed on stdin into a private
+    (umask 077) password file on the host, removed by ``close()``.
+    """
+
+    def __init__(self, shell: Shell, conn: Conn, psql: str = "psql"):
+        self.shell = shell
+        self.conn = conn
+        self.psql = psql
+        self.passfile: str | None = None
+
+    def _sibling(self, conn: Conn) -> ShellRunner:
+        return ShellRunner(self.shell, conn, self.psql)
+
+    def for_database(self, dbname: str) -> ShellRunner:
+        other = self._sibling(self.conn.with_database(dbname))
+        other.passfile = self.passfile  # the password file matches any database
+        return other
+
+    def env(self) -> dict[str, str]:
+        env = dict(self.conn.env)
+        if self.conn.password is not None:
+            if self.passfile is None:
+                res = self.shell.run("umask 077 && f=$(mktemp) && cat > \"$f\" && echo \"$f\"",
+                                     passfile_line(self.conn.password))
+                if not res.ok:
+                    raise RemoteError(f"cannot write a password file on {self.shell.name}")
+                self.passfile = res.stdout[-1].strip()
+            env["PGPASSFILE"] = self.passfile
+        return env
+
+    def command(self, args: list[str]) -> str:
+        return shell_command(self.env(), [*self.conn.args(), *args], self.psql)
+
+    def exec_tool(self, tool, args):
+        res = self.shell.run(pg_tool(self.env(), tool, [*self.conn.args(), *args]))
+        return (0 if res.ok else res.exit_code), "\n".join(res.stdout), "\n".join(res.stderr)
+
+    def exec_psql(self, args, stdin, on_line=None):
+        res = self.shell.run(self.command(args), stdin)
+        if on_line:
+            for line in res.stdout:
+                on_line(line)
+        return (0 if res.ok else res.exit_code), "\n".join(res.stdout), "\n".join(res.stderr)
+
+    def close(self) -> None:
+        if self.passfile:
+            self.shell.run(f"rm -f {shlex.quote(self.passfile)}")
+            self.passfile = None

@@ -1,0 +1,65 @@
+"""One database of one host during a runbook: its connection, engine, label and console."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgconverge.api import Engine, Options
+from pgconverge.catalog import introspect
+from pgconverge.catalog.introspect import catalog_hash
+from pgconverge.catalog.shadow import default_cache_dir
+from pgconverge.exec.runner import conn_from_spec
+from pgconverge.runbook import preflight
+from pgconverge.runbook.settings import EnvSettings
+from pgconverge.runbook.shell import Console, Shell, ShellRunner
+from pgconverge.source import load_source
+
+
+class Database:
+    """One database of one host during a run: its connection, engine and label."""
+
+    def __init__(self, shell: Shell, console: Console, spec: str | dict, settings: EnvSettings):
+        self.shell = shell
+        self.console = console
+        self.settings = settings
+        self.name = spec.get("name") if isinstance(spec, dict) else None
+        self.conn = conn_from_spec(spec)
+        psql = settings.tool("psql")
+        self.runner = ShellRunner(shell, self.conn, psql)
+        self.shadow = ShellRunner(shell, conn_from_spec(settings.shadow), psql) if settings.shadow else None
+        # parsed once per sql/ content (cached): the body runs at plan and execute time, per database
+        self.source = load_source(list(settings.sql) if len(settings.sql) > 1 else settings.sql[0],
+                                  cache_dir=default_cache_dir())
+        self.options = Options.build(**settings.engine_options())
+        self.engine = Engine(self.runner, self.source, self.options, shadow=self.shadow)
+        self.label = self.name or self.conn.dbname or self.conn.describe()
+        self.info: dict[str, Any] | None = None
+
+    @property
+    def host_name(self) -> str:
+        return self.shell.name
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.shell.name, self.label)
+
+    def say(self, text: str, fg: str | None = None, bold: bool = False) -> None:
+        self.console.say(text, fg=fg, bold=bold)
+
+    def preflight(self) -> preflight.PreflightReport:
+        report = preflight.check(self.shell, self.runner, self.settings, self.source, shadow=self.shadow)
+        if report.info:
+            self.info = report.info
+            if not self.name:
+                self.label = report.info["database"]
+        return report
+
+    def actual_hash(self, engine: Engine | None = None) -> str:
+        """The schema hash of what is there now (scoped like the plan's)."""
+        engine = engine or self.engine
+        return catalog_hash(engine.scoped(introspect.parse_catalog(engine.actual_doc())))
+
+    def close(self) -> None:
+        self.runner.close()
+        if self.shadow:
+            self.shadow.close()

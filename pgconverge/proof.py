@@ -26,9 +26,9 @@ from pgconverge.exec.runner import PsqlError, Runner, database_guard
 from pgconverge.exec.script import ExecSettings, render_script
 from pgconverge.planning.steps import Plan
 from pgconverge.quoting import lit, q
+from pgconverge.source import LEDGER_SCHEMA
 
 REHEARSAL_PREFIX = "pgconverge_rehearsal_"
-LEDGER_SCHEMA = "pgconverge"
 
 PROVED, FAILED, SKIPPED, OFF = "proved", "failed", "skipped", "off"
 

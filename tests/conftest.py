@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from pgconverge.dev.embedded import Cluster
+
+if TYPE_CHECKING:
+    from pgconverge.planning.steps import Plan
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DB_PREFIX = "pgc_test_"
@@ -71,3 +75,28 @@ def conn(db: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to `db`."""
     with psycopg.connect(db, autocommit=True) as c:
         yield c
+
+
+ALLOW_ALL = dict(allow_hazards="all", drops=["*"])
+
+
+@pytest.fixture
+def converge() -> Callable[..., "Plan"]:
+    """converge(db, sql, **options): apply `sql` to `db` with every hazard allowed (options override),
+    and check what a converged run means: a non-empty plan was proved on a copy of the target first,
+    apply's own check after the change passed (pg_dump of the target equals a fresh load of `sql`),
+    and a second plan is empty. Returns the plan that ran."""
+    import pgconverge
+    from pgconverge import proof
+
+    def run(db: str, sql, **options):
+        opts = {**ALLOW_ALL, **options}
+        result = pgconverge.apply(db, sql, **opts)
+        plan = result.plan
+        if plan.steps and opts.get("prove", True):
+            assert plan.proof is not None and plan.proof.status == proof.PROVED, plan.proof
+        again = pgconverge.plan(db, sql, **opts)
+        assert again.is_empty, f"a second plan is not empty:\n{again.to_sql()}"
+        return plan
+
+    return run

@@ -28,8 +28,8 @@ from pgconverge.catalog.model import (Acl, Catalog, Collation, CompositeType, De
                                       Function, RangeType, RlsPolicy, Schema, Sequence, Table, Trigger, Unsupported,
                                       View, to_plain)
 from pgconverge.quoting import lit
+from pgconverge.source import LEDGER_SCHEMA
 
-LEDGER_SCHEMA = "pgconverge"
 SHARED_QUERY = "shared"  # the CTEs ns (managed namespaces) and ext_members, in front of every kind's query
 SHARED_READS = ("pg_namespace", "pg_depend")  # what those CTEs read
 FINGERPRINT_QUERY = "fingerprint"

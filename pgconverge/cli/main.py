@@ -37,7 +37,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="how long each step waits for its lock before it rolls back and retries (default 2s)")
     p.add_argument("--lock-retries", type=int, default=None,
                    help="retries of a step whose lock was not granted, with backoff (default 5)")
-    p.add_argument("--statement-timeout", default=None)
+    p.add_argument("--statement-timeout", default=None, help="statement_timeout of each step (default 0: none)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept an empty desired state (no file or no statement), which drops everything")
+    p.add_argument("--no-proof", action="store_true",
+                   help="do not rehearse the plan on a copy of the target (for scratch databases only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +60,7 @@ def _options(args: argparse.Namespace) -> dict:
                 allow_hazards=args.allow_hazards, drops=args.drop,
                 compare_extension_versions=args.compare_extension_versions, use_cache=not args.no_cache,
                 lock_timeout=args.lock_timeout or None, statement_timeout=args.statement_timeout or None,
-                retries=args.lock_retries)
+                retries=args.lock_retries, allow_empty=args.allow_empty, prove=not args.no_proof)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

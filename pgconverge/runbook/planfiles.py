@@ -27,6 +27,8 @@ def plan_markdown(settings: EnvSettings, host_name: str, label: str, plan: Plan,
              "transaction)", f"- tables created or changed: {', '.join(plan.changed_tables) or 'none'}"]
     if plan.data_blocks:
         lines.append(f"- one-time data blocks: {', '.join(b.name for b in plan.data_blocks)}")
+    if plan.proof is not None:
+        lines.append(f"- proof ({plan.proof.status}): {plan.proof.summary()}")
     if gate_note:
         lines.append(f"- production gate: {gate_note}")
     if plan.hazards:

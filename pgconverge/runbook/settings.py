@@ -82,6 +82,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     lock_timeout: str | int | None = None
     statement_timeout: str | int | None = None
     lock_retries: int | None = None
+    prove: bool | None = None
     check: bool | None = None
     min_server_version: int | None = None
     required_extensions: Names = None
@@ -111,6 +112,10 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 _BOOL_KEYS = frozenset(f.name for f in msgspec.structs.fields(GroupData) if set(get_args(f.type)) == {bool, type(None)})
+
+
+# environments whose plans are always proved, whatever their group data says
+PROVED_ENVIRONMENTS = frozenset({"staging", "production"})
 
 
 class SettingsError(ValueError):
@@ -211,6 +216,8 @@ class EnvSettings:
     lock_timeout: str | None = None
     statement_timeout: str | None = None
     lock_retries: int | None = None  # retries of a step whose lock was not granted (engine default: 5)
+    # every non-empty plan rehearsed on a copy of the target and judged by pg_dump (off: dev only)
+    prove: bool = True
     check: bool = False
     # preflight
     min_server_version: int = 15
@@ -246,6 +253,9 @@ class EnvSettings:
     @classmethod
     def from_record(cls, g: GroupData) -> EnvSettings:
         env = g.env
+        if g.prove is False and env in PROVED_ENVIRONMENTS:
+            raise SettingsError("pgconverge_prove", f"the proof cannot be switched off for {env}: only a "
+                                "scratch environment such as dev may plan without it", f"the settings of {env}")
         default = cls()
 
         def pick(value: Any, fallback: Any) -> Any:
@@ -264,6 +274,7 @@ class EnvSettings:
             lock_timeout=g.lock_timeout,
             statement_timeout=g.statement_timeout,
             lock_retries=g.lock_retries,
+            prove=as_bool(g.prove, True),
             check=as_bool(g.check),
             min_server_version=major_version(pick(g.min_server_version, 15)),
             required_extensions=as_list(g.required_extensions),
@@ -291,7 +302,7 @@ class EnvSettings:
         return dict(allow_hazards=list(self.allow_hazards), drops=list(self.drops),
                     only_schemas=list(self.only_schemas), exclude_schemas=list(self.exclude_schemas),
                     lock_timeout=self.lock_timeout or None, statement_timeout=self.statement_timeout or None,
-                    retries=self.lock_retries)
+                    retries=self.lock_retries, prove=self.prove)
 
     def tool(self, name: str) -> str:
         """The path of a PostgreSQL client program on the host."""

@@ -53,4 +53,6 @@ def format_plan(plan: Plan, colours: bool = False) -> str:
                 for b in plan.data_blocks if b.when == when]
 
     out = blocks("before") + [format_step(s, colours) for s in plan.steps] + blocks("after")
+    if plan.proof is not None and plan.steps:
+        out.append(paint(f"-- proof: {plan.proof.summary()}", colours, fg="green" if plan.proof.ok else "red"))
     return "\n\n".join((["\n".join(warnings)] if warnings else []) + out)

@@ -19,13 +19,9 @@ ALL = dict(allow_hazards="all", drops=["*"])
 ROLE = "schemainspect_test_role"  # created cluster-wide by the session fixture
 
 
-def converge(db: str, sql: list[str] | str, **opts) -> list[str]:
-    """Apply, check a second plan is empty, and return the SQL that ran."""
-    opts = {**ALL, **opts}
-    result = pgconverge.apply(db, sql, **opts)
-    again = pgconverge.plan(db, sql, **opts)
-    assert again.is_empty, again.to_sql()
-    return [s.sql for s in result.plan.steps]
+def sqls(plan) -> list[str]:
+    """The statements of the plan that ran."""
+    return [s.sql for s in plan.steps]
 
 
 def rows(conn: psycopg.Connection, query: str, *args) -> list[tuple]:
@@ -41,22 +37,22 @@ def position(statements: list[str], fragment: str) -> int:
 # --------------------------------------------------------------------------- views
 
 
-def test_view_create_replace_recreate_drop(db, conn):
+def test_view_create_replace_recreate_drop(converge, db, conn):
     converge(db, ["CREATE TABLE t (a int, b text);", "CREATE VIEW v AS SELECT a FROM t;"])
     oid = rows(conn, "SELECT 'v'::regclass::oid")[0][0]
     # a new column at the end: replaced in place, the view keeps its identity
-    ran = converge(db, ["CREATE TABLE t (a int, b text);", "CREATE VIEW v AS SELECT a, b FROM t;"])
+    ran = sqls(converge(db, ["CREATE TABLE t (a int, b text);", "CREATE VIEW v AS SELECT a, b FROM t;"]))
     assert any(s.startswith('CREATE OR REPLACE VIEW "public"."v"') for s in ran)
     assert rows(conn, "SELECT 'v'::regclass::oid")[0][0] == oid
     # a column removed: dropped and created again
-    ran = converge(db, ["CREATE TABLE t (a int, b text);", "CREATE VIEW v AS SELECT b FROM t;"])
+    ran = sqls(converge(db, ["CREATE TABLE t (a int, b text);", "CREATE VIEW v AS SELECT b FROM t;"]))
     assert position(ran, 'DROP VIEW "public"."v"') < position(ran, 'CREATE VIEW "public"."v"')
     assert rows(conn, "SELECT attname FROM pg_attribute WHERE attrelid = 'v'::regclass AND attnum > 0") == [("b",)]
     converge(db, ["CREATE TABLE t (a int, b text);"])
     assert rows(conn, "SELECT to_regclass('v')") == [(None,)]
 
 
-def test_view_options_and_comments(db, conn):
+def test_view_options_and_comments(converge, db, conn):
     base = "CREATE TABLE t (a int);"
     converge(db, [base, "CREATE VIEW v WITH (security_barrier) AS SELECT a FROM t WHERE a > 0;",
                   "COMMENT ON VIEW v IS 'positive'; COMMENT ON COLUMN v.a IS 'the a';"])
@@ -67,14 +63,14 @@ def test_view_options_and_comments(db, conn):
                       "FROM pg_class WHERE oid = 'v'::regclass") == [(["check_option=local"], None, None)]
 
 
-def test_view_over_retyped_column_is_dropped_first_and_created_after(db, conn):
+def test_view_over_retyped_column_is_dropped_first_and_created_after(converge, db, conn):
     converge(db, ["CREATE TABLE t (id int, n int);", "CREATE VIEW v AS SELECT n FROM t;",
                   "CREATE VIEW w AS SELECT n FROM v;", "CREATE VIEW untouched AS SELECT id FROM t;"])
     conn.execute("INSERT INTO t VALUES (1, 7)")
     untouched = rows(conn, "SELECT 'untouched'::regclass::oid")[0][0]
     sql = ["CREATE TABLE t (id int, n bigint);", "CREATE VIEW v AS SELECT n FROM t;",
            "CREATE VIEW w AS SELECT n FROM v;", "CREATE VIEW untouched AS SELECT id FROM t;"]
-    ran = converge(db, sql)
+    ran = sqls(converge(db, sql))
     retype = position(ran, 'ALTER COLUMN "n" TYPE bigint')
     assert position(ran, 'DROP VIEW "public"."w"') < position(ran, 'DROP VIEW "public"."v"') < retype
     assert retype < position(ran, 'CREATE VIEW "public"."v"') < position(ran, 'CREATE VIEW "public"."w"')
@@ -85,24 +81,24 @@ def test_view_over_retyped_column_is_dropped_first_and_created_after(db, conn):
     assert rows(conn, "SELECT 'untouched'::regclass::oid")[0][0] == untouched
 
 
-def test_view_over_dropped_column_goes_first(db, conn):
+def test_view_over_dropped_column_goes_first(converge, db, conn):
     converge(db, ["CREATE TABLE t (a int, gone int);", "CREATE VIEW v AS SELECT a, gone FROM t;"])
-    ran = converge(db, ["CREATE TABLE t (a int);", "CREATE VIEW v AS SELECT a FROM t;"])
+    ran = sqls(converge(db, ["CREATE TABLE t (a int);", "CREATE VIEW v AS SELECT a FROM t;"]))
     assert position(ran, 'DROP VIEW') < position(ran, 'DROP COLUMN "gone"') < position(ran, 'CREATE VIEW')
 
 
-def test_materialized_view_with_index_recreated_and_dropped(db, conn):
+def test_materialized_view_with_index_recreated_and_dropped(converge, db, conn):
     base = "CREATE TABLE t (id int PRIMARY KEY, n int);"
     converge(db, [base, "CREATE MATERIALIZED VIEW mv AS SELECT id, n FROM t;",
                   "CREATE UNIQUE INDEX mv_id ON mv (id);"])
     assert rows(conn, "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'mv'::regclass") == [("mv_id",)]
     # a new index on the existing materialized view is built concurrently
-    ran = converge(db, [base, "CREATE MATERIALIZED VIEW mv AS SELECT id, n FROM t;",
-                        "CREATE UNIQUE INDEX mv_id ON mv (id);", "CREATE INDEX mv_n ON mv (n);"])
+    ran = sqls(converge(db, [base, "CREATE MATERIALIZED VIEW mv AS SELECT id, n FROM t;",
+                        "CREATE UNIQUE INDEX mv_id ON mv (id);", "CREATE INDEX mv_n ON mv (n);"]))
     assert ran == ["CREATE INDEX CONCURRENTLY mv_n ON public.mv USING btree (n)"]
     # a changed definition recreates the materialized view and its indexes
-    ran = converge(db, [base, "CREATE MATERIALIZED VIEW mv AS SELECT id, n * 2 AS n FROM t;",
-                        "CREATE UNIQUE INDEX mv_id ON mv (id);"])
+    ran = sqls(converge(db, [base, "CREATE MATERIALIZED VIEW mv AS SELECT id, n * 2 AS n FROM t;",
+                        "CREATE UNIQUE INDEX mv_id ON mv (id);"]))
     assert position(ran, "DROP MATERIALIZED VIEW") < position(ran, "CREATE MATERIALIZED VIEW") \
         < position(ran, "CREATE UNIQUE INDEX mv_id")
     assert rows(conn, "SELECT relkind FROM pg_class WHERE relname IN ('mv_id', 'mv_n') ORDER BY 1") == [("i",)]
@@ -113,7 +109,7 @@ def test_materialized_view_with_index_recreated_and_dropped(db, conn):
     assert rows(conn, "SELECT to_regclass('mv')") == [(None,)]
 
 
-def test_view_replacing_a_table_of_the_same_name(db, conn):
+def test_view_replacing_a_table_of_the_same_name(converge, db, conn):
     converge(db, ["CREATE TABLE data (id int);", "CREATE VIEW q AS SELECT * FROM data;"])
     converge(db, ["CREATE TABLE t_data (id int);", "CREATE VIEW data AS SELECT * FROM t_data;",
                   "CREATE VIEW q AS SELECT * FROM data;"])
@@ -124,14 +120,14 @@ def test_view_replacing_a_table_of_the_same_name(db, conn):
 # --------------------------------------------------------------------------- functions
 
 
-def test_function_create_replace_recreate_drop(db, conn):
+def test_function_create_replace_recreate_drop(converge, db, conn):
     converge(db, ["CREATE FUNCTION add1(i int) RETURNS int LANGUAGE sql AS 'SELECT i + 1';"])
     oid = rows(conn, "SELECT 'add1(int)'::regprocedure::oid")[0][0]
-    ran = converge(db, ["CREATE FUNCTION add1(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT i + 2';"])
+    ran = sqls(converge(db, ["CREATE FUNCTION add1(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT i + 2';"]))
     assert len(ran) == 1 and "\nCREATE OR REPLACE FUNCTION public.add1(i integer)" in ran[0]
     assert rows(conn, "SELECT add1(1), 'add1(int)'::regprocedure::oid = %s", oid) == [(3, True)]
     # a new result type cannot be replaced in place
-    ran = converge(db, ["CREATE FUNCTION add1(i int) RETURNS bigint LANGUAGE sql AS 'SELECT i + 3';"])
+    ran = sqls(converge(db, ["CREATE FUNCTION add1(i int) RETURNS bigint LANGUAGE sql AS 'SELECT i + 3';"]))
     assert position(ran, 'DROP FUNCTION "public"."add1"(i integer)') < position(ran, "CREATE OR REPLACE FUNCTION")
     assert rows(conn, "SELECT pg_typeof(add1(1))::text, add1(1)") == [("bigint", 4)]
     converge(db, ["CREATE PROCEDURE p(x int) LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE '%', x; END $$;",
@@ -140,33 +136,33 @@ def test_function_create_replace_recreate_drop(db, conn):
                       "WHERE pronamespace = 'public'::regnamespace") == [("p", "p", "says x")]
 
 
-def test_function_used_by_default_and_check_created_before_dropped_after(db, conn):
-    ran = converge(db, [
+def test_function_used_by_default_and_check_created_before_dropped_after(converge, db, conn):
+    ran = sqls(converge(db, [
         "CREATE FUNCTION next_id() RETURNS int LANGUAGE sql AS 'SELECT 42';",
         "CREATE FUNCTION is_positive(i int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT i > 0';",
         "CREATE TABLE t (id int DEFAULT next_id(), CONSTRAINT positive CHECK (is_positive(id)));",
         "CREATE INDEX t_expr ON t (is_positive(id));",
-    ])
+    ]))
     table = position(ran, 'CREATE TABLE "public"."t"')
     assert position(ran, "FUNCTION public.next_id()") < table
     assert position(ran, "FUNCTION public.is_positive(i integer)") < table
     conn.execute("INSERT INTO t DEFAULT VALUES")
     assert rows(conn, "SELECT id FROM t") == [(42,)]
-    ran = converge(db, ["CREATE TABLE t (id int);"])
+    ran = sqls(converge(db, ["CREATE TABLE t (id int);"]))
     drop = position(ran, 'DROP FUNCTION "public"."next_id"()')
     assert position(ran, 'ALTER COLUMN "id" DROP DEFAULT') < drop
     assert position(ran, 'DROP CONSTRAINT "positive"') < position(ran, 'DROP FUNCTION "public"."is_positive"')
     assert position(ran, 't_expr') < position(ran, 'DROP FUNCTION "public"."is_positive"')
 
 
-def test_sql_function_reading_a_table_created_later_in_the_plan(db, conn):
-    ran = converge(db, ["CREATE TABLE t (id int);",
-                        "CREATE FUNCTION n_rows() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM t';"])
+def test_sql_function_reading_a_table_created_later_in_the_plan(converge, db, conn):
+    ran = sqls(converge(db, ["CREATE TABLE t (id int);",
+                        "CREATE FUNCTION n_rows() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM t';"]))
     assert position(ran, "FUNCTION public.n_rows()") < position(ran, 'CREATE TABLE "public"."t"')
     assert rows(conn, "SELECT n_rows()") == [(0,)]
 
 
-def test_function_signature_change_refused_while_a_kept_default_calls_it(db, conn):
+def test_function_signature_change_refused_while_a_kept_default_calls_it(converge, db, conn):
     converge(db, ["CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
                   "CREATE TABLE t (id int DEFAULT f());"])
     with pytest.raises(UnsupportedError) as err:
@@ -181,37 +177,37 @@ TRIGGER_FN = """CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.changed := now(); RETURN NEW; END $$;"""
 
 
-def test_trigger_on_new_function_create_change_disable_drop(db, conn):
+def test_trigger_on_new_function_create_change_disable_drop(converge, db, conn):
     table = "CREATE TABLE t (id int, changed timestamptz);"
-    ran = converge(db, [table, TRIGGER_FN,
-                        "CREATE TRIGGER t_stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp();"])
+    ran = sqls(converge(db, [table, TRIGGER_FN,
+                        "CREATE TRIGGER t_stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp();"]))
     create = position(ran, "CREATE TRIGGER t_stamp")
     assert position(ran, "FUNCTION public.stamp()") < create and position(ran, 'CREATE TABLE') < create
     conn.execute("INSERT INTO t (id) VALUES (1)")
     assert rows(conn, "SELECT changed IS NOT NULL FROM t") == [(True,)]
     # changed: dropped and created again
-    ran = converge(db, [table, TRIGGER_FN,
-                        "CREATE TRIGGER t_stamp BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp();"])
+    ran = sqls(converge(db, [table, TRIGGER_FN,
+                        "CREATE TRIGGER t_stamp BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp();"]))
     assert position(ran, "DROP TRIGGER") < position(ran, "CREATE TRIGGER")
     # disabled, in sql/ as pg_dump writes it
     disabled = [table, TRIGGER_FN,
                 "CREATE TRIGGER t_stamp BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp();",
                 "ALTER TABLE t DISABLE TRIGGER t_stamp;"]
-    assert converge(db, disabled) == ['ALTER TABLE "public"."t" DISABLE TRIGGER "t_stamp"']
+    assert sqls(converge(db, disabled)) == ['ALTER TABLE "public"."t" DISABLE TRIGGER "t_stamp"']
     assert rows(conn, "SELECT tgenabled FROM pg_trigger WHERE tgname = 't_stamp'") == [("D",)]
     converge(db, [table, TRIGGER_FN])
     assert rows(conn, "SELECT count(*) FROM pg_trigger WHERE tgname = 't_stamp'") == [(0,)]
 
 
-def test_function_dropped_after_the_table_whose_trigger_calls_it(db, conn):
+def test_function_dropped_after_the_table_whose_trigger_calls_it(converge, db, conn):
     converge(db, [TRIGGER_FN, "CREATE TABLE t (id int, changed timestamptz);",
                   "CREATE TRIGGER t_stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp();"])
-    ran = converge(db, ["CREATE TABLE other (id int);"])
+    ran = sqls(converge(db, ["CREATE TABLE other (id int);"]))
     assert not any(s.startswith("DROP TRIGGER") for s in ran)  # it goes with its table
     assert position(ran, 'DROP TABLE "public"."t"') < position(ran, 'DROP FUNCTION "public"."stamp"()')
 
 
-def test_constraint_trigger_and_function_dropped_after_trigger(db, conn):
+def test_constraint_trigger_and_function_dropped_after_trigger(converge, db, conn):
     check = """CREATE FUNCTION no_zero() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN IF NEW.id = 0 THEN RAISE EXCEPTION 'zero'; END IF; RETURN NULL; END $$;"""
     converge(db, ["CREATE TABLE t (id int);", check,
@@ -219,11 +215,11 @@ def test_constraint_trigger_and_function_dropped_after_trigger(db, conn):
                   "FOR EACH ROW EXECUTE FUNCTION no_zero();"])
     assert rows(conn, "SELECT tgdeferrable, tginitdeferred FROM pg_trigger WHERE tgname = 't_no_zero'") == \
         [(True, True)]
-    ran = converge(db, ["CREATE TABLE t (id int);"])
+    ran = sqls(converge(db, ["CREATE TABLE t (id int);"]))
     assert position(ran, "DROP TRIGGER") < position(ran, "DROP FUNCTION")
 
 
-def test_trigger_on_recreated_view_is_recreated(db, conn):
+def test_trigger_on_recreated_view_is_recreated(converge, db, conn):
     fn = """CREATE FUNCTION ins() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO t (a) VALUES (NEW.a); RETURN NEW; END $$;"""
     trg = "CREATE TRIGGER v_ins INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION ins();"
@@ -236,10 +232,10 @@ def test_trigger_on_recreated_view_is_recreated(db, conn):
 # --------------------------------------------------------------------------- row-level security
 
 
-def test_rls_and_policy_create_alter_recreate_drop(db, conn):
+def test_rls_and_policy_create_alter_recreate_drop(converge, db, conn):
     table = "CREATE TABLE acc (manager text, company text);"
-    ran = converge(db, [table, "ALTER TABLE acc ENABLE ROW LEVEL SECURITY;",
-                        f"CREATE POLICY mgr ON acc TO {ROLE} USING (manager = current_user);"])
+    ran = sqls(converge(db, [table, "ALTER TABLE acc ENABLE ROW LEVEL SECURITY;",
+                        f"CREATE POLICY mgr ON acc TO {ROLE} USING (manager = current_user);"]))
     assert rows(conn, "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = 'acc'") == \
         [(True, False)]
     plan = pgconverge.plan(db, [table, "ALTER TABLE acc ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;",
@@ -254,8 +250,8 @@ def test_rls_and_policy_create_alter_recreate_drop(db, conn):
         pgconverge.apply(db, plan, allow_hazards=["index_build"])
     pgconverge.apply(db, plan, **ALL)
     # permissive -> restrictive cannot be altered: dropped and created again
-    ran = converge(db, [table, "ALTER TABLE acc ENABLE ROW LEVEL SECURITY;",
-                        "CREATE POLICY mgr ON acc AS RESTRICTIVE FOR SELECT USING (true);"])
+    ran = sqls(converge(db, [table, "ALTER TABLE acc ENABLE ROW LEVEL SECURITY;",
+                        "CREATE POLICY mgr ON acc AS RESTRICTIVE FOR SELECT USING (true);"]))
     assert position(ran, "DROP POLICY") < position(ran, "CREATE POLICY")
     assert rows(conn, "SELECT polpermissive, polcmd FROM pg_policy") == [(False, "r")]
     converge(db, [table])
@@ -263,19 +259,19 @@ def test_rls_and_policy_create_alter_recreate_drop(db, conn):
     assert rows(conn, "SELECT relrowsecurity FROM pg_class WHERE relname = 'acc'") == [(False,)]
 
 
-def test_policy_using_a_new_function(db, conn):
-    ran = converge(db, ["CREATE TABLE docs (owner text);",
+def test_policy_using_a_new_function(converge, db, conn):
+    ran = sqls(converge(db, ["CREATE TABLE docs (owner text);",
                         "CREATE FUNCTION is_mine(o text) RETURNS boolean LANGUAGE sql STABLE "
                         "AS 'SELECT o = current_user';",
                         "CREATE POLICY own ON docs USING (is_mine(owner));",
-                        "ALTER TABLE docs ENABLE ROW LEVEL SECURITY;"])
+                        "ALTER TABLE docs ENABLE ROW LEVEL SECURITY;"]))
     assert position(ran, "FUNCTION public.is_mine") < position(ran, "CREATE POLICY")
     # the function's result type changes: the policy goes first and comes back after
-    ran = converge(db, ["CREATE TABLE docs (owner text);",
+    ran = sqls(converge(db, ["CREATE TABLE docs (owner text);",
                         "CREATE FUNCTION is_mine(o text) RETURNS int LANGUAGE sql STABLE "
                         "AS 'SELECT (o = current_user)::int';",
                         "CREATE POLICY own ON docs USING (is_mine(owner) = 1);",
-                        "ALTER TABLE docs ENABLE ROW LEVEL SECURITY;"])
+                        "ALTER TABLE docs ENABLE ROW LEVEL SECURITY;"]))
     assert position(ran, "DROP POLICY") < position(ran, "DROP FUNCTION") \
         < position(ran, "CREATE OR REPLACE FUNCTION") < position(ran, "CREATE POLICY")
 
@@ -283,7 +279,7 @@ def test_policy_using_a_new_function(db, conn):
 # --------------------------------------------------------------------------- privileges
 
 
-def test_grants_on_table_column_sequence_function_schema_minimal(db, conn):
+def test_grants_on_table_column_sequence_function_schema_minimal(converge, db, conn):
     base = ["CREATE SCHEMA app;", "CREATE TABLE app.t (id serial, secret text);",
             "CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1';"]
     grants = [f"GRANT USAGE ON SCHEMA app TO {ROLE};",
@@ -292,7 +288,7 @@ def test_grants_on_table_column_sequence_function_schema_minimal(db, conn):
               f"GRANT USAGE ON SEQUENCE app.t_id_seq TO {ROLE} WITH GRANT OPTION;",
               "REVOKE EXECUTE ON FUNCTION app.f() FROM PUBLIC;",
               f"GRANT EXECUTE ON FUNCTION app.f() TO {ROLE};"]
-    ran = converge(db, base + grants)
+    ran = sqls(converge(db, base + grants))
     assert position(ran, 'CREATE TABLE "app"."t"') < position(ran, 'GRANT INSERT, SELECT ON TABLE "app"."t"')
     assert rows(conn, "SELECT has_table_privilege(%s, 'app.t', 'INSERT'), "
                       "has_column_privilege(%s, 'app.t', 'secret', 'UPDATE'), "
@@ -313,7 +309,7 @@ def test_grants_on_table_column_sequence_function_schema_minimal(db, conn):
                       "has_column_privilege(%s, 'app.t', 'secret', 'UPDATE')", ROLE) == [(True, False)]
 
 
-def test_owner_and_public_default_privileges_make_no_diff(db, conn):
+def test_owner_and_public_default_privileges_make_no_diff(converge, db, conn):
     owner = rows(conn, "SELECT current_user")[0][0]
     sql = ["CREATE TABLE t (id int);", f'GRANT ALL ON t TO "{owner}";',
            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
@@ -323,26 +319,26 @@ def test_owner_and_public_default_privileges_make_no_diff(db, conn):
                                 "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';"], **ALL).is_empty
 
 
-def test_grants_follow_a_recreated_view(db, conn):
+def test_grants_follow_a_recreated_view(converge, db, conn):
     sql = ["CREATE TABLE t (a int, b int);", "CREATE VIEW v AS SELECT a FROM t;", f"GRANT SELECT ON v TO {ROLE};"]
     converge(db, sql)
-    ran = converge(db, ["CREATE TABLE t (a int, b int);", "CREATE VIEW v AS SELECT b FROM t;",
-                        f"GRANT SELECT ON v TO {ROLE};"])
+    ran = sqls(converge(db, ["CREATE TABLE t (a int, b int);", "CREATE VIEW v AS SELECT b FROM t;",
+                        f"GRANT SELECT ON v TO {ROLE};"]))
     assert position(ran, "CREATE VIEW") < position(ran, f'GRANT SELECT ON TABLE "public"."v" TO "{ROLE}"')
     assert rows(conn, "SELECT has_table_privilege(%s, 'v', 'SELECT')", ROLE) == [(True,)]
 
 
-def test_default_privileges(db, conn):
+def test_default_privileges(converge, db, conn):
     me = rows(conn, "SELECT current_user")[0][0]
     sql = ["CREATE SCHEMA app;",
            f"ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO {ROLE};",
            "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;"]
-    ran = converge(db, sql)
+    ran = sqls(converge(db, sql))
     assert all(s.startswith(f'ALTER DEFAULT PRIVILEGES FOR ROLE "{me}"') for s in ran if "DEFAULT" in s)
     assert sorted(rows(conn, "SELECT defaclobjtype, defaclnamespace <> 0 FROM pg_default_acl")) == \
         [("f", False), ("r", True)]
     # a table created later by a plan gets the default grant, which the desired state has too
-    ran = converge(db, sql + ["CREATE TABLE app.t (id int);"])
+    ran = sqls(converge(db, sql + ["CREATE TABLE app.t (id int);"]))
     assert ran == ['CREATE TABLE "app"."t" (\n    "id" integer\n)']
     assert rows(conn, "SELECT has_table_privilege(%s, 'app.t', 'SELECT')", ROLE) == [(True,)]
     # declared without them: a new table must not keep what the target's defaults grant
@@ -366,7 +362,7 @@ def test_grant_to_missing_role_is_a_clear_error_and_changes_nothing(db, conn, tm
 # --------------------------------------------------------------------------- extension members
 
 
-def test_objects_of_an_extension_are_not_managed(db, conn):
+def test_objects_of_an_extension_are_not_managed(converge, db, conn):
     converge(db, ["CREATE EXTENSION pg_trgm;", "CREATE TABLE t (s text);",
                   "CREATE INDEX t_s_trgm ON t USING gin (s gin_trgm_ops);",
                   "CREATE VIEW sim AS SELECT similarity(s, 'x') AS score FROM t;"])
@@ -457,7 +453,7 @@ def test_unit_dependency_cycle_is_reported():
 # --------------------------------------------------------------------------- drift
 
 
-def test_dropping_undeclared_objects_needs_drops_object(db, conn):
+def test_dropping_undeclared_objects_needs_drops_object(converge, db, conn):
     base = "CREATE TABLE t (a int);"
     converge(db, [base, "CREATE VIEW v AS SELECT a FROM t;",
                   "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';"])

@@ -16,15 +16,6 @@ from pgconverge.source import SourceError
 ALL = dict(allow_hazards="all", drops=["*"])
 
 
-def converge(db: str, sql: str | list[str], **opts):
-    """Apply, then check that a second plan is empty. Returns the plan that ran."""
-    opts = {**ALL, **opts}
-    plan = pgconverge.plan(db, sql, **opts)
-    pgconverge.apply(db, plan, **opts)
-    assert pgconverge.plan(db, sql, **opts).is_empty
-    return plan
-
-
 def sqls(plan) -> list[str]:
     return [s.sql for s in plan.steps]
 
@@ -47,7 +38,7 @@ def index_of(plan, fragment: str) -> int:
 # --------------------------------------------------------------------------- collations
 
 
-def test_collation_create_use_change_drop(db, conn):
+def test_collation_create_use_change_drop(converge, db, conn):
     v1 = """CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
             CREATE TABLE t (name text COLLATE nocase);"""
     plan = converge(db, v1)
@@ -74,7 +65,7 @@ def test_collation_create_use_change_drop(db, conn):
     assert one(conn, "SELECT colliculocale FROM pg_collation WHERE collname = 'spare'") == "fr"
 
 
-def test_collation_change_while_used_is_unsupported(db, conn):
+def test_collation_change_while_used_is_unsupported(converge, db, conn):
     converge(db, "CREATE COLLATION c1 (provider = icu, locale = 'de'); CREATE TABLE t (a text COLLATE c1);")
     with pytest.raises(UnsupportedError, match=r"unsupported: collation change public\.c1"):
         pgconverge.plan(db, "CREATE COLLATION c1 (provider = icu, locale = 'fr'); CREATE TABLE t (a text COLLATE c1);",
@@ -85,7 +76,7 @@ def test_collation_change_while_used_is_unsupported(db, conn):
 # --------------------------------------------------------------------------- domains
 
 
-def test_domain_create_change_drop(db, conn):
+def test_domain_create_change_drop(converge, db, conn):
     v1 = """CREATE DOMAIN positive AS integer DEFAULT 1 CONSTRAINT positive_check CHECK (VALUE > 0);
             CREATE DOMAIN small_positive AS positive CONSTRAINT small CHECK (VALUE < 1000);
             CREATE TABLE t (id int, n small_positive);"""
@@ -124,7 +115,7 @@ def test_domain_create_change_drop(db, conn):
     assert one(conn, "SELECT n FROM t") == 1
 
 
-def test_domain_base_type_change(db, conn):
+def test_domain_base_type_change(converge, db, conn):
     converge(db, "CREATE DOMAIN code AS varchar(5);")
     plan = converge(db, "CREATE DOMAIN code AS varchar(10);")  # unused: created again
     assert index_of(plan, "DROP DOMAIN") < index_of(plan, "CREATE DOMAIN")
@@ -136,7 +127,7 @@ def test_domain_base_type_change(db, conn):
 # --------------------------------------------------------------------------- composite types
 
 
-def test_composite_type_create_alter_drop(db, conn):
+def test_composite_type_create_alter_drop(converge, db, conn):
     v1 = """CREATE TYPE address AS (street text, city text);
             CREATE TABLE person (id int, home address);"""
     plan = converge(db, v1)
@@ -173,7 +164,7 @@ def test_composite_type_create_alter_drop(db, conn):
 # --------------------------------------------------------------------------- range types
 
 
-def test_range_type_create_change_drop(db, conn):
+def test_range_type_create_change_drop(converge, db, conn):
     plan = converge(db, """CREATE TYPE floatrange AS RANGE (subtype = float8, subtype_diff = float8mi);
                            CREATE TABLE t (r floatrange);""")
     assert index_of(plan, "AS RANGE") < index_of(plan, "CREATE TABLE")
@@ -195,7 +186,7 @@ def test_range_type_create_change_drop(db, conn):
 # --------------------------------------------------------------------------- enums
 
 
-def test_enum_value_removed_through_a_new_type(db, conn):
+def test_enum_value_removed_through_a_new_type(converge, db, conn):
     v1 = """CREATE TYPE status AS ENUM ('new', 'open', 'stale', 'closed');
             CREATE TABLE ticket (id int, s status DEFAULT 'new', history status[]);"""
     converge(db, v1)
@@ -217,7 +208,7 @@ def test_enum_value_removed_through_a_new_type(db, conn):
         == "'new'::status"
 
 
-def test_enum_value_removal_fails_on_rows_holding_it_and_changes_nothing(db, conn):
+def test_enum_value_removal_fails_on_rows_holding_it_and_changes_nothing(converge, db, conn):
     converge(db, "CREATE TYPE color AS ENUM ('red', 'green', 'blue'); CREATE TABLE t (c color);")
     conn.execute("INSERT INTO t VALUES ('green')")
     with pytest.raises(Exception, match="green"):
@@ -227,7 +218,7 @@ def test_enum_value_removal_fails_on_rows_holding_it_and_changes_nothing(db, con
     assert one(conn, "SELECT c::text FROM t") == "green"
 
 
-def test_enum_value_removal_recreates_the_views_that_use_it(db, conn):
+def test_enum_value_removal_recreates_the_views_that_use_it(converge, db, conn):
     views = """CREATE VIEW v AS SELECT * FROM t; CREATE VIEW v2 AS SELECT *, 'b'::e AS x FROM t;"""
     converge(db, "CREATE TYPE e AS ENUM ('a', 'b', 'c'); CREATE TABLE t (id int, c e DEFAULT 'a');" + views)
     conn.execute("INSERT INTO t VALUES (1, 'b')")
@@ -237,7 +228,7 @@ def test_enum_value_removal_recreates_the_views_that_use_it(db, conn):
     assert conn.execute("SELECT id, c::text, x::text FROM v2").fetchall() == [(1, "b", "b")]
 
 
-def test_enum_reorder_keeps_data(db, conn):
+def test_enum_reorder_keeps_data(converge, db, conn):
     converge(db, "CREATE TYPE size AS ENUM ('small', 'large', 'medium'); CREATE TABLE t (s size);")
     conn.execute("INSERT INTO t VALUES ('medium'), ('large')")
     plan = converge(db, "CREATE TYPE size AS ENUM ('small', 'medium', 'large'); CREATE TABLE t (s size);")
@@ -255,7 +246,7 @@ P2 = "CREATE TABLE m_2025 PARTITION OF m FOR VALUES FROM ('2025-01-01') TO ('202
 PDEF = "CREATE TABLE m_other PARTITION OF m DEFAULT;"
 
 
-def test_partitioned_table_partitions_and_partitioned_index(db, conn):
+def test_partitioned_table_partitions_and_partitioned_index(converge, db, conn):
     plan = converge(db, [PARENT, P1, PDEF])
     assert index_of(plan, "PARTITION BY RANGE") < index_of(plan, "PARTITION OF") 
     # the per-partition indexes come with the parent's: never planned one by one
@@ -292,7 +283,7 @@ def test_partitioned_table_partitions_and_partitioned_index(db, conn):
     assert one(conn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'm%'") == 0
 
 
-def test_parent_gains_a_column_after_a_partition_leaves(db, conn):
+def test_parent_gains_a_column_after_a_partition_leaves(converge, db, conn):
     converge(db, [PARENT, P1, P2])
     wide = PARENT.replace("v int)", "v int, extra text)")
     standalone = "CREATE TABLE m_2025 (id int NOT NULL, day date NOT NULL, v int); CREATE INDEX ON m_2025 (day);"
@@ -304,7 +295,7 @@ def test_parent_gains_a_column_after_a_partition_leaves(db, conn):
                      "AND attname = 'extra'") is False
 
 
-def test_existing_table_attached_as_partition(db, conn):
+def test_existing_table_attached_as_partition(converge, db, conn):
     converge(db, [PARENT, "CREATE TABLE m_2024 (id int NOT NULL, day date, v int, junk int);"])
     conn.execute("INSERT INTO m_2024 VALUES (1, '2024-03-03', 1, 9)")
     plan = converge(db, [PARENT, P1])
@@ -317,7 +308,7 @@ def test_existing_table_attached_as_partition(db, conn):
                      "AND attnum > 0 AND NOT attisdropped") is True
 
 
-def test_partitioning_change_recreates_only_when_allowed(db, conn):
+def test_partitioning_change_recreates_only_when_allowed(converge, db, conn):
     converge(db, ["CREATE TABLE events (id int, at date);",
                   "CREATE TABLE notes (id int PRIMARY KEY, body text);",
                   "CREATE TABLE refs (note int REFERENCES notes);"])
@@ -355,7 +346,7 @@ def test_partitioning_change_recreates_only_when_allowed(db, conn):
 # --------------------------------------------------------------------------- inheritance
 
 
-def test_inheritance_children_and_their_columns(db, conn):
+def test_inheritance_children_and_their_columns(converge, db, conn):
     v1 = ["CREATE TABLE base (id bigserial, created timestamptz DEFAULT now(), CONSTRAINT pos CHECK (id > 0));",
           "CREATE TABLE child (extra text) INHERITS (base);"]
     plan = converge(db, v1)
@@ -397,7 +388,7 @@ def test_inheritance_children_and_their_columns(db, conn):
     assert index_of(plan, 'DROP TABLE "public"."child"') < index_of(plan, 'DROP TABLE "public"."base"')
 
 
-def test_parent_column_rename_reaches_the_children(db, conn):
+def test_parent_column_rename_reaches_the_children(converge, db, conn):
     converge(db, ["CREATE TABLE base (id int, old_name text);", "CREATE TABLE child () INHERITS (base);",
                   "CREATE TABLE p (id int, old_name text) PARTITION BY LIST (id);",
                   "CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);"])
@@ -410,7 +401,7 @@ def test_parent_column_rename_reaches_the_children(db, conn):
     assert one(conn, "SELECT new_name FROM child") == "kept" and one(conn, "SELECT new_name FROM p1") == "kept"
 
 
-def test_new_child_joins_with_the_parents_check_constraints(db, conn):
+def test_new_child_joins_with_the_parents_check_constraints(converge, db, conn):
     converge(db, ["CREATE TABLE base (id int NOT NULL, CONSTRAINT pos CHECK (id > 0));",
                   "CREATE TABLE child (id int, x int);"])
     # the child's own id stays its own (attislocal): declared inherited only, pg_dump would differ
@@ -427,7 +418,7 @@ def test_new_child_joins_with_the_parents_check_constraints(db, conn):
 # --------------------------------------------------------------------------- source and unsupported kinds
 
 
-def test_alter_drop_in_the_source_needs_permissive_source(db, conn):
+def test_alter_drop_in_the_source_needs_permissive_source(converge, db, conn):
     history = "CREATE TABLE a (x int, y int); ALTER TABLE a DROP COLUMN y;"
     with pytest.raises(SourceError, match="DROP COLUMN"):
         pgconverge.plan(db, history)

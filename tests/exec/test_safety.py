@@ -26,7 +26,7 @@ from pgconverge.planning.hazards import HazardRefused
 from pgconverge.errors import PlanError
 from pgconverge.exec.runner import Conn, LocalRunner
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ALL = dict(allow_hazards="all")
 # short lock waits and quick retries, so that contention tests run in seconds
 QUICK = ExecSettings(lock_timeout="300ms", retries=40, backoff=0.2, backoff_max=0.4)

@@ -14,7 +14,7 @@ import pytest
 
 from pgconverge.dev.embedded import Cluster, EmbeddedError, find_bindir
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

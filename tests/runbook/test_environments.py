@@ -25,7 +25,7 @@ import psycopg
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PYINFRA = str(BIN / "pyinfra")
 PGCONVERGE = str(BIN / "pgconverge")

@@ -12,7 +12,8 @@ from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import not_null_check_name, split_qualified, strip_not_valid, with_index_name
 from pgconverge.planning.kinds import partitions
 from pgconverge.planning.kinds.columns import add_column, alter_column, column_sql, drop_column
-from pgconverge.planning.kinds.constraints import add_constraint, drop_constraint, validate_constraint
+from pgconverge.planning.kinds.constraints import (add_constraint, drop_constraint, unvalidate_constraint,
+                                                   validate_constraint)
 from pgconverge.planning.kinds.indexes import add_comment, create_index, drop_index
 from pgconverge.planning.kinds.lineage import local_view
 from pgconverge.quoting import lit, q
@@ -48,7 +49,8 @@ def create_table(p: Diff, t: Table) -> None:
     items = [column_sql(t.schema, c) for c in sorted(t.columns.values(), key=lambda c: c.position)
         if not c.inherited]
     for con in t.constraints.values():
-        if con.kind != "f":
+        # a NOT VALID CHECK inside CREATE TABLE is made valid: it is added after the table instead
+        if con.kind != "f" and con.validated:
             items.append(f"CONSTRAINT {q(con.name)} {con.definition}")
     unlogged = "UNLOGGED " if t.persistence == "u" else ""
     body = "(\n    " + ",\n    ".join(items) + "\n)" if items else "()"
@@ -60,13 +62,14 @@ def create_table(p: Diff, t: Table) -> None:
     if t.partition_key:
         body += f" PARTITION BY {t.partition_key}"
     provides = {t.id} | {column_id(t.schema, t.name, c) for c in t.columns}
-    provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values() if c.kind != "f"}
+    provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values()
+                 if c.kind != "f" and c.validated}
     p.add(f"CREATE {unlogged}TABLE {q(t.schema, t.name)} {body}", "create_table", t.id,
           provides=frozenset(provides), requires=table_requires(t), table=t.id,
           hazards=partitions.create_hazards(p, t))
     partitions.after_create(p, full)
     for con in t.constraints.values():
-        if con.kind == "f":
+        if con.kind == "f" or not con.validated:
             add_constraint(p, t, con, existing=False)
     for idx in t.indexes.values():
         create_index(p, t, idx, existing=False)
@@ -135,6 +138,8 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
             add_constraint(p, want, con, existing=True)
         elif not old.validated and con.validated:
             validate_constraint(p, want, con)
+        elif old.validated and not con.validated:
+            unvalidate_constraint(p, want, con)
     for name, idx in have.indexes.items():
         new = want.indexes.get(name)
         if name in adopted:

@@ -9,7 +9,7 @@ databases can be compared by plain string equality.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R")
 
@@ -260,6 +260,14 @@ class Index:
     columns: tuple[str, ...] = ()
     # attached to an index of the partitioned parent: created and dropped with that index
     inherited: bool = False
+    # storage parameters (pg_class.reloptions, "fillfactor=70") in their order, which pg_dump prints too
+    options: tuple[str, ...] = ()
+    # (column number, statistics target) of index columns given SET STATISTICS (expression columns)
+    statistics: tuple[tuple[int, int], ...] = ()
+
+    # fields added after hashes were recorded: left out of catalog_hash() while at their default,
+    # so a catalog that does not use them keeps its hash
+    HASH_OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("options", "statistics")
 
     @property
     def id(self) -> str:
@@ -464,6 +472,15 @@ class Catalog:
 
 _SCALARS = (str, int, float, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+_OMITTED_AT_DEFAULT: dict[type, dict[str, Any]] = {}
+
+
+def _omitted_at_default(cls: type) -> dict[str, Any]:
+    """Field name -> default of the fields a record class names in HASH_OMITTED_AT_DEFAULT."""
+    if cls not in _OMITTED_AT_DEFAULT:
+        names = getattr(cls, "HASH_OMITTED_AT_DEFAULT", ())
+        _OMITTED_AT_DEFAULT[cls] = {f.name: f.default for f in fields(cls) if f.name in names}
+    return _OMITTED_AT_DEFAULT[cls]
 
 
 def _field_names(cls: type) -> tuple[str, ...] | None:
@@ -482,9 +499,12 @@ def to_plain(value: Any, skip: frozenset[str] = frozenset()) -> Any:
     names = _field_names(cls)
     if names is not None:
         out = {}
+        at_default = _omitted_at_default(cls)
         for n in names:
             if n not in skip:
                 v = getattr(value, n)
+                if at_default and n in at_default and v == at_default[n]:
+                    continue
                 out[n] = v if type(v) in _SCALARS else to_plain(v, skip)  # most fields: no call
         return out
     if isinstance(value, dict):

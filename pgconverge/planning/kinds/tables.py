@@ -14,7 +14,7 @@ from pgconverge.planning.kinds import partitions
 from pgconverge.planning.kinds.columns import add_column, alter_column, column_sql, drop_column
 from pgconverge.planning.kinds.constraints import (add_constraint, drop_constraint, unvalidate_constraint,
                                                    validate_constraint)
-from pgconverge.planning.kinds.indexes import add_comment, create_index, drop_index
+from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index, drop_index, needs_rebuild
 from pgconverge.planning.kinds.lineage import local_view
 from pgconverge.quoting import lit, q
 
@@ -144,12 +144,14 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
         new = want.indexes.get(name)
         if name in adopted:
             continue
-        if new is None or new.definition != idx.definition or not idx.valid:
+        if new is None or needs_rebuild(idx, new, have.kind == "p"):
             drop_index(p, have, idx)
     for name, idx in want.indexes.items():
         old = have.indexes.get(name)
-        if old is None or old.definition != idx.definition or not old.valid:
+        if old is None or needs_rebuild(old, idx, want.kind == "p"):
             create_index(p, want, idx, existing=True)
+        else:
+            alter_index(p, old, idx, table=want.id)  # storage parameters and statistics, in place
     comments(p, want, have)
 
 
@@ -174,5 +176,5 @@ def comments(p: Diff, want: Table, have: Table | None) -> None:
     if have is not None:
         for name, idx in want.indexes.items():
             old = have.indexes.get(name)
-            if old is not None and old.definition == idx.definition and old.valid and old.comment != idx.comment:
+            if old is not None and not needs_rebuild(old, idx, want.kind == "p") and old.comment != idx.comment:
                 add_comment(p, idx)

@@ -246,6 +246,12 @@ class Constraint:
     inherited: bool = False
     # pg_get_indexdef of the backing index of p/u: lets the planner build it CONCURRENTLY first
     index_definition: str | None = None
+    # conislocal: the table declares it itself (false for a copy that only a parent carries). Read
+    # to refuse what INHERIT cannot do (it keeps an existing table's constraints local); left out
+    # of catalog_hash(), which recorded hashes before the field existed
+    local: bool = True
+
+    HASH_IGNORED: ClassVar[tuple[str, ...]] = ("local",)
 
 
 @dataclass(frozen=True)
@@ -475,11 +481,18 @@ _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 _OMITTED_AT_DEFAULT: dict[type, dict[str, Any]] = {}
 
 
+_IGNORED = object()  # never equal to a field's value: the field is always left out
+
+
 def _omitted_at_default(cls: type) -> dict[str, Any]:
-    """Field name -> default of the fields a record class names in HASH_OMITTED_AT_DEFAULT."""
+    """Field name -> the value at which to_plain() leaves it out: its default for the fields a
+    record class names in HASH_OMITTED_AT_DEFAULT, any value for those in HASH_IGNORED."""
     if cls not in _OMITTED_AT_DEFAULT:
         names = getattr(cls, "HASH_OMITTED_AT_DEFAULT", ())
-        _OMITTED_AT_DEFAULT[cls] = {f.name: f.default for f in fields(cls) if f.name in names}
+        ignored = getattr(cls, "HASH_IGNORED", ())
+        out = {f.name: f.default for f in fields(cls) if f.name in names}
+        out.update({n: _IGNORED for n in ignored})
+        _OMITTED_AT_DEFAULT[cls] = out
     return _OMITTED_AT_DEFAULT[cls]
 
 
@@ -503,7 +516,7 @@ def to_plain(value: Any, skip: frozenset[str] = frozenset()) -> Any:
         for n in names:
             if n not in skip:
                 v = getattr(value, n)
-                if at_default and n in at_default and v == at_default[n]:
+                if at_default and n in at_default and (at_default[n] is _IGNORED or v == at_default[n]):
                     continue
                 out[n] = v if type(v) in _SCALARS else to_plain(v, skip)  # most fields: no call
         return out

@@ -179,7 +179,7 @@ class ConstraintRow(msgspec.Struct, **_ROW):
             ref_table=oid_key("table", self.ref_table) if self.ref_table else None, index=self.index,
             comment=self.comment, depends_on=(), index_definition=self.index_definition,
             # a copy from a parent (even one the child redeclared): the parent's definition carries it
-            inherited=not self.local or bool(self.inhcount),
+            inherited=not self.local or bool(self.inhcount), local=self.local,
         )
 
 

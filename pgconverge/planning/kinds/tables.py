@@ -6,7 +6,7 @@ partitions and inheritance children are diffed from their effective state (see p
 
 from __future__ import annotations
 
-from pgconverge.catalog.model import Table, column_id, constraint_id, oid_key, schema_id
+from pgconverge.catalog.model import Index, Table, column_id, constraint_id, oid_key, schema_id
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import not_null_check_name, split_qualified, strip_not_valid, with_index_name
@@ -94,6 +94,7 @@ def drop_table(p: Diff, t: Table) -> None:
 
 def alter_table(p: Diff, have: Table, want: Table) -> None:
     tid = want.id
+    full_want = want
     if have.persistence != want.persistence:
         word = "UNLOGGED" if want.persistence == "u" else "LOGGED"
         p.add(f"ALTER TABLE {q(want.schema, want.name)} SET {word}", "alter_table", tid,
@@ -144,6 +145,8 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
         new = want.indexes.get(name)
         if name in adopted:
             continue
+        if new is None and adopted_by_parent_index(p, full_want, idx):
+            continue
         if new is None or needs_rebuild(idx, new, have.kind == "p"):
             drop_index(p, have, idx)
     for name, idx in want.indexes.items():
@@ -153,6 +156,31 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
         else:
             alter_index(p, old, idx, table=want.id)  # storage parameters and statistics, in place
     comments(p, want, have)
+
+
+def _index_shape(definition: str) -> tuple[bool, str]:
+    """What of pg_get_indexdef text does not name the index or its table: UNIQUE and what follows
+    USING (method, columns, INCLUDE, WITH, WHERE)."""
+    head, _, tail = definition.partition(" USING ")
+    return head.startswith("CREATE UNIQUE "), tail
+
+
+def adopted_by_parent_index(p: Diff, want: Table, idx: Index) -> bool:
+    """A partition's own index that sql/ declares attached to an index its partitioned parent gets
+    in this plan: CREATE INDEX on the parent attaches a matching index of each partition instead of
+    building one, so it is kept (under its declared name) rather than dropped and built again
+    under a generated one. The partitions' diff orders the parent's CREATE after the drops."""
+    declared = want.indexes.get(idx.name)
+    if (declared is None or not declared.inherited or not idx.valid or not want.partition_of
+            or _index_shape(declared.definition) != _index_shape(idx.definition)):
+        return False
+    parent_id = oid_key("table", want.partition_of)
+    pw, ph = p.desired.tables.get(parent_id), p.actual.tables.get(parent_id)
+    if pw is None or ph is None:
+        return False
+    return any(_index_shape(pi.definition) == _index_shape(idx.definition)
+               and (pi.name not in ph.indexes or needs_rebuild(ph.indexes[pi.name], pi, True))
+               for pi in pw.indexes.values())
 
 
 def comments(p: Diff, want: Table, have: Table | None) -> None:

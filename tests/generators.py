@@ -61,6 +61,7 @@ class Index:
     partial: bool = False
     fillfactor: int | None = None
     method: str = "btree"
+    statistics: int | None = None  # SET STATISTICS on an extra expression column of the index
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Table:
     comment: str | None = None
     replica_identity: str | None = None  # full | nothing
     references: str | None = None  # "schema.table" this table's first integer column refers to
+    not_valid: bool = False  # the FOREIGN KEY and the column CHECKs are declared NOT VALID
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def mutations(draw, spec: Spec) -> Spec:
             i = draw(st.integers(0, len(ts) - 1))
             t = ts[i]
             attr = draw(st.sampled_from(("fillfactor", "autovacuum_enabled", "unlogged", "comment",
-                                         "replica_identity", "indexes", "unique")))
+                                         "replica_identity", "indexes", "unique", "not_valid")))
             if attr == "fillfactor":
                 t = replace(t, fillfactor=draw(st.sampled_from((None, 60, 80))))
             elif attr == "autovacuum_enabled":
@@ -188,7 +190,10 @@ def mutations(draw, spec: Spec) -> Spec:
                 t = replace(t, replica_identity=draw(st.sampled_from((None, "full", "nothing"))))
             elif attr == "indexes":
                 t = replace(t, indexes=tuple(replace(x, fillfactor=draw(st.sampled_from((None, 50))),
+                                                     statistics=draw(st.sampled_from((None, 50))),
                                                      partial=not x.partial) for x in t.indexes))
+            elif attr == "not_valid":
+                t = replace(t, not_valid=not t.not_valid)
             else:
                 t = replace(t, unique=())
             ts[i] = t
@@ -258,14 +263,14 @@ def render(spec: Spec) -> str:
                 parts.append(f"DEFAULT {c.default}")
             if c.not_null:
                 parts.append("NOT NULL")
-            if c.check:
+            if c.check and not t.not_valid:
                 parts.append(f"CHECK ({q(c.name)} >= 0)")
             items.append(" ".join(parts))
         if t.primary_key:
             items.append(f"PRIMARY KEY ({q(t.primary_key)})")
         for u in t.unique:
             items.append(f"UNIQUE ({q(u)})")
-        if t.references:
+        if t.references and not t.not_valid:
             schema, _, ref = t.references.partition(".")
             items.append(f"FOREIGN KEY (ref) REFERENCES {q(schema)}.{q(ref)}")
         opts = []
@@ -276,6 +281,15 @@ def render(spec: Spec) -> str:
         with_ = f" WITH ({', '.join(opts)})" if opts else ""
         unlogged = "UNLOGGED " if t.unlogged else ""
         out.append(f"CREATE {unlogged}TABLE {name} (\n    " + ",\n    ".join(items) + f"\n){with_};")
+        if t.not_valid:  # the same constraints, added NOT VALID after the table (named as inline ones)
+            for c in t.columns:
+                if c.check:
+                    out.append(f"ALTER TABLE {name} ADD CONSTRAINT {q(f'{t.name}_{c.name}_check')} "
+                               f"CHECK ({q(c.name)} >= 0) NOT VALID;")
+            if t.references:
+                schema, _, ref = t.references.partition(".")
+                out.append(f"ALTER TABLE {name} ADD CONSTRAINT {q(f'{t.name}_ref_fkey')} FOREIGN KEY (ref) "
+                           f"REFERENCES {q(schema)}.{q(ref)} NOT VALID;")
         for c in t.columns:
             if c.statistics is not None:
                 out.append(f"ALTER TABLE {name} ALTER COLUMN {q(c.name)} SET STATISTICS {c.statistics};")
@@ -284,12 +298,15 @@ def render(spec: Spec) -> str:
             if c.comment is not None:
                 out.append(f"COMMENT ON COLUMN {name}.{q(c.name)} IS {lit(c.comment)};")
         for i, x in enumerate(t.indexes):
-            cols = ", ".join(q(c) for c in x.columns)
+            cols = ", ".join(q(c) for c in x.columns) + (f", ({q(x.columns[0])} IS NULL)" if x.statistics else "")
             where = f" WHERE {q(x.columns[0])} IS NOT NULL" if x.partial else ""
             ff = f" WITH (fillfactor = {x.fillfactor})" if x.fillfactor else ""
             unique = "UNIQUE " if x.unique else ""
             out.append(f"CREATE {unique}INDEX {q(f'{t.name}_{i}_idx')} ON {name} USING {x.method} ({cols}){ff}"
                        f"{where};")
+            if x.statistics:
+                out.append(f"ALTER INDEX {q(t.schema)}.{q(f'{t.name}_{i}_idx')} ALTER COLUMN {len(x.columns) + 1} "
+                           f"SET STATISTICS {x.statistics};")
         if t.comment is not None:
             out.append(f"COMMENT ON TABLE {name} IS {lit(t.comment)};")
         if t.replica_identity:

@@ -9,7 +9,7 @@ databases can be compared by plain string equality.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R")
 
@@ -246,6 +246,12 @@ class Constraint:
     inherited: bool = False
     # pg_get_indexdef of the backing index of p/u: lets the planner build it CONCURRENTLY first
     index_definition: str | None = None
+    # conislocal: the table declares it itself (false for a copy that only a parent carries). Read
+    # to refuse what INHERIT cannot do (it keeps an existing table's constraints local); left out
+    # of catalog_hash(), which recorded hashes before the field existed
+    local: bool = True
+
+    HASH_IGNORED: ClassVar[tuple[str, ...]] = ("local",)
 
 
 @dataclass(frozen=True)
@@ -260,6 +266,14 @@ class Index:
     columns: tuple[str, ...] = ()
     # attached to an index of the partitioned parent: created and dropped with that index
     inherited: bool = False
+    # storage parameters (pg_class.reloptions, "fillfactor=70") in their order, which pg_dump prints too
+    options: tuple[str, ...] = ()
+    # (column number, statistics target) of index columns given SET STATISTICS (expression columns)
+    statistics: tuple[tuple[int, int], ...] = ()
+
+    # fields added after hashes were recorded: left out of catalog_hash() while at their default,
+    # so a catalog that does not use them keeps its hash
+    HASH_OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("options", "statistics")
 
     @property
     def id(self) -> str:
@@ -464,6 +478,22 @@ class Catalog:
 
 _SCALARS = (str, int, float, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+_OMITTED_AT_DEFAULT: dict[type, dict[str, Any]] = {}
+
+
+_IGNORED = object()  # never equal to a field's value: the field is always left out
+
+
+def _omitted_at_default(cls: type) -> dict[str, Any]:
+    """Field name -> the value at which to_plain() leaves it out: its default for the fields a
+    record class names in HASH_OMITTED_AT_DEFAULT, any value for those in HASH_IGNORED."""
+    if cls not in _OMITTED_AT_DEFAULT:
+        names = getattr(cls, "HASH_OMITTED_AT_DEFAULT", ())
+        ignored = getattr(cls, "HASH_IGNORED", ())
+        out = {f.name: f.default for f in fields(cls) if f.name in names}
+        out.update({n: _IGNORED for n in ignored})
+        _OMITTED_AT_DEFAULT[cls] = out
+    return _OMITTED_AT_DEFAULT[cls]
 
 
 def _field_names(cls: type) -> tuple[str, ...] | None:
@@ -482,9 +512,12 @@ def to_plain(value: Any, skip: frozenset[str] = frozenset()) -> Any:
     names = _field_names(cls)
     if names is not None:
         out = {}
+        at_default = _omitted_at_default(cls)
         for n in names:
             if n not in skip:
                 v = getattr(value, n)
+                if at_default and n in at_default and (at_default[n] is _IGNORED or v == at_default[n]):
+                    continue
                 out[n] = v if type(v) in _SCALARS else to_plain(v, skip)  # most fields: no call
         return out
     if isinstance(value, dict):

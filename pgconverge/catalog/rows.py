@@ -179,7 +179,7 @@ class ConstraintRow(msgspec.Struct, **_ROW):
             ref_table=oid_key("table", self.ref_table) if self.ref_table else None, index=self.index,
             comment=self.comment, depends_on=(), index_definition=self.index_definition,
             # a copy from a parent (even one the child redeclared): the parent's definition carries it
-            inherited=not self.local or bool(self.inhcount),
+            inherited=not self.local or bool(self.inhcount), local=self.local,
         )
 
 
@@ -194,6 +194,8 @@ class IndexRow(msgspec.Struct, **_ROW):
     columns: list[str] | None
     partitioned: bool = False
     is_partition_child: bool = False
+    options: list[str] | None = None
+    statistics: list[tuple[int, int]] | None = None
 
     def index(self) -> Index:
         definition = self.definition
@@ -202,7 +204,9 @@ class IndexRow(msgspec.Struct, **_ROW):
             definition = definition.replace(" ON ONLY ", " ON ", 1)
         return record_of(Index, schema=self.schema, name=self.name, table=self.table, definition=definition,
                          unique=self.unique, valid=self.valid, comment=self.comment,
-                         columns=tuple(self.columns or ()), inherited=self.is_partition_child)
+                         columns=tuple(self.columns or ()), inherited=self.is_partition_child,
+                         options=tuple(self.options or ()),
+                         statistics=tuple((n, v) for n, v in self.statistics or ()))
 
 
 class DomainConstraintRow(msgspec.Struct, **_ROW):
@@ -298,7 +302,7 @@ class ViewRow(msgspec.Struct, **_ROW):
         v = View(
             self.schema, self.name, self.kind, self.definition,
             columns=tuple((c.name, c.type) for c in self.columns),
-            options=tuple(sorted(self.options or ())), comment=self.comment,
+            options=tuple(self.options or ()), comment=self.comment,
             column_comments=tuple((c.name, c.comment) for c in self.columns if c.comment is not None),
             indexes=parts.view_indexes.get((self.schema, self.name), {}),
         )

@@ -54,8 +54,8 @@ class Renaming(Protocol):
 def apply_renames(p: Renaming, renames: Renames) -> None:
     """Emit the declared renames whose old name exists and new name does not.
 
-    A rename is a no-op once it ran (only the new name exists) and on a database where
-    neither exists (the diff creates the object). When both exist, it is skipped with a
+    A rename is a no-op once it ran (only the new name exists). On a database where neither
+    exists the diff creates the object, with a warning that names the directive. When both exist, it is skipped with a
     warning and the old object is left to the diff, which drops it only when the policy
     allows and names it.
     """
@@ -81,7 +81,17 @@ def _must_rename(p: Renaming, kind: str, old: str, new: str, old_exists: bool, n
         p.warnings.append(f"{kind} {old} is declared renamed to {new}{where}, but both exist: the rename is "
                           f"skipped and {old} is left to the diff (dropped only if named for deletion)")
         return False
+    if not old_exists and not new_exists:
+        _never_applies(p, kind, old, new, where)
     return old_exists
+
+
+def _never_applies(p: Renaming, kind: str, old: str, new: str, where: str, missing: str = "") -> None:
+    """Neither name is in the database: the directive cannot rename anything (a wrong old name,
+    or a database that never had it), which the operator should hear about. The new object is
+    still created, as the diff declares it."""
+    p.warnings.append(f"{kind} {new} is declared renamed from {old}{where}, but {missing or old} does not exist in "
+                      f"the database: the rename cannot apply, and {new} is created as new")
 
 
 def _rewrite_tables(p: Renaming, fn: Callable[[Table], Table]) -> None:
@@ -113,7 +123,10 @@ def rename_table(p: Renaming, schema: str, old: str, new: str, where: str) -> No
 def rename_column(p: Renaming, schema: str, table: str | None, old: str, new: str, where: str) -> None:
     t = p.actual.tables.get(table_id(schema, table)) if table else None
     if t is None or table is None:
-        return  # the table is new: the diff creates it with the new column
+        # the table is new: the diff creates it with the new column
+        _never_applies(p, "column", f"{schema}.{table}.{old}", f"{schema}.{table}.{new}", where,
+                       f"table {schema}.{table}")
+        return
     want = p.desired.tables.get(t.id)
     if not _must_rename(p, "column", f"{schema}.{table}.{old}", f"{schema}.{table}.{new}", old in t.columns,
                         new in t.columns, want is not None and old in want.columns, where):
@@ -140,6 +153,7 @@ def rename_column(p: Renaming, schema: str, table: str | None, old: str, new: st
 def rename_constraint(p: Renaming, schema: str, table: str | None, old: str, new: str, where: str) -> None:
     t = p.actual.tables.get(table_id(schema, table)) if table else None
     if t is None:
+        _never_applies(p, "constraint", f"{old} on {schema}.{table}", new, where, f"table {schema}.{table}")
         return
     want = p.desired.tables.get(t.id)
     if not _must_rename(p, "constraint", f"{old} on {schema}.{table}", new, old in t.constraints,

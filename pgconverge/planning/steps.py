@@ -61,6 +61,7 @@ RANK = {
     "validate": 35,
     "attach": 35,
     "create_index": 36,
+    "alter_index": 36,
     "add_fk": 37,
     "validate_fk": 38,
     "owned_by": 39,

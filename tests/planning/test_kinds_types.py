@@ -9,7 +9,7 @@ import pytest
 
 import pgconverge
 from pgconverge.planning.hazards import HazardRefused
-from pgconverge.errors import UnsupportedError
+from pgconverge.errors import PlanError, UnsupportedError
 from pgconverge.proof import NotProved
 from pgconverge.source import SourceError
 
@@ -372,9 +372,12 @@ def test_inheritance_children_and_their_columns(converge, db, conn):
     assert one(conn, "SELECT count(*) FROM base") == 0 and one(conn, "SELECT count(*) FROM child") == 1
 
     # and joins it again (INHERIT): its columns stay its own (attislocal), which a child created with
-    # INHERITS would not have, so the proof refuses sql/ that declares them inherited only...
-    with pytest.raises(NotProved, match=r"table public\.child"):
+    # INHERITS would not have, so the planner refuses sql/ that declares them inherited only, before
+    # the proof, naming what to declare in the child...
+    with pytest.raises(PlanError, match=r"table public\.child exists and is declared INHERITS \(public\.base\).*"
+                       r"Declare column\(s\) id, note and constraint\(s\) pos in CREATE TABLE public\.child") as e:
         pgconverge.plan(db, v2, **ALL)
+    assert not isinstance(e.value, NotProved)
     # ...and converges sql/ that declares them in the child as well, as PostgreSQL will keep them
     joined = ["CREATE TABLE base (id bigserial, note text, CONSTRAINT pos CHECK (id > 0));",
               "CREATE TABLE child (id bigint DEFAULT nextval('base_id_seq') NOT NULL, note text, extra text, "
@@ -404,10 +407,13 @@ def test_parent_column_rename_reaches_the_children(converge, db, conn):
 def test_new_child_joins_with_the_parents_check_constraints(converge, db, conn):
     converge(db, ["CREATE TABLE base (id int NOT NULL, CONSTRAINT pos CHECK (id > 0));",
                   "CREATE TABLE child (id int, x int);"])
-    # the child's own id stays its own (attislocal): declared inherited only, pg_dump would differ
-    with pytest.raises(NotProved, match=r"table public\.child"):
+    # the child's own id stays its own (attislocal): declared inherited only, pg_dump would differ,
+    # so the planner refuses it before the proof and says what to declare
+    with pytest.raises(PlanError, match=r"Declare column\(s\) id and constraint\(s\) pos in CREATE TABLE "
+                       r"public\.child") as e:
         pgconverge.plan(db, ["CREATE TABLE base (id int NOT NULL, CONSTRAINT pos CHECK (id > 0));",
                              "CREATE TABLE child (x int) INHERITS (base);"], **ALL)
+    assert not isinstance(e.value, NotProved)
     plan = converge(db, ["CREATE TABLE base (id int NOT NULL, CONSTRAINT pos CHECK (id > 0));",
                          "CREATE TABLE child (id int NOT NULL, x int, CONSTRAINT pos CHECK (id > 0)) INHERITS (base);"])
     assert index_of(plan, 'ADD CONSTRAINT "pos"') < index_of(plan, "INHERIT")

@@ -7,7 +7,11 @@ SELECT n.nspname AS schema, ic.relname AS name, c.relname AS table,
        (SELECT json_agg(a.attname) FROM pg_attribute a
           WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) AS columns,
        ic.relkind = 'I' AS partitioned,
-       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = ic.oid) AS is_partition_child
+       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = ic.oid) AS is_partition_child,
+       ic.reloptions AS options,
+       -- SET STATISTICS on index columns (expression columns only); -1 (NULL from 17 on) is the default
+       (SELECT json_agg(json_build_array(a.attnum, a.attstattarget) ORDER BY a.attnum) FROM pg_attribute a
+          WHERE a.attrelid = i.indexrelid AND a.attnum > 0 AND a.attstattarget >= 0) AS statistics
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid

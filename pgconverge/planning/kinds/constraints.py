@@ -28,11 +28,19 @@ def add_constraint(p: Diff, t: Table, con: Constraint, existing: bool) -> None:
     kind = "add_fk" if con.kind == "f" else "add_constraint"
     definition = strip_not_valid(con.definition)
     hazards: list[Hazard] = []
-    # on an existing table a FK or CHECK goes in NOT VALID, and is validated in a step of its own
-    online = existing and con.kind in "fc" and con.validated
-    if existing:
+    # on an existing table a FK or CHECK goes in NOT VALID, and is validated in a step of its own;
+    # PostgreSQL has no NOT VALID foreign key on a partitioned table: there it is checked as it is added
+    partitioned_fk = con.kind == "f" and t.kind == "p"
+    online = existing and con.kind in "fc" and con.validated and not partitioned_fk
+    # one declared NOT VALID in sql/ is added without a scan and never validated: existing rows
+    # are not checked, so the add cannot fail on them
+    if existing and con.validated:
         word = CON_WORD[con.kind]
         hazards.append(hz.may_fail(cid, f"new {word} {con.name} on {t.schema}.{t.name}"))
+        if partitioned_fk:
+            hazards.append(hz.blocks_writes(cid, f"{t.schema}.{t.name} and {con.ref_table.split(':', 1)[1]}",
+                                            f": writes wait while every partition is scanned to check {con.name} "
+                                            "(SHARE ROW EXCLUSIVE; partitioned tables have no NOT VALID foreign key)"))
         if con.kind in "pux":
             # exclusion constraints (and keys of partitioned tables) have no online form
             hazards.append(hz.index_build(cid, f"{word} {con.name} builds its index on {t.schema}.{t.name}", how=""))
@@ -87,6 +95,17 @@ def validate_constraint(p: Diff, t: Table, con: Constraint) -> None:
     p.add(f"ALTER TABLE {q(t.schema, t.name)} VALIDATE CONSTRAINT {q(con.name)}",
           "validate_fk" if con.kind == "f" else "validate", cid, mode=OWN,
           requires=frozenset({cid}), provides=frozenset({cid + "#valid"}), table=t.id)
+
+
+def unvalidate_constraint(p: Diff, t: Table, con: Constraint) -> None:
+    """A valid CHECK or FK that sql/ declares NOT VALID: dropped and added again NOT VALID in one
+    ALTER TABLE (one statement, so no moment without it; NOT VALID, so no scan). PostgreSQL has no
+    other way to mark a constraint not valid."""
+    cid = constraint_id(t.schema, t.name, con.name)
+    requires = {t.id} | ({con.ref_table} if con.ref_table else set())
+    p.add(f"ALTER TABLE {q(t.schema, t.name)} DROP CONSTRAINT {q(con.name)}, ADD CONSTRAINT {q(con.name)} "
+          f"{strip_not_valid(con.definition)} NOT VALID", "add_fk" if con.kind == "f" else "add_constraint", cid,
+          provides=frozenset({cid}), requires=frozenset(requires), table=t.id)
 
 
 def drop_constraint(p: Diff, t: Table, con: Constraint) -> None:

@@ -1,8 +1,11 @@
 """Indexes: CREATE INDEX (CONCURRENTLY on an existing plain table or materialized view), DROP
-INDEX and COMMENT ON INDEX. Tables diff theirs here; views use add_create / add_drop / add_comment
-for the indexes of materialized views."""
+INDEX, ALTER INDEX SET / RESET (storage parameters) and ALTER COLUMN n SET STATISTICS, and
+COMMENT ON INDEX. Tables diff theirs here; views use add_create / add_drop / add_comment for the
+indexes of materialized views."""
 
 from __future__ import annotations
+
+from pglast.parser import scan
 
 from pgconverge.catalog.model import Index, Table, column_id
 from pgconverge.planning import hazards as hz
@@ -33,6 +36,67 @@ def add_comment(p: Diff, idx: Index, requires: frozenset[str] = frozenset()) -> 
     p.add(f"COMMENT ON INDEX {q(idx.schema, idx.name)} IS {lit(idx.comment)}", "comment", idx.id, requires=requires)
 
 
+def without_options(definition: str) -> str:
+    """pg_get_indexdef text without its WITH (storage parameters) clause, found by PostgreSQL's
+    lexer at parenthesis depth 0 (the column list, INCLUDE and WHERE hold no such clause)."""
+    toks = list(scan(definition))
+    depth = 0
+    for i, t in enumerate(toks):
+        if t.name == "ASCII_40":
+            depth += 1
+        elif t.name == "ASCII_41":
+            depth -= 1
+        elif depth == 0 and t.name == "WITH" and i + 1 < len(toks) and toks[i + 1].name == "ASCII_40":
+            inner = 0
+            for t2 in toks[i + 1:]:
+                inner += {"ASCII_40": 1, "ASCII_41": -1}.get(t2.name, 0)
+                if inner == 0:
+                    return (definition[:t.start].rstrip() + " " + definition[t2.end + 1:].lstrip()).rstrip()
+    return definition
+
+
+def needs_rebuild(old: Index, new: Index, partitioned: bool = False) -> bool:
+    """Whether the index must be dropped and built again: it is invalid, or differs in more than
+    its storage parameters and column statistics (those change in place, but not on a partitioned
+    index: PostgreSQL has no ALTER INDEX SET there)."""
+    if not old.valid:
+        return True
+    if old.definition == new.definition:
+        return False
+    return partitioned or without_options(old.definition) != without_options(new.definition)
+
+
+def _option(entry: str) -> tuple[str, str]:
+    name, _, value = entry.partition("=")
+    return name, value
+
+
+def alter_index(p: Diff, old: Index | None, new: Index, table: str | None = None) -> None:
+    """ALTER INDEX SET (...) / RESET (...) and SET STATISTICS for what differs between `old` (None:
+    the index is being created) and `new`. Catalog only: nothing is rebuilt, and the lock is brief
+    (pages written before keep their old fill until the next REINDEX)."""
+    iq = q(new.schema, new.name)
+    before = dict(_option(o) for o in (old.options if old else ()))
+    after = dict(_option(o) for o in new.options)
+    requires = frozenset({new.id})
+    if old is not None and old.options != new.options:
+        # SET appends what it names after the parameters it leaves alone, and pg_dump prints
+        # them in that order: RESET what goes, then SET every parameter in the declared order
+        cmds = []
+        resets = [q(k) for k in before if k not in after]
+        if resets:
+            cmds.append(f"RESET ({', '.join(resets)})")
+        if after:
+            cmds.append(f"SET ({', '.join(f'{q(k)} = {lit(v)}' for k, v in after.items())})")
+        p.add(f"ALTER INDEX {iq} {', '.join(cmds)}", "alter_index", new.id, requires=requires, table=table)
+    had = dict(old.statistics) if old else {}
+    want = dict(new.statistics)
+    for n in sorted(set(had) | set(want)):
+        if had.get(n, -1) != want.get(n, -1):
+            p.add(f"ALTER INDEX {iq} ALTER COLUMN {int(n)} SET STATISTICS {int(want.get(n, -1))}", "alter_index",
+                  new.id, requires=requires, table=table)
+
+
 def create_index(p: Diff, t: Table, idx: Index, existing: bool) -> None:
     requires = frozenset({t.id} | {column_id(t.schema, t.name, c) for c in idx.columns})
     where = f"{t.schema}.{t.name}"
@@ -48,6 +112,8 @@ def create_index(p: Diff, t: Table, idx: Index, existing: bool) -> None:
                              "(SHARE lock; partitioned tables cannot build CONCURRENTLY)")) + fails, table=t.id)
     else:
         add_create(p, idx, False, requires, table=t.id)
+    if idx.statistics:
+        alter_index(p, None, idx, table=t.id)  # CREATE INDEX has no clause for them
     if idx.comment:
         add_comment(p, idx, frozenset({idx.id}))
 

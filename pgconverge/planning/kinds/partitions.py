@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pgconverge.catalog.model import Column, Table, column_id, constraint_id, table_id
+from pgconverge.errors import PlanError
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import split_qualified, strip_not_valid
@@ -201,6 +202,8 @@ def relationship(p: Diff, have: Table, want: Table) -> tuple[Table, Table]:
             _detach(p, have, par)
     eff = effective(p, have, want, kept)
     joined = [par for par in parents(want) if par not in kept]
+    if joined and not want.partition_of:
+        refuse_inherit_of_existing(p, have, want, kept, joined)
     # ATTACH and INHERIT want the parents' CHECK constraints on the table already, under the
     # same names; those it has are adopted (they become the parent's copies), the others added
     checks = {}
@@ -219,6 +222,44 @@ def relationship(p: Diff, have: Table, want: Table) -> tuple[Table, Table]:
     for i, par in enumerate(joined):
         _attach(p, eff_local, want, par, missing if i == 0 else [])
     return eff_local, want_local
+
+
+def refuse_inherit_of_existing(p: Diff, have: Table, want: Table, kept: list[str], joined: list[str]) -> None:
+    """INHERIT keeps an existing table's columns and CHECK constraints its own (attislocal,
+    conislocal), where a table created with INHERITS has the parent's ones inherited only; no
+    ALTER turns a local column back into a purely inherited one. So sql/ that declares them in the
+    parent only cannot be reached in place: refused here, before anything runs, naming what to
+    declare in the child (it converges then) or to recreate the table."""
+    from_kept = {n for par in kept for n in (p.desired.tables.get(parent_id(par)) or want).columns}
+    cols: list[str] = []
+    cons: list[str] = []
+    for par in joined:
+        pw = p.desired.tables.get(parent_id(par))
+        if pw is None:
+            continue
+        for name in sorted(pw.columns, key=lambda n: pw.columns[n].position):
+            c = want.columns.get(name)
+            if c is not None and c.inherited and name not in from_kept and name not in cols:
+                cols.append(name)
+        for name, con in pw.constraints.items():
+            mine = want.constraints.get(name)
+            if (con.kind == "c" and "NO INHERIT" not in con.definition and mine is not None and not mine.local
+                    and name not in cons):
+                cons.append(name)
+    if not cols and not cons:
+        return
+    what = []
+    if cols:
+        what.append(f"column(s) {', '.join(cols)}")
+    if cons:
+        what.append(f"constraint(s) {', '.join(cons)}")
+    parents_text = ", ".join(joined)
+    raise PlanError(
+        f"table {want.schema}.{want.name} exists and is declared INHERITS ({parents_text}): PostgreSQL's INHERIT keeps "
+        f"the table's own columns and constraints local, where a table created with INHERITS has them inherited only, "
+        f"so the result could not match sql/. Declare {' and '.join(what)} in CREATE TABLE {want.schema}.{want.name} "
+        f"as well (they stay local, and the plan converges), or recreate the table (drop it in one run, with "
+        f"'-- @drop table {want.schema}.{want.name}', and create it in the next)")
 
 
 def _detach(p: Diff, child: Table, parent: str) -> None:

@@ -37,12 +37,21 @@ def diff(p: Diff) -> None:
             if opts:
                 p.add(f"ALTER SEQUENCE {q(s.schema, s.name)} {' '.join(opts)}", "alter_sequence", s.id,
                       provides=frozenset({s.id}))
+        if have is not None and have.owned_by and have.owned_by != s.owned_by:
+            old_t, old_c = have.owned_by
+            old_owner = frozenset({table_id(s.schema, old_t), column_id(s.schema, old_t, old_c)})
+            if not s.owned_by or _column_goes(p, table_id(s.schema, old_t), old_c):
+                # the old owner is dropped by this plan (or ownership just ends): released first,
+                # or the DROP of the table or column takes the sequence with it
+                p.add(f"ALTER SEQUENCE {q(s.schema, s.name)} OWNED BY NONE", "owned_by", s.id,
+                      drop_before=old_owner)
+                old_owner = frozenset()
+        else:
+            old_owner = frozenset()
         if s.owned_by and (have is None or have.owned_by != s.owned_by):
             t, c = s.owned_by
             p.add(f"ALTER SEQUENCE {q(s.schema, s.name)} OWNED BY {q(s.schema, t, c)}", "owned_by", s.id,
-                  requires=frozenset({s.id, column_id(s.schema, t, c)}))
-        elif have is not None and have.owned_by and not s.owned_by:
-            p.add(f"ALTER SEQUENCE {q(s.schema, s.name)} OWNED BY NONE", "owned_by", s.id)
+                  requires=frozenset({s.id, column_id(s.schema, t, c)}), drop_before=old_owner)
         if s.comment != (have.comment if have else None):
             p.add(f"COMMENT ON SEQUENCE {q(s.schema, s.name)} IS {lit(s.comment)}", "comment", s.id, requires=frozenset({s.id}))
     for key, s in p.actual.sequences.items():

@@ -6,14 +6,15 @@ partitions and inheritance children are diffed from their effective state (see p
 
 from __future__ import annotations
 
-from pgconverge.catalog.model import Table, column_id, constraint_id, oid_key, schema_id
+from pgconverge.catalog.model import Index, Table, column_id, constraint_id, oid_key, schema_id
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import not_null_check_name, split_qualified, strip_not_valid, with_index_name
 from pgconverge.planning.kinds import partitions
 from pgconverge.planning.kinds.columns import add_column, alter_column, column_sql, drop_column
-from pgconverge.planning.kinds.constraints import add_constraint, drop_constraint, validate_constraint
-from pgconverge.planning.kinds.indexes import add_comment, create_index, drop_index
+from pgconverge.planning.kinds.constraints import (add_constraint, drop_constraint, unvalidate_constraint,
+                                                   validate_constraint)
+from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index, drop_index, needs_rebuild
 from pgconverge.planning.kinds.lineage import local_view
 from pgconverge.quoting import lit, q
 
@@ -48,7 +49,8 @@ def create_table(p: Diff, t: Table) -> None:
     items = [column_sql(t.schema, c) for c in sorted(t.columns.values(), key=lambda c: c.position)
         if not c.inherited]
     for con in t.constraints.values():
-        if con.kind != "f":
+        # a NOT VALID CHECK inside CREATE TABLE is made valid: it is added after the table instead
+        if con.kind != "f" and con.validated:
             items.append(f"CONSTRAINT {q(con.name)} {con.definition}")
     unlogged = "UNLOGGED " if t.persistence == "u" else ""
     body = "(\n    " + ",\n    ".join(items) + "\n)" if items else "()"
@@ -60,13 +62,14 @@ def create_table(p: Diff, t: Table) -> None:
     if t.partition_key:
         body += f" PARTITION BY {t.partition_key}"
     provides = {t.id} | {column_id(t.schema, t.name, c) for c in t.columns}
-    provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values() if c.kind != "f"}
+    provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values()
+                 if c.kind != "f" and c.validated}
     p.add(f"CREATE {unlogged}TABLE {q(t.schema, t.name)} {body}", "create_table", t.id,
           provides=frozenset(provides), requires=table_requires(t), table=t.id,
           hazards=partitions.create_hazards(p, t))
     partitions.after_create(p, full)
     for con in t.constraints.values():
-        if con.kind == "f":
+        if con.kind == "f" or not con.validated:
             add_constraint(p, t, con, existing=False)
     for idx in t.indexes.values():
         create_index(p, t, idx, existing=False)
@@ -91,6 +94,7 @@ def drop_table(p: Diff, t: Table) -> None:
 
 def alter_table(p: Diff, have: Table, want: Table) -> None:
     tid = want.id
+    full_want = want
     if have.persistence != want.persistence:
         word = "UNLOGGED" if want.persistence == "u" else "LOGGED"
         p.add(f"ALTER TABLE {q(want.schema, want.name)} SET {word}", "alter_table", tid,
@@ -135,17 +139,48 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
             add_constraint(p, want, con, existing=True)
         elif not old.validated and con.validated:
             validate_constraint(p, want, con)
+        elif old.validated and not con.validated:
+            unvalidate_constraint(p, want, con)
     for name, idx in have.indexes.items():
         new = want.indexes.get(name)
         if name in adopted:
             continue
-        if new is None or new.definition != idx.definition or not idx.valid:
+        if new is None and adopted_by_parent_index(p, full_want, idx):
+            continue
+        if new is None or needs_rebuild(idx, new, have.kind == "p"):
             drop_index(p, have, idx)
     for name, idx in want.indexes.items():
         old = have.indexes.get(name)
-        if old is None or old.definition != idx.definition or not old.valid:
+        if old is None or needs_rebuild(old, idx, want.kind == "p"):
             create_index(p, want, idx, existing=True)
+        else:
+            alter_index(p, old, idx, table=want.id)  # storage parameters and statistics, in place
     comments(p, want, have)
+
+
+def _index_shape(definition: str) -> tuple[bool, str]:
+    """What of pg_get_indexdef text does not name the index or its table: UNIQUE and what follows
+    USING (method, columns, INCLUDE, WITH, WHERE)."""
+    head, _, tail = definition.partition(" USING ")
+    return head.startswith("CREATE UNIQUE "), tail
+
+
+def adopted_by_parent_index(p: Diff, want: Table, idx: Index) -> bool:
+    """A partition's own index that sql/ declares attached to an index its partitioned parent gets
+    in this plan: CREATE INDEX on the parent attaches a matching index of each partition instead of
+    building one, so it is kept (under its declared name) rather than dropped and built again
+    under a generated one. The partitions' diff orders the parent's CREATE after the drops."""
+    declared = want.indexes.get(idx.name)
+    if (declared is None or not declared.inherited or not idx.valid or not want.partition_of
+            or _index_shape(declared.definition) != _index_shape(idx.definition)):
+        return False
+    parent_id = oid_key("table", want.partition_of)
+    pw, ph = p.desired.tables.get(parent_id), p.actual.tables.get(parent_id)
+    if pw is None or ph is None:
+        return False
+    return any(_index_shape(pi.definition) == _index_shape(idx.definition)
+               and (pi.name not in ph.indexes or needs_rebuild(ph.indexes[pi.name], pi, True))
+               for pi in pw.indexes.values())
 
 
 def comments(p: Diff, want: Table, have: Table | None) -> None:
@@ -169,5 +204,5 @@ def comments(p: Diff, want: Table, have: Table | None) -> None:
     if have is not None:
         for name, idx in want.indexes.items():
             old = have.indexes.get(name)
-            if old is not None and old.definition == idx.definition and old.valid and old.comment != idx.comment:
+            if old is not None and not needs_rebuild(old, idx, want.kind == "p") and old.comment != idx.comment:
                 add_comment(p, idx)

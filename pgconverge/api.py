@@ -196,7 +196,8 @@ class Engine:
         renames = Renames(tuple(Rename(r.kind, r.schema, r.table, r.old, r.new, f"{r.file}:{r.line}")
                                 for r in self.source.renames))
         return PlanOptions(renames=renames, compare_extension_versions=self.options.compare_extension_versions,
-                           pinned_extensions=frozenset(self.source.pinned_extensions))
+                           pinned_extensions=frozenset(self.source.pinned_extensions),
+                           usings=self.source.usings)
 
     def plan(self) -> Plan:
         """The plan for the target, proved on a copy of it before anything touches the target.

@@ -10,6 +10,8 @@ Directives (SQL line comments):
 - ``-- @renamed-from <old>``   on the line of a definition, or on the line(s) just above it
 - ``-- @allow <hazard>[, <hazard>...]``  same placement
 - ``-- @drop <kind> <qualified name>``   anywhere
+- ``-- @using <expression>``   next to a column definition: the USING expression of the
+  ``ALTER COLUMN ... TYPE`` that changes an existing column to the declared type
 - ``-- @data <name> before|after`` ... ``-- @end``   a one-time data block (each on its own line)
 """
 
@@ -88,6 +90,8 @@ class Source:
     allowed: tuple[tuple[str, str], ...]
     pinned_extensions: tuple[str, ...]
     sha256: str
+    # (column id, expression) from -- @using: how an existing column converts to its new type
+    usings: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -469,7 +473,7 @@ def _next_schema(node: Any, kind: str, schema: str) -> str:
 # --------------------------------------------------------------------------- directives
 
 _DIRECTIVE = re.compile(r"--+[ \t]*@(?=\w)([\w-]+)(.*)\Z", re.S)
-_KNOWN = ("renamed-from", "allow", "drop", "data", "end")
+_KNOWN = ("renamed-from", "allow", "drop", "data", "end", "using")
 _IDENT_START = r"[A-Za-z_\u0080-\U0010FFFF]"
 _IDENT_REST = r"[A-Za-z0-9_$\u0080-\U0010FFFF]"
 _PART = re.compile(rf'"((?:[^"]|"")+)"|({_IDENT_START}{_IDENT_REST}*)')
@@ -566,6 +570,7 @@ class _Loader:
         self.allowed: list[tuple[str, str]] = []
         self.pinned: list[str] = []
         self.renamed: dict[tuple, Rename] = {}
+        self.usings: dict[str, tuple[str, str, int]] = {}  # column id -> (expression, file, line)
 
     # ---- one file
     def load(self, unit: _Unit) -> None:
@@ -675,6 +680,8 @@ class _Loader:
                                   primaries, sites, lambda msg: err(line, msg, is_line=True))
             if word == "renamed-from":
                 self._rename(target, rest, file, line, lambda msg: err(line, msg, is_line=True))
+            elif word == "using":
+                self._using(target, rest, file, line, lambda msg: err(line, msg, is_line=True))
             else:
                 self._allow(target, rest, lambda msg: err(line, msg, is_line=True))
 
@@ -833,6 +840,26 @@ class _Loader:
             if (obj.id, h) not in self.allowed:
                 self.allowed.append((obj.id, h))
 
+    def _using(self, obj: _Obj, rest: str, file: str, line: int, err) -> None:
+        if obj.kind != "column" or obj.id is None:
+            raise err(f"-- @using applies to columns (the USING expression of their type change), "
+                      f"not to {obj.describe()}")
+        if not rest:
+            raise err("expected '-- @using <expression>', e.g. '-- @using to_timestamp(created)'")
+        try:
+            # an expression PostgreSQL parses, and nothing more: it is pasted into ALTER ... USING
+            stmts = pglast.parse_sql(f"SELECT {rest}")
+        except ParseError as e:
+            raise err(f"-- @using {rest}: not an expression ({e.args[0]})") from None
+        target = stmts[0].stmt.targetList if len(stmts) == 1 else None
+        if (len(stmts) != 1 or type(stmts[0].stmt).__name__ != "SelectStmt" or not target or len(target) != 1
+                or stmts[0].stmt.fromClause or stmts[0].stmt.whereClause or target[0].name):
+            raise err(f"-- @using {rest}: expected a single expression")
+        if obj.id in self.usings:
+            _, pfile, pline = self.usings[obj.id]
+            raise err(f"{obj.describe()} already has -- @using ({pfile}:{pline})")
+        self.usings[obj.id] = (rest, file, line)
+
     def _drop(self, rest: str, err) -> None:
         usage = "expected '-- @drop <kind> <qualified name>', e.g. '-- @drop column public.users.old_flag'"
         words = rest.split(None, 1)
@@ -861,7 +888,8 @@ class _Loader:
         h = hashlib.sha256(json.dumps([[k, s.text] for k, s in zip(self.keys, self.statements)],
                                       ensure_ascii=False).encode()).hexdigest()
         return Source(tuple(self.statements), tuple(self.renames), tuple(self.blocks), tuple(self.drops),
-                      tuple(self.allowed), tuple(self.pinned), h)
+                      tuple(self.allowed), tuple(self.pinned), h,
+                      tuple((cid, u[0]) for cid, u in self.usings.items()))
 
 
 def _err_pos(e: ParseError, text: str) -> int:

@@ -40,6 +40,7 @@ TYPES: dict[str, tuple[str | None, ...]] = {
     "integer[]": (None, "'{}'::integer[]"),
 }
 STORAGE = {"text": ("extended", "external", "main"), "jsonb": ("extended", "external", "main")}
+COMPRESSIBLE = ("text", "jsonb")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Column:
     storage: str | None = None
     comment: str | None = None
     check: bool = False  # a CHECK on the column
+    compression: str | None = None  # pglz | lz4
+    n_distinct: int | None = None  # ALTER COLUMN ... SET (n_distinct = ...)
+    using: str | None = None  # a -- @using expression next to the column
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class Table:
     unlogged: bool = False
     comment: str | None = None
     replica_identity: str | None = None  # full | nothing
+    toast_autovacuum: bool | None = None  # WITH (toast.autovacuum_enabled = ...)
+    cluster: bool = False  # CLUSTER ON its first index
     references: str | None = None  # "schema.table" this table's first integer column refers to
     not_valid: bool = False  # the FOREIGN KEY and the column CHECKs are declared NOT VALID
 
@@ -112,7 +118,9 @@ def columns(draw) -> tuple[Column, ...]:
             statistics=draw(st.sampled_from((None, None, 100, 500))),
             storage=draw(st.sampled_from((None,) + STORAGE.get(t, ()))),
             comment=draw(st.sampled_from((None, None, "a column"))),
-            check=t in ("integer", "bigint", "numeric(10,2)") and draw(st.booleans())))
+            check=t in ("integer", "bigint", "numeric(10,2)") and draw(st.booleans()),
+            compression=draw(st.sampled_from((None, None, "pglz", "lz4"))) if t in COMPRESSIBLE else None,
+            n_distinct=draw(st.sampled_from((None, None, 100, -1)))))
     return tuple(out)
 
 
@@ -135,7 +143,9 @@ def tables(draw, schema: str, name: str) -> Table:
                  autovacuum_enabled=draw(st.sampled_from((None, None, False))),
                  unlogged=draw(st.booleans()) and draw(st.booleans()),
                  comment=draw(st.sampled_from((None, "a table"))),
-                 replica_identity=draw(st.sampled_from((None, None, "full"))))
+                 replica_identity=draw(st.sampled_from((None, None, "full"))),
+                 toast_autovacuum=draw(st.sampled_from((None, None, False))),
+                 cluster=bool(indexes) and draw(st.booleans()))
 
 
 @st.composite
@@ -176,7 +186,8 @@ def mutations(draw, spec: Spec) -> Spec:
             i = draw(st.integers(0, len(ts) - 1))
             t = ts[i]
             attr = draw(st.sampled_from(("fillfactor", "autovacuum_enabled", "unlogged", "comment",
-                                         "replica_identity", "indexes", "unique", "not_valid")))
+                                         "replica_identity", "indexes", "unique", "not_valid", "toast",
+                                         "cluster")))
             if attr == "fillfactor":
                 t = replace(t, fillfactor=draw(st.sampled_from((None, 60, 80))))
             elif attr == "autovacuum_enabled":
@@ -194,6 +205,10 @@ def mutations(draw, spec: Spec) -> Spec:
                                                      partial=not x.partial) for x in t.indexes))
             elif attr == "not_valid":
                 t = replace(t, not_valid=not t.not_valid)
+            elif attr == "toast":
+                t = replace(t, toast_autovacuum=draw(st.sampled_from((None, False, True))))
+            elif attr == "cluster":
+                t = replace(t, cluster=bool(t.indexes) and not t.cluster)
             else:
                 t = replace(t, unique=())
             ts[i] = t
@@ -204,9 +219,9 @@ def mutations(draw, spec: Spec) -> Spec:
             j = draw(st.integers(0, len(cols) - 1))
             c = cols[j]
             attr = draw(st.sampled_from(("not_null", "default", "statistics", "storage", "comment", "check",
-                                         "add", "drop", "type")))
+                                         "add", "drop", "type", "compression", "n_distinct")))
             if c.name in (t.primary_key, "ref") or c.name in t.unique or any(c.name in x.columns for x in t.indexes):
-                attr = draw(st.sampled_from(("default", "statistics", "comment", "add")))
+                attr = draw(st.sampled_from(("default", "statistics", "comment", "add", "n_distinct")))
             if attr == "not_null":
                 cols[j] = replace(c, not_null=not c.not_null)
             elif attr == "default":
@@ -217,6 +232,11 @@ def mutations(draw, spec: Spec) -> Spec:
                 cols[j] = replace(c, storage=draw(st.sampled_from((None,) + STORAGE.get(c.type, ()))))
             elif attr == "comment":
                 cols[j] = replace(c, comment=draw(st.sampled_from((None, "new words"))))
+            elif attr == "compression":
+                cols[j] = replace(c, compression=draw(st.sampled_from((None, "pglz", "lz4")))
+                                  if c.type in COMPRESSIBLE else None)
+            elif attr == "n_distinct":
+                cols[j] = replace(c, n_distinct=draw(st.sampled_from((None, 50, -0.5))))
             elif attr == "check":
                 cols[j] = replace(c, check=c.type in ("integer", "bigint", "numeric(10,2)") and not c.check)
             elif attr == "add":
@@ -232,6 +252,10 @@ def mutations(draw, spec: Spec) -> Spec:
                 if c.type in widen:
                     cols[j] = replace(c, type=widen[c.type], default=None, check=False,
                                       storage=None if widen[c.type] != "text" else c.storage)
+                elif c.type == "bigint":
+                    # no cast from bigint to timestamptz: converges with -- @using, else refused loudly
+                    cols[j] = replace(c, type="timestamp with time zone", default=None, check=False,
+                                      using=draw(st.sampled_from((None, f"to_timestamp({q(c.name)})"))))
             ts[i] = replace(t, columns=tuple(cols))
         elif what == "views":
             spec = replace(spec, views=() if spec.views else tuple(t.name for t in ts[:1]))
@@ -265,7 +289,9 @@ def render(spec: Spec) -> str:
                 parts.append("NOT NULL")
             if c.check and not t.not_valid:
                 parts.append(f"CHECK ({q(c.name)} >= 0)")
-            items.append(" ".join(parts))
+            if c.compression:
+                parts.insert(2, f"COMPRESSION {c.compression}")
+            items.append(" ".join(parts) + (f" /*using*/-- @using {c.using}" if c.using else ""))
         if t.primary_key:
             items.append(f"PRIMARY KEY ({q(t.primary_key)})")
         for u in t.unique:
@@ -278,9 +304,14 @@ def render(spec: Spec) -> str:
             opts.append(f"fillfactor = {t.fillfactor}")
         if t.autovacuum_enabled is not None:
             opts.append(f"autovacuum_enabled = {str(t.autovacuum_enabled).lower()}")
+        if t.toast_autovacuum is not None:
+            opts.append(f"toast.autovacuum_enabled = {str(t.toast_autovacuum).lower()}")
         with_ = f" WITH ({', '.join(opts)})" if opts else ""
         unlogged = "UNLOGGED " if t.unlogged else ""
-        out.append(f"CREATE {unlogged}TABLE {name} (\n    " + ",\n    ".join(items) + f"\n){with_};")
+        # a -- @using comment ends its line: the comma goes before it
+        body = ",\n    ".join(items)
+        body = "\n".join(_comma_first(ln) for ln in body.split("\n"))
+        out.append(f"CREATE {unlogged}TABLE {name} (\n    " + body + f"\n){with_};")
         if t.not_valid:  # the same constraints, added NOT VALID after the table (named as inline ones)
             for c in t.columns:
                 if c.check:
@@ -295,6 +326,8 @@ def render(spec: Spec) -> str:
                 out.append(f"ALTER TABLE {name} ALTER COLUMN {q(c.name)} SET STATISTICS {c.statistics};")
             if c.storage is not None:
                 out.append(f"ALTER TABLE {name} ALTER COLUMN {q(c.name)} SET STORAGE {c.storage.upper()};")
+            if c.n_distinct is not None:
+                out.append(f"ALTER TABLE {name} ALTER COLUMN {q(c.name)} SET (n_distinct = {c.n_distinct});")
             if c.comment is not None:
                 out.append(f"COMMENT ON COLUMN {name}.{q(c.name)} IS {lit(c.comment)};")
         for i, x in enumerate(t.indexes):
@@ -311,9 +344,20 @@ def render(spec: Spec) -> str:
             out.append(f"COMMENT ON TABLE {name} IS {lit(t.comment)};")
         if t.replica_identity:
             out.append(f"ALTER TABLE {name} REPLICA IDENTITY {t.replica_identity.upper()};")
+        if t.cluster and t.indexes:
+            out.append(f"ALTER TABLE {name} CLUSTER ON {q(f'{t.name}_0_idx')};")
         if t.name in spec.views:
             out.append(f"CREATE VIEW {q(t.schema)}.{q(t.name + '_v')} AS SELECT {q(t.columns[0].name)} FROM {name};")
     return "\n".join(out) + "\n"
+
+
+def _comma_first(line: str) -> str:
+    """'a bigint /*using*/-- @using x,' -> 'a bigint, -- @using x': the directive ends the line."""
+    if " /*using*/-- @using " not in line:
+        return line
+    code, _, directive = line.partition(" /*using*/")
+    comma = "," if directive.endswith(",") else ""
+    return f"{code}{comma} {directive.removesuffix(',')}"
 
 
 # --------------------------------------------------------------------------- the judge

@@ -19,7 +19,7 @@ import msgspec
 
 from pgconverge.catalog.kinds import (CATALOG_KINDS, LEDGER_SCHEMA, Document, catalog_hash, catalog_query, copy_catalog,
                                       decode, fingerprint_query, scope)
-from pgconverge.catalog.model import Catalog
+from pgconverge.catalog.model import Casts, Catalog
 from pgconverge.catalog.rows import Parts
 
 # the introspection API, defined with the registry it derives from
@@ -68,6 +68,9 @@ def _parse(doc: Any) -> Catalog:
     cat = Catalog(server_version=doc.server_version)
     cat.available_extensions = {r.name: r.version for r in doc.available_extensions}
     cat.current_user = doc.session[0].current_user if doc.session else ""
+    if doc.casts:
+        c = doc.casts[0]
+        cat.casts = Casts(frozenset(map(tuple, c.pairs or ())), frozenset(c.strings or ()), frozenset(c.known or ()))
     cat.depends = parts.depends
     for kind in CATALOG_KINDS:
         held = getattr(cat, kind.attr)

@@ -111,7 +111,8 @@ KINDS: tuple[Kind, ...] = (
     _catalog_kind("sequences", Sequence, ("pg_sequence", "pg_class", "pg_attribute", "pg_description"),
                   row=rows.SequenceRow),
     _catalog_kind("tables", Table, ("pg_class", "pg_attribute", "pg_attrdef", "pg_type", "pg_collation", "pg_proc",
-                                    "pg_description", "pg_inherits", "pg_partitioned_table"),
+                                    "pg_description", "pg_inherits", "pg_partitioned_table",
+                                    "pg_index"),  # replica identity and CLUSTER ON indexes
                   row=rows.TableRow),
     Kind("constraints", ("pg_constraint", "pg_class", "pg_attribute", "pg_index", "pg_description"),
          row=rows.ConstraintRow),
@@ -127,6 +128,9 @@ KINDS: tuple[Kind, ...] = (
     # the ledger's rows ride along for datablocks.ran_blocks(); the ledger schema is never managed
     Kind("ledger_data_blocks", (), row=rows.LedgerBlocksRow),
     Kind("session", (), row=rows.SessionRow),
+    # built-in casts, for the column type changes that have none (pg_cast and pg_type rows of the
+    # bootstrap range only: they change with the server version, which the shadow cache keys on)
+    Kind("casts", ("pg_cast", "pg_type"), row=rows.CastsRow),
     _catalog_kind("views", View, ("pg_class", "pg_attribute", "pg_type", "pg_collation", "pg_rewrite",
                                   "pg_description"), row=rows.ViewRow),
     Kind("view_indexes", ("pg_index", "pg_class", "pg_description"), row=rows.ViewIndexRow),
@@ -157,7 +161,8 @@ BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
 # constraints and indexes, a view's indexes and every object's dependencies are collected first.
 CATALOG_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k.attr is not None)
 # Catalog fields of no kind: whole-database facts that scope() passes through as they are.
-WHOLE_DATABASE_FIELDS = frozenset({"server_version", "available_extensions", "depends", "current_user", "extra"})
+WHOLE_DATABASE_FIELDS = frozenset({"server_version", "available_extensions", "depends", "current_user", "extra",
+                                   "casts"})
 # Fields that never cause a change, at every depth of every record (column order, row estimates,
 # dependencies, and volatility, which follows from a default and the functions it calls).
 NOT_HASHED = frozenset({"position", "estimated_rows", "depends_on", "volatile_default"})

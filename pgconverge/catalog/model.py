@@ -13,6 +13,16 @@ from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R")
 
+# Marks a field added after catalog hashes were first recorded (in ledgers and sign-offs): to_plain
+# leaves it out while it holds its default, which means PostgreSQL's default, so a catalog that does
+# not use it hashes as it did before the field existed.
+OMIT_DEFAULT = {"omit_default": True}
+
+
+def optional(default: Any) -> Any:
+    """A field left out of to_plain() (and so of catalog_hash) while it holds `default`."""
+    return field(default=default, metadata=OMIT_DEFAULT)
+
 
 def oid_key(kind: str, *parts: str) -> str:
     """A stable object id such as ``table:public.users``: used in hazards, graphs and directives."""
@@ -220,6 +230,17 @@ class Column:
     # the column evaluates it per row, which rewrites the table. Read from the catalog, not guessed
     # from the text, so user-defined volatile functions count too.
     volatile_default: bool = False
+    # ALTER COLUMN ... SET STORAGE: p plain, e external, m main, x extended; only when it differs
+    # from the type's typstorage, so that columns that never set it hash as before
+    storage: str | None = optional(None)
+    # SET STATISTICS n; None: the default (-1)
+    statistics: int | None = optional(None)
+    # SET COMPRESSION: p pglz, l lz4; None: default_toast_compression at the time of writing
+    compression: str | None = optional(None)
+    # SET (n_distinct = ..., n_distinct_inherited = ...): attoptions as PostgreSQL stores them, sorted
+    options: tuple[str, ...] = optional(())
+    # the type's own storage (typstorage), read only when storage differs from it: what resets it
+    type_storage: str | None = optional(None)
 
     def same_definition(self, other: Column) -> bool:
         """Equal but for position, dependencies and where the column is declared, which never
@@ -227,7 +248,7 @@ class Column:
         The default's volatility follows from the default and the functions it calls."""
         if self == other:  # the common case, and far cheaper than going field by field
             return True
-        skip = {"position", "depends_on", "inherited", "volatile_default"}
+        skip = {"position", "depends_on", "inherited", "volatile_default", "type_storage"}
         return all(getattr(self, n) == getattr(other, n) for n in _field_names(type(self)) or () if n not in skip)
 
 
@@ -298,6 +319,17 @@ class Table:
     rls_enabled: bool = False
     rls_forced: bool = False
     estimated_rows: int = 0
+    # storage parameters, sorted "name=value" as reloptions stores them; the TOAST table's
+    # prefixed "toast." (WITH (fillfactor = 70, toast.autovacuum_enabled = false))
+    options: tuple[str, ...] = optional(())
+    # REPLICA IDENTITY: d default, n nothing, f full, i index (replica_index names it)
+    replica_identity: str = optional("d")
+    replica_index: str | None = optional(None)
+    # CLUSTER ON: the index CLUSTER uses by default
+    cluster_index: str | None = optional(None)
+    # CREATE TABLE ... OF type: the qualified composite type (format_type); its type id in depends
+    of_type: str | None = optional(None)
+    of_type_id: str | None = optional(None)
 
     @property
     def id(self) -> str:
@@ -443,6 +475,15 @@ class Unsupported:
     identity: str
 
 
+@dataclass(frozen=True)
+class Casts:
+    """The built-in conversions of the server (pg_cast), by format_type names without typmods."""
+
+    pairs: frozenset[tuple[str, str]] = frozenset()
+    strings: frozenset[str] = frozenset()  # string types: I/O conversion casts to and from them
+    known: frozenset[str] = frozenset()  # every built-in non-array type
+
+
 @dataclass
 class Catalog:
     server_version: int = 0
@@ -468,6 +509,7 @@ class Catalog:
     current_user: str = ""  # the role that runs the plan: it owns what the plan creates
     available_extensions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    casts: Casts | None = None  # the server's built-in casts (None: not read)
 
     def index_owner(self, schema: str, index: str) -> Table | None:
         for table in self.tables.values():
@@ -490,7 +532,7 @@ def _omitted_at_default(cls: type) -> dict[str, Any]:
     if cls not in _OMITTED_AT_DEFAULT:
         names = getattr(cls, "HASH_OMITTED_AT_DEFAULT", ())
         ignored = getattr(cls, "HASH_IGNORED", ())
-        out = {f.name: f.default for f in fields(cls) if f.name in names}
+        out = {f.name: f.default for f in fields(cls) if f.name in names or f.metadata.get("omit_default")}
         out.update({n: _IGNORED for n in ignored})
         _OMITTED_AT_DEFAULT[cls] = out
     return _OMITTED_AT_DEFAULT[cls]

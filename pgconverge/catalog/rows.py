@@ -118,6 +118,11 @@ class ColumnRow(msgspec.Struct, **_ROW):
     seq_deps: list[str] | None
     func_deps: list[str] | None
     volatile_default: bool = False
+    storage: str | None = None
+    type_storage: str | None = None
+    statistics: int | None = None
+    compression: str | None = None
+    options: list[str] | None = None
 
 
 class TableRow(msgspec.Struct, **_ROW):
@@ -134,6 +139,12 @@ class TableRow(msgspec.Struct, **_ROW):
     partition_of: str | None
     inherits: list[str] | None
     columns: list[ColumnRow]
+    options: list[str] | None = None
+    replica_identity: str = "d"
+    replica_index: str | None = None
+    cluster_index: str | None = None
+    of_type: str | None = None
+    of_type_dep: str | None = None
 
     def record(self, parts: Parts) -> Table:
         key = (self.schema, self.name)
@@ -147,6 +158,8 @@ class TableRow(msgspec.Struct, **_ROW):
                 generated=c.generated, comment=c.comment, position=c.position,
                 depends_on=_deps(c.type_deps, c.seq_deps, c.func_deps, c.coll_dep),
                 inherited=not c.local, volatile_default=c.volatile_default,
+                storage=c.storage, type_storage=c.type_storage, statistics=c.statistics, compression=c.compression,
+                options=tuple(c.options) if c.options else (),  # as stored: pg_dump prints that order
             )
         return record_of(
             Table, schema=self.schema, name=self.name, persistence=self.persistence, kind=self.kind, columns=cols,
@@ -154,6 +167,9 @@ class TableRow(msgspec.Struct, **_ROW):
             partition_key=self.partition_key, partition_of=self.partition_of,
             partition_bound=self.partition_bound, inherits=tuple(self.inherits or ()),
             rls_enabled=self.rls_enabled, rls_forced=self.rls_forced, estimated_rows=self.estimated_rows,
+            options=tuple(self.options) if self.options else (), replica_identity=self.replica_identity,
+            replica_index=self.replica_index, cluster_index=self.cluster_index, of_type=self.of_type,
+            of_type_id=oid_key("type", self.of_type_dep) if self.of_type_dep else None,
         )
 
 
@@ -277,6 +293,12 @@ class RangeRow(msgspec.Struct, **_ROW):
 
 class LedgerBlocksRow(msgspec.Struct, **_ROW):
     xml: str
+
+
+class CastsRow(msgspec.Struct, **_ROW):
+    pairs: list[tuple[str, str]] | None
+    strings: list[str] | None
+    known: list[str] | None
 
 
 class SessionRow(msgspec.Struct, **_ROW):

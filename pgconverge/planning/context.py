@@ -16,6 +16,11 @@ class PlanOptions:
     renames: Renames = Renames()
     compare_extension_versions: bool = False
     pinned_extensions: frozenset[str] = frozenset()
+    # (column id, expression) declared by -- @using in sql/: ALTER COLUMN ... TYPE ... USING <expression>
+    usings: tuple[tuple[str, str], ...] = ()
+
+    def using(self, column: str) -> str | None:
+        return next((e for c, e in self.usings if c == column), None)
 
 
 # --------------------------------------------------------------------------- the diff

@@ -46,7 +46,13 @@ columns AS (
                               THEN json_build_array(tn.nspname || '.' || coalesce(et.typname, t.typname)) END,
             'seq_deps', dd.seq_deps,
             'func_deps', dd.func_deps,
-            'volatile_default', av.oid IS NOT NULL
+            'volatile_default', av.oid IS NOT NULL,
+            -- only what differs from the defaults: SET STORAGE against the type's own
+            'storage', CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage END,
+            'type_storage', CASE WHEN a.attstorage <> t.typstorage THEN t.typstorage END,
+            'statistics', nullif(a.attstattarget::int, -1),
+            'compression', nullif(a.attcompression::text, ''),
+            'options', a.attoptions
           ) ORDER BY a.attnum) AS columns
   FROM pg_attribute a
   JOIN pg_class c ON c.oid = a.attrelid
@@ -76,10 +82,25 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersisten
        (SELECT coalesce(json_agg(pn.nspname || '.' || pc.relname ORDER BY i.inhseqno), '[]') FROM pg_inherits i
           JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
           WHERE i.inhrelid = c.oid AND NOT c.relispartition) AS inherits,
-       coalesce(cols.columns, '[]') AS columns
+       coalesce(cols.columns, '[]') AS columns,
+       -- storage parameters in their stored order (pg_dump prints that order), then the TOAST
+       -- table's as "toast.name=value" (as WITH (...) writes them)
+       CASE WHEN c.reloptions IS NOT NULL OR tc.reloptions IS NOT NULL THEN
+         array_to_json(coalesce(c.reloptions, '{}') || coalesce(
+           (SELECT array_agg('toast.' || o ORDER BY i) FROM unnest(tc.reloptions) WITH ORDINALITY u(o, i)), '{}'))
+       END AS options,
+       c.relreplident AS replica_identity,
+       (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid = c.oid AND i.indisreplident AND c.relreplident = 'i') AS replica_index,
+       (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid = c.oid AND i.indisclustered) AS cluster_index,
+       CASE WHEN c.reloftype <> 0 THEN format_type(c.reloftype, NULL) END AS of_type,
+       (SELECT otn.nspname || '.' || ot.typname FROM pg_type ot JOIN pg_namespace otn ON otn.oid = ot.typnamespace
+          WHERE ot.oid = c.reloftype) AS of_type_dep
 FROM pg_class c
 JOIN ns n ON n.oid = c.relnamespace
 LEFT JOIN columns cols ON cols.attrelid = c.oid
+LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
 WHERE c.relkind IN ('r', 'p')
   AND (c.oid, 'pg_class'::regclass) NOT IN (SELECT objid, classid FROM ext_members)
 ORDER BY 1, 2

@@ -1,5 +1,12 @@
-"""Columns: ADD, DROP and ALTER COLUMN (type, default, NOT NULL, identity, generation), the
-column text of CREATE TABLE, and what each change costs (its hazards)."""
+"""Columns: ADD, DROP and ALTER COLUMN (type, default, NOT NULL, identity, generation, storage,
+statistics, compression, attribute options), the column text of CREATE TABLE, and what each change
+costs (its hazards).
+
+SET STORAGE / STATISTICS / COMPRESSION / (options) touch only the catalog: no rewrite (values
+already stored keep their form; new values follow the setting). STATISTICS and options take SHARE
+UPDATE EXCLUSIVE, STORAGE and COMPRESSION a brief ACCESS EXCLUSIVE; like every transactional
+step they wait at most lock_timeout for it. They are written with ONLY: each table, partitions and
+inheritance children too, is diffed on its own values, as pg_dump writes them."""
 
 from __future__ import annotations
 
@@ -14,8 +21,12 @@ from pgconverge.planning.hazards import Hazard
 from pgconverge.planning.kinds.enums import is_enum
 from pgconverge.planning.kinds.lineage import children_keep
 from pgconverge.planning.kinds.sequences import sequence_options
+from pgconverge.errors import PlanError
 from pgconverge.planning.steps import OWN
-from pgconverge.quoting import q
+from pgconverge.quoting import lit, q
+
+STORAGE_WORDS = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
+COMPRESSION_WORDS = {"p": "pglz", "l": "lz4"}
 
 def column_sql(schema: str, c: Column) -> str:
     parts = [q(c.name), c.type]
@@ -31,6 +42,76 @@ def column_sql(schema: str, c: Column) -> str:
         parts.append(f"GENERATED {'ALWAYS' if c.identity == 'a' else 'BY DEFAULT'} AS IDENTITY"
                      + identity_options(c))
     return " ".join(parts)
+
+
+def typed_column_sql(c: Column) -> str | None:
+    """The column of a typed table (CREATE TABLE ... OF type): its type comes from the type, only
+    what the table adds is written (WITH OPTIONS ...); None when it adds nothing."""
+    parts = []
+    if c.default is not None and not c.generated:
+        parts.append(f"DEFAULT {c.default}")
+    if c.not_null:
+        parts.append("NOT NULL")
+    return f"{q(c.name)} WITH OPTIONS {' '.join(parts)}" if parts else None
+
+
+def options_sql(options: tuple[str, ...]) -> str:
+    """name=value pairs as reloptions / attoptions store them, for SET (...): names quoted part by
+    part (toast.autovacuum_enabled), values as literals."""
+    out = []
+    for o in options:
+        name, _, value = o.partition("=")
+        out.append(f"{q(*name.split('.'))}={lit(value)}")
+    return ", ".join(out)
+
+
+def option_names(options: tuple[str, ...]) -> dict[str, str]:
+    return {o.partition("=")[0]: o for o in options}
+
+
+def options_change(have: tuple[str, ...], want: tuple[str, ...]) -> tuple[list[str], tuple[str, ...]]:
+    """(names to RESET, options to SET, in order) that turn the option list `have` into `want`,
+    order included: pg_dump prints the list as stored. SET keeps the options it does not name in
+    their place and appends the ones it names, so the longest head of `want` that is already in
+    place stays and the rest is set again."""
+    if have == want:
+        return [], ()
+    names = [o.partition("=")[0] for o in want]
+    gone = [n for n in option_names(have) if n not in names]
+    for k in range(len(want), -1, -1):
+        later = set(names[k:])
+        stays = [o for o in have if o.partition("=")[0] in names and o.partition("=")[0] not in later]
+        if stays == list(want[:k]):
+            return gone, tuple(want[k:])
+    return gone, want  # not reached: k = 0 always fits
+
+
+def attribute_settings(p: Diff, t: Table, old: Column | None, new: Column, retyped: bool = False,
+                       requires: frozenset[str] = frozenset()) -> None:
+    """SET STORAGE / STATISTICS / COMPRESSION / (options) where `new` differs from `old` (None: a
+    column just made, with PostgreSQL's defaults). A type change resets the storage to the new
+    type's default, so it is set again after one."""
+    cid = column_id(t.schema, t.name, new.name)
+    prefix = f"ALTER TABLE ONLY {q(t.schema, t.name)} ALTER COLUMN {q(new.name)}"
+    texts = []
+    had_storage = None if old is None or retyped else old.storage
+    if new.storage != had_storage:
+        letter = new.storage or (old.type_storage if old is not None else None)
+        if letter in STORAGE_WORDS:
+            texts.append(f"{prefix} SET STORAGE {STORAGE_WORDS[letter]}")
+    if new.statistics != (old.statistics if old else None):
+        texts.append(f"{prefix} SET STATISTICS {new.statistics if new.statistics is not None else -1}")
+    if new.compression != (old.compression if old else None):
+        word = COMPRESSION_WORDS.get(new.compression or "", "DEFAULT")
+        texts.append(f"{prefix} SET COMPRESSION {word}")
+    gone, changed = options_change(old.options if old else (), new.options)
+    if gone:
+        texts.append(f"{prefix} RESET ({', '.join(q(*n.split('.')) for n in gone)})")
+    if changed:
+        texts.append(f"{prefix} SET ({options_sql(changed)})")
+    for text in texts:
+        p.add(text, "alter_column", cid, provides=frozenset({cid}), requires=frozenset({t.id}) | requires,
+              table=t.id)
 
 
 def identity_options(c: Column) -> str:
@@ -54,8 +135,9 @@ def add_column(p: Diff, t: Table, c: Column) -> None:
         hazards.append(hz.may_fail(cid, f"NOT NULL column {t.name}.{c.name} without a default",
                                    " fails if the table has rows"))
     p.add(f"ALTER TABLE {q(t.schema, t.name)} ADD COLUMN {column_sql(t.schema, c)}", "add_column", cid,
-          hazards=tuple(hazards), provides=frozenset({cid}), requires=frozenset(c.depends_on) | {t.id},
+          hazards=tuple(hazards), provides=frozenset({cid, cid + "#added"}), requires=frozenset(c.depends_on) | {t.id},
           table=t.id)
+    attribute_settings(p, t, None, c, requires=frozenset({cid + "#added"}))
 
 
 def drop_column(p: Diff, t: Table, c: Column) -> None:
@@ -99,10 +181,19 @@ def alter_column(p: Diff, t: Table, old: Column, new: Column) -> None:
         step(f"{prefix} DROP DEFAULT")
     if retyped:
         collate = f" COLLATE {new.collation}" if new.collation else ""
-        # enums have no cast between each other: go through text
-        via_text = "::text" if is_enum(p, old.type) or is_enum(p, new.type) else ""
-        using = f" USING {cq}{via_text}::{new.type}" if old.type != new.type else ""
-        step(f"{prefix} TYPE {new.type}{collate}{using}", type_change_hazards(t, old, new))
+        declared = p.options.using(cid)
+        if declared is not None and old.type != new.type:
+            using = f" USING {declared}"
+        else:
+            # enums have no cast between each other: go through text
+            via_text = "::text" if is_enum(p, old.type) or is_enum(p, new.type) else ""
+            if old.type != new.type and not via_text and has_cast(p, old.type, new.type) is False:
+                raise PlanError(no_cast_message(t, old, new))
+            using = f" USING {cq}{via_text}::{new.type}" if old.type != new.type else ""
+        # "#typed": the settings a type change resets (storage) are made again after it
+        p.add(f"{prefix} TYPE {new.type}{collate}{using}", "alter_column", cid,
+              hazards=type_change_hazards(t, old, new), provides=frozenset({cid, cid + "#typed"}),
+              requires=frozenset(new.depends_on), table=t.id)
     if new.default is not None and default_changes:
         step(f"{prefix} SET DEFAULT {new.default}")
     if new.not_null and not old.not_null:
@@ -123,6 +214,61 @@ def alter_column(p: Diff, t: Table, old: Column, new: Column) -> None:
             opts = [o for o in opts if not o.startswith("AS ")]
             if opts:
                 step(f"{prefix} " + " ".join(f"SET {o}" for o in opts))
+    retyped_now = retyped and old.type != new.type
+    attribute_settings(p, t, old, new, retyped_now,
+                       frozenset(new.depends_on) | ({cid + "#typed"} if retyped_now else set()))
+
+
+# --------------------------------------------------------------------------- casts
+
+_TYPMOD = re.compile(r"\(\d+(?:,\d+)?\)")
+
+
+def _plain_type(p: Diff, name: str) -> str:
+    """A format_type name without typmods, a domain followed to its base type."""
+    seen = set()
+    while name not in seen:
+        seen.add(name)
+        base = _TYPMOD.sub("", name)
+        dom = next((d for cat in (p.desired, p.actual) for d in cat.domains.values()
+                    if q(d.schema, d.name).replace('"', "") == base.replace('"', "")), None)
+        if dom is None:
+            return base
+        name = dom.base_type
+    return name
+
+
+def has_cast(p: Diff, old: str, new: str) -> bool | None:
+    """Whether `value::new` converts a value of type `old`, as PostgreSQL decides it: a pg_cast row
+    (any context: the planner writes an explicit cast), an I/O conversion to or from a string type,
+    arrays element by element, domains through their base type. None when a type is not a built-in
+    one the catalog lists (a composite, a range of sql/ ...): the proof's rehearsal judges those."""
+    casts = p.desired.casts or p.actual.casts
+    if casts is None:
+        return None
+    a, b = _plain_type(p, old), _plain_type(p, new)
+    if a == b:
+        return True
+    if a.endswith("[]") and b.endswith("[]"):
+        return has_cast(p, a[:-2], b[:-2])
+    elem_a, elem_b = a.removesuffix("[]"), b.removesuffix("[]")
+    if elem_a not in casts.known or elem_b not in casts.known:
+        return None
+    if a in casts.strings or b in casts.strings:
+        return True
+    if a != elem_a or b != elem_b:
+        return False  # an array and a scalar: no cast but through a string type
+    return (a, b) in casts.pairs
+
+
+def no_cast_message(t: Table, old: Column, new: Column) -> str:
+    example = (f"to_timestamp({q(new.name)})" if new.type.startswith("timestamp")
+               and _TYPMOD.sub("", old.type) in ("bigint", "integer", "numeric", "double precision", "real")
+               else f"<expression of {q(new.name)} that gives {new.type}>")
+    return (f"column {t.schema}.{t.name}.{new.name} cannot change type from {old.type} to {new.type}: PostgreSQL "
+            f"has no cast between them, so ALTER COLUMN ... TYPE needs a USING expression. Say how to convert "
+            f"the values with a directive next to the column in sql/, e.g. '{q(new.name)} {new.type} -- @using "
+            f"{example}'. Nothing was changed")
 
 
 def set_not_null(p: Diff, t: Table, c: Column, rewritten: bool) -> None:

@@ -114,7 +114,10 @@ def after_create(p: Diff, t: Table) -> None:
         b = base.get(name)
         if not c.inherited or b is None:
             continue
-        b = replace(b, comment=c.comment, identity=c.identity, identity_sequence=c.identity_sequence)
+        # storage, statistics, compression and options: tables.create_table sets the child's own
+        b = replace(b, comment=c.comment, identity=c.identity, identity_sequence=c.identity_sequence,
+                    storage=c.storage, type_storage=c.type_storage, statistics=c.statistics,
+                    compression=c.compression, options=c.options)
         if not b.same_definition(c):
             first = len(p.steps)
             alter_column(p, t, b, c)

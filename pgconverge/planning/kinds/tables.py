@@ -2,16 +2,28 @@
 then each column, constraint and index through their kinds), DROP TABLE, and comments.
 
 A table PostgreSQL cannot change in place (``Diff.recreated``) is dropped and created again;
-partitions and inheritance children are diffed from their effective state (see partitions)."""
+partitions and inheritance children are diffed from their effective state (see partitions).
+
+Table settings (``table_settings``), none of which rewrites the table:
+- storage parameters: ``SET (...)`` / ``RESET (...)``, SHARE UPDATE EXCLUSIVE for fillfactor,
+  autovacuum_* and toast.* (reads and writes go on; only VACUUM and other schema changes wait);
+  fillfactor applies to pages written from then on;
+- ``REPLICA IDENTITY`` (brief ACCESS EXCLUSIVE): USING INDEX after that index exists, and reset
+  before the index it names is dropped (PostgreSQL would leave the table on a missing index);
+- ``CLUSTER ON`` / ``SET WITHOUT CLUSTER`` (brief): only marks the index CLUSTER uses;
+- ``OF type`` / ``NOT OF`` (brief): OF only where the table's columns already are the type's,
+  in order; otherwise the plan is refused before anything runs."""
 
 from __future__ import annotations
 
-from pgconverge.catalog.model import Index, Table, column_id, constraint_id, oid_key, schema_id
+from pgconverge.catalog.model import Column, Index, Table, column_id, constraint_id, index_id, oid_key, schema_id
+from pgconverge.errors import PlanError
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import not_null_check_name, split_qualified, strip_not_valid, with_index_name
 from pgconverge.planning.kinds import partitions
-from pgconverge.planning.kinds.columns import add_column, alter_column, column_sql, drop_column
+from pgconverge.planning.kinds.columns import (add_column, alter_column, attribute_settings, column_sql, drop_column,
+                                               options_change, options_sql, typed_column_sql)
 from pgconverge.planning.kinds.constraints import (add_constraint, drop_constraint, unvalidate_constraint,
                                                    validate_constraint)
 from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index, drop_index, needs_rebuild
@@ -41,26 +53,36 @@ def table_requires(t: Table) -> frozenset[str]:
     if t.partition_of:
         req.add(oid_key("table", t.partition_of))
     req.update(oid_key("table", p) for p in t.inherits)
+    if t.of_type_id:
+        req.add(t.of_type_id)
     return frozenset(req)
 
 
 def create_table(p: Diff, t: Table) -> None:
     full, t = t, local_view(t)  # what parents carry is created by them
-    items = [column_sql(t.schema, c) for c in sorted(t.columns.values(), key=lambda c: c.position)
-        if not c.inherited]
+    ordered = sorted(t.columns.values(), key=lambda c: c.position)
+    if t.of_type:
+        # a typed table's columns are the type's: only what the table adds to them is written
+        items = [x for x in (typed_column_sql(c) for c in ordered) if x]
+    else:
+        items = [column_sql(t.schema, c) for c in ordered if not c.inherited]
     for con in t.constraints.values():
         # a NOT VALID CHECK inside CREATE TABLE is made valid: it is added after the table instead
         if con.kind != "f" and con.validated:
             items.append(f"CONSTRAINT {q(con.name)} {con.definition}")
     unlogged = "UNLOGGED " if t.persistence == "u" else ""
     body = "(\n    " + ",\n    ".join(items) + "\n)" if items else "()"
-    if t.partition_of:
+    if t.of_type:
+        body = f"OF {t.of_type}" + (f" {body}" if items else "")
+    elif t.partition_of:
         schema, name = split_qualified(t.partition_of)
         body = f"PARTITION OF {q(schema, name)} {body + ' ' if items else ''}{t.partition_bound}"
     elif t.inherits:
         body += " INHERITS (" + ", ".join(q(*split_qualified(p)) for p in t.inherits) + ")"
     if t.partition_key:
         body += f" PARTITION BY {t.partition_key}"
+    if t.options:
+        body += f" WITH ({options_sql(t.options)})"
     provides = {t.id} | {column_id(t.schema, t.name, c) for c in t.columns}
     provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values()
                  if c.kind != "f" and c.validated}
@@ -73,6 +95,9 @@ def create_table(p: Diff, t: Table) -> None:
             add_constraint(p, t, con, existing=False)
     for idx in t.indexes.values():
         create_index(p, t, idx, existing=False)
+    for c in t.columns.values():
+        attribute_settings(p, t, None, c)
+    table_settings(p, None, full)
     comments(p, t, None)
 
 
@@ -124,14 +149,16 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
             continue
         if new is None or strip_not_valid(new.definition) != strip_not_valid(con.definition):
             drop_constraint(p, have, con)
+    typed = bool(have.of_type) and have.of_type == want.of_type
     for name, c in want.columns.items():
         old = have.columns.get(name)
         if old is None:
-            add_column(p, want, c)
+            if not typed:  # a typed table's columns come and go with its type's attributes
+                add_column(p, want, c)
         elif not old.same_definition(c):
             alter_column(p, want, old, c)
     for name, c in have.columns.items():
-        if name not in want.columns:
+        if name not in want.columns and not typed:
             drop_column(p, have, c)
     for name, con in want.constraints.items():
         old = have.constraints.get(name)
@@ -155,6 +182,7 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
             create_index(p, want, idx, existing=True)
         else:
             alter_index(p, old, idx, table=want.id)  # storage parameters and statistics, in place
+    table_settings(p, have, want)
     comments(p, want, have)
 
 
@@ -181,6 +209,93 @@ def adopted_by_parent_index(p: Diff, want: Table, idx: Index) -> bool:
     return any(_index_shape(pi.definition) == _index_shape(idx.definition)
                and (pi.name not in ph.indexes or needs_rebuild(ph.indexes[pi.name], pi, True))
                for pi in pw.indexes.values())
+
+
+def _index_ids(t: Table, name: str) -> frozenset[str]:
+    """The ids a step that names index `name` of `t` waits for: the index itself, or the
+    constraint that owns it (primary keys and unique constraints bring their index)."""
+    return frozenset({index_id(t.schema, name), constraint_id(t.schema, t.name, name)})
+
+
+def _replica_sql(t: Table) -> str:
+    if t.replica_identity == "i" and t.replica_index:
+        return f"USING INDEX {q(t.replica_index)}"
+    return {"f": "FULL", "n": "NOTHING"}.get(t.replica_identity, "DEFAULT")
+
+
+def table_settings(p: Diff, have: Table | None, want: Table) -> None:
+    """Storage parameters, replica identity, CLUSTER ON and OF type (see the module's notes)."""
+    tid, tq = want.id, q(want.schema, want.name)
+    columns = frozenset(column_id(want.schema, want.name, c) for c in want.columns)
+    removed = p.removed() if have is not None else set()
+
+    def step(text: str, **kw) -> None:
+        p.add(f"ALTER TABLE {tq} {text}", "alter_table", tid, table=tid,
+              requires=kw.pop("requires", frozenset()) | {tid}, **kw)
+
+    if have is not None:
+        gone, changed = options_change(have.options, want.options)
+        if gone:
+            step(f"RESET ({', '.join(q(*n.split('.')) for n in gone)})")
+        if changed:
+            # after the columns: a new column may bring the TOAST table that toast.* settings go to
+            step(f"SET ({options_sql(changed)})", requires=columns)
+        of_type(p, have, want)
+    # replica identity: an index it names that goes (dropped, or dropped and built again) is
+    # let go of first; USING INDEX waits for the index
+    had_index = have.replica_index if have is not None and have.replica_identity == "i" else None
+    index_goes = bool(had_index) and not _index_ids(want, had_index or "").isdisjoint(removed)
+    have_ri = (have.replica_identity, have.replica_index) if have is not None else ("d", None)
+    want_ri = (want.replica_identity, want.replica_index)
+    if had_index and (index_goes or have_ri != want_ri):
+        drops = _index_ids(want, had_index)
+        if want.replica_identity == "i":
+            step("REPLICA IDENTITY DEFAULT", drop_before=drops)
+            have_ri = ("d", None)
+        else:
+            step(f"REPLICA IDENTITY {_replica_sql(want)}", drop_before=drops)
+            have_ri = want_ri
+    if have_ri != want_ri:
+        req = _index_ids(want, want.replica_index) if want.replica_identity == "i" and want.replica_index else frozenset()
+        step(f"REPLICA IDENTITY {_replica_sql(want)}", requires=req)
+    # CLUSTER ON: dropping the index forgets it; marked again once it is built again
+    had_cluster = have.cluster_index if have is not None else None
+    cluster_goes = bool(had_cluster) and not _index_ids(want, had_cluster or "").isdisjoint(removed)
+    if want.cluster_index and (want.cluster_index != had_cluster or cluster_goes):
+        step(f"CLUSTER ON {q(want.cluster_index)}", requires=_index_ids(want, want.cluster_index))
+    elif had_cluster and not want.cluster_index and not cluster_goes:
+        step("SET WITHOUT CLUSTER")
+
+
+def of_type(p: Diff, have: Table, want: Table) -> None:
+    """OF type / NOT OF on an existing table. PostgreSQL's OF wants exactly the type's columns,
+    same names, types and order, and nothing more."""
+    if have.of_type == want.of_type:
+        return
+    tq = q(want.schema, want.name)
+    if have.of_type:
+        p.add(f"ALTER TABLE {tq} NOT OF", "alter_table", want.id, table=want.id, provides=frozenset({want.id}),
+              drop_before=frozenset({have.of_type_id} if have.of_type_id else set()))
+    if not want.of_type:
+        return
+    # the table's columns once this plan's column steps ran: the kept ones in their order, then the new
+    def order(c: Column) -> int:
+        return c.position
+    kept = [n for n in sorted(have.columns.values(), key=order) if n.name in want.columns]
+    added = [c for c in sorted(want.columns.values(), key=order) if c.name not in have.columns]
+    after = [c.name for c in kept] + [c.name for c in added]
+    wanted = [c.name for c in sorted(want.columns.values(), key=order)]
+    if after != wanted or have.inherits or have.partition_of or have.kind != "r":
+        raise PlanError(
+            f"table {want.schema}.{want.name} cannot become a typed table (OF {want.of_type}) in place: "
+            f"ALTER TABLE ... OF needs the table's columns to be exactly the type's, in order "
+            f"({', '.join(wanted)}), but after this plan they would be ({', '.join(after)})"
+            + ("; a partition or inheritance child cannot be typed" if have.inherits or have.partition_of else "")
+            + ". Reorder the type's attributes to match, or drop and create the table (-- @drop table "
+            f"{want.schema}.{want.name} and create it in a second change). Nothing was changed")
+    p.add(f"ALTER TABLE {tq} OF {want.of_type}", "alter_table", want.id, table=want.id,
+          requires=frozenset({want.id, *(column_id(want.schema, want.name, c) for c in want.columns)}
+                             | ({want.of_type_id} if want.of_type_id else set())))
 
 
 def comments(p: Diff, want: Table, have: Table | None) -> None:

@@ -344,7 +344,7 @@ def render(spec: Spec) -> str:
             out.append(f"COMMENT ON TABLE {name} IS {lit(t.comment)};")
         if t.replica_identity:
             out.append(f"ALTER TABLE {name} REPLICA IDENTITY {t.replica_identity.upper()};")
-        if t.cluster and t.indexes:
+        if t.cluster and t.indexes and not t.indexes[0].partial:  # PostgreSQL cannot cluster on a partial one
             out.append(f"ALTER TABLE {name} CLUSTER ON {q(f'{t.name}_0_idx')};")
         if t.name in spec.views:
             out.append(f"CREATE VIEW {q(t.schema)}.{q(t.name + '_v')} AS SELECT {q(t.columns[0].name)} FROM {name};")

@@ -127,6 +127,8 @@ class Introspection:
     desired: Catalog
     actual_doc: dict[str, Any]  # the target's catalog document; it also carries the ledger's data blocks
     desired_dump: str  # the shadow's pg_dump --schema-only, which the proof compares with
+    # the target's schema for the proof's copy, dumped alongside the catalog read (plan() only)
+    snapshot: proof.Snapshot | None = None
 
 
 @dataclass
@@ -157,22 +159,33 @@ class Engine:
     def scoped(self, cat: Catalog) -> Catalog:
         return introspect.scope(cat, list(self.options.only_schemas), list(self.options.exclude_schemas))
 
-    def introspect(self) -> Introspection:
+    def introspect(self, snapshot: bool = False) -> Introspection:
         """Both catalogs, scoped, with what they were read from: the target's document (it also
-        carries the ledger's data blocks, read in the same round trip) and the shadow's dump."""
+        carries the ledger's data blocks, read in the same round trip) and the shadow's dump.
+        With `snapshot` (and the proof on), the target's schema is dumped for the proof meanwhile."""
         doc = self.actual_doc()
         shadow = self.shadow or self.runner
         want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache)
         if isinstance(shadow, LocalRunner):
-            # the shadow loads (server time) while the actual catalog is parsed (CPU time); only
-            # for local psql: pyinfra's connectors are not meant to be driven from another thread
-            with ThreadPoolExecutor(max_workers=1) as pool:
+            # the shadow loads and the target is dumped (server time) while the actual catalog is
+            # parsed (CPU time); only for local psql: pyinfra's connectors are not meant to be driven
+            # from other threads
+            with ThreadPoolExecutor(max_workers=2) as pool:
                 wanted = pool.submit(desired_state, *want)
-                actual = introspect.parse_catalog(doc)
-                state = wanted.result()
+                dump_now = snapshot and self.options.prove and isinstance(self.runner, LocalRunner)
+                dumped = pool.submit(self._snapshot, doc) if dump_now else None
+                try:
+                    actual = introspect.parse_catalog(doc)
+                    state = wanted.result()
+                    snap = dumped.result() if dumped is not None else None
+                except BaseException:
+                    if dumped is not None and dumped.exception() is None:
+                        dumped.result().discard()
+                    raise
         else:
             actual = introspect.parse_catalog(doc)
             state = desired_state(*want)
+            snap = None
         desired = introspect.parse_catalog(state.doc)
         scoped_actual, scoped_desired = self.scoped(actual), self.scoped(desired)
         if self.options.create_extensions_anywhere:
@@ -181,7 +194,13 @@ class Engine:
                     scoped_desired.extensions[eid] = e
                     if eid in actual.extensions:
                         scoped_actual.extensions[eid] = actual.extensions[eid]
-        return Introspection(scoped_actual, scoped_desired, doc, state.dump)
+        return Introspection(scoped_actual, scoped_desired, doc, state.dump, snap)
+
+    def _snapshot(self, doc: introspect.Document) -> proof.Snapshot:
+        installed = {e.name: e.version for e in doc.extensions}
+        defaults = {r.name: r.version for r in doc.available_extensions}
+        shadow = self.shadow or self.runner
+        return proof.snapshot(self.runner, proof.can_restore_in_parallel(self.runner, shadow, installed, defaults))
 
     def catalogs(self) -> tuple[Catalog, Catalog]:
         seen = self.introspect()
@@ -211,13 +230,18 @@ class Engine:
             cached = plan_cache_load(self.cache_dir(), key)
             if cached is not None:
                 return replace(cached, source=self.source, options=self.options)
-        seen = self.introspect()
-        steps, warnings = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
-        blocks = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
-        result = Plan(steps=steps, desired_hash=catalog_hash(seen.desired), actual_hash=catalog_hash(seen.actual),
-                      source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks,
-                      source=self.source, options=self.options)
-        result.proof = self.prove(result, seen)
+        seen = self.introspect(snapshot=True)
+        try:
+            steps, warnings = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
+            blocks = datablocks.pending(self.source.data_blocks,
+                                        datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
+            result = Plan(steps=steps, desired_hash=catalog_hash(seen.desired), actual_hash=catalog_hash(seen.actual),
+                          source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks,
+                          source=self.source, options=self.options)
+            result.proof = self.prove(result, seen)
+        finally:
+            if seen.snapshot is not None:
+                seen.snapshot.discard()  # the archive holds the target's schema: gone with the plan
         if not result.proof.ok:
             raise NotProved(result.proof)
         if key is not None:
@@ -229,7 +253,7 @@ class Engine:
             return proof.Proof(proof.OFF)
         versions = {e.name: e.version for e in seen.actual.extensions.values()}
         return proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
-                              self.scope(), self.options.settings, versions)
+                              self.scope(), self.options.settings, versions, seen.snapshot)
 
     def cache_dir(self) -> Path:
         return self.options.cache_dir or default_cache_dir()

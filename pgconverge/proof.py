@@ -15,14 +15,18 @@ The rehearsal database is dropped in every case, failure and Ctrl-C included.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pgconverge import oracle
 from pgconverge.errors import PlanError
-from pgconverge.exec.runner import PsqlError, Runner, database_guard
+from pgconverge.exec.runner import LocalRunner, PsqlError, Runner, database_guard
 from pgconverge.exec.script import ExecSettings, render_script
 from pgconverge.planning.steps import Plan
 from pgconverge.quoting import lit, q
@@ -106,26 +110,83 @@ def pin_extension_versions(dump: str, versions: dict[str, str]) -> str:
     return _CREATE_EXTENSION.sub(pin, dump)
 
 
+# pg_restore sessions for the copy: the catalog work of a schema restore is CPU-bound in each
+# backend, so a few sessions restore its indexes, constraints and triggers side by side
+RESTORE_JOBS = max(2, min(4, os.cpu_count() or 2))
+
+
+@dataclass
+class Snapshot:
+    """The target's schema for the copy, taken by pg_dump: a custom-format archive that pg_restore
+    restores with several sessions (local client tools), or the plain text (any transport)."""
+
+    archive: Path | None = None
+    text: str | None = None
+
+    def discard(self) -> None:
+        if self.archive is not None:
+            shutil.rmtree(self.archive.parent, ignore_errors=True)
+            self.archive = None
+
+
+def can_restore_in_parallel(target: Runner, server: Runner, extension_versions: dict[str, str],
+                            default_versions: dict[str, str]) -> bool:
+    """pg_restore can make the copy when both databases are reached by local client tools and no
+    extension needs its version pinned (an archive's statements cannot be edited, the plain text can)."""
+    return (isinstance(target, LocalRunner) and isinstance(server, LocalRunner)
+            and all(default_versions.get(name) == v for name, v in extension_versions.items()))
+
+
+def snapshot(target: Runner, archive: bool) -> Snapshot:
+    """The target's schema, without the ledger (the copy is judged on the managed schemas only)."""
+    if not archive:
+        return Snapshot(text=target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
+    where = Path(tempfile.mkdtemp(prefix="pgconverge-proof-"))  # 0700: the schema is nobody else's business
+    path = where / "target.dump"
+    try:
+        target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,), archive=path)
+    except BaseException:
+        shutil.rmtree(where, ignore_errors=True)
+        raise
+    return Snapshot(archive=path)
+
+
+def _restore(copy: Runner, name: str, snap: Snapshot, extension_versions: dict[str, str]) -> None:
+    if snap.archive is None:
+        copy.run_script(database_guard(name) + pin_extension_versions(snap.text or "", extension_versions))
+        return
+    # pg_restore runs no guard statement of ours: ask the same connection settings where they lead first
+    where = copy.query_text("SELECT current_database()").strip()
+    if where != name:
+        raise PsqlError(f"the copy's connection reached database {where!r}, not the scratch {name!r}")
+    copy.restore_archive(snap.archive, jobs=RESTORE_JOBS)
+
+
 def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
-             settings: ExecSettings | None = None, extension_versions: dict[str, str] | None = None) -> Proof:
+             settings: ExecSettings | None = None, extension_versions: dict[str, str] | None = None,
+             snap: Snapshot | None = None) -> Proof:
     """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`.
-    `extension_versions` are the target's (pg_dump does not record them)."""
+    `extension_versions` are the target's (pg_dump does not record them). `snap` is the target's
+    schema when it was dumped already (alongside the catalog read); it is discarded here."""
     extension_versions = extension_versions or {}
     if not plan.steps:
+        if snap is not None:
+            snap.discard()
         return Proof(SKIPPED)
     started = time.monotonic()
     name = REHEARSAL_PREFIX + secrets.token_hex(6)
     try:
-        server.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n")
-    except PsqlError as e:
-        return Proof(FAILED, time.monotonic() - started,
-                     error=f"the proof could not create its rehearsal database on {server.name}: {e.message}")
-    try:
+        try:
+            # scratch: no need to wait for each commit's WAL flush, in any of the restore's sessions
+            server.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n"
+                              f"ALTER DATABASE {q(name)} SET synchronous_commit = off;\n")
+        except PsqlError as e:
+            return Proof(FAILED, time.monotonic() - started,
+                         error=f"the proof could not create its rehearsal database on {server.name}: {e.message}")
         copy = server.for_database(name)
         try:
-            # scratch: no need to wait for each commit's WAL flush
-            copy.run_script(database_guard(name) + "SET synchronous_commit = off;\n" + pin_extension_versions(
-                target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)), extension_versions))
+            snap = snap or snapshot(target, archive=False)
+            _restore(copy, name, snap, extension_versions)
         except PsqlError as e:
             return Proof(FAILED, time.monotonic() - started,
                          error=f"the proof could not copy the schema of {target.name}: {e.message}")
@@ -140,6 +201,8 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
         differences = oracle.compare(expected, got)
         return Proof(FAILED if differences else PROVED, time.monotonic() - started, tuple(differences))
     finally:
+        if snap is not None:
+            snap.discard()
         server.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")
 
 

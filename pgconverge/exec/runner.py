@@ -172,14 +172,28 @@ class Runner:
             raise parse_psql_error(err)
         return out
 
-    def dump_schema(self, exclude_schemas: tuple[str, ...] = ()) -> str:
+    def dump_schema(self, exclude_schemas: tuple[str, ...] = (), archive: Path | None = None) -> str:
         """``pg_dump --schema-only`` of the database, owners left out (the proof ignores them and
-        a copy restored by another role could not set them)."""
+        a copy restored by another role could not set them). With `archive`, a custom-format
+        archive is written there instead (for restore_archive) and "" returned."""
         args = ["--schema-only", "--no-owner"] + [f"--exclude-schema={s}" for s in exclude_schemas]
+        if archive is not None:
+            args += ["--format=custom", f"--file={archive}"]
         rc, out, err = self.exec_tool("pg_dump", args)
         if rc != 0:
             raise PsqlError(f"pg_dump of {self.name} failed: {err.strip() or 'no message'}")
         return out
+
+    def restore_archive(self, archive: Path, jobs: int = 1) -> None:
+        """pg_restore of a custom-format archive into this database, in `jobs` sessions, stopping at
+        the first error. Owners are left out, as in dump_schema."""
+        if not self.conn.database:
+            # without a database pg_restore would print the script instead of restoring it
+            raise PsqlError(f"pg_restore needs a database to restore into ({self.name})")
+        rc, _out, err = self.exec_tool("pg_restore", ["--no-owner", "--exit-on-error", f"--jobs={int(jobs)}",
+                                                      str(archive)])
+        if rc != 0:
+            raise PsqlError(f"pg_restore into {self.name} failed: {err.strip() or 'no message'}")
 
 
 class LocalRunner(Runner):

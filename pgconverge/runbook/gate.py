@@ -163,7 +163,8 @@ def _evidence(path: str, s: Signoff, staging: StagingReader) -> tuple[str | None
             try:
                 run = ledger.get(runner, signed.run_id)
             except PsqlError as e:
-                return None, f"staging evidence not checked against {env} {signed.database} (unreachable: {e.message})"
+                return None, (f"staging evidence not checked against {env}'s ledger ({env} {signed.database} "
+                              f"unreachable: {e.message})")
             if run is None:
                 return (f"the staging evidence in {path} does not match {env}'s ledger: {env} {signed.database} has "
                         f"no run #{signed.run_id}. Deploy {env} again and sign off again."), ""

@@ -108,8 +108,10 @@ def verify(data: bytes, sig: str | os.PathLike, allowed_signers: str | os.PathLi
     found = _run(["-Y", "find-principals", "-s", str(sig), "-f", str(allowed)])
     principals = [p for p in (found.stdout or b"").decode(errors="replace").split() if p]
     if found.returncode != 0 or not principals:
-        raise SignatureError("unknown-key", f"{what} is signed by a key that is not in {allowed} (key "
-                                            f"{fingerprint}): only the keys listed there may sign off")
+        # find-principals also leaves out a key whose valid-after/valid-before excludes today
+        raise SignatureError("unknown-key", f"{what} is signed by a key that is not in {allowed}, or not valid "
+                                            f"there today (key {fingerprint}): only the keys listed there may "
+                                            "sign off")
     # Last: the full check for that principal (validity dates, namespaces= options of allowed_signers)
     principal = principals[0]
     verified = _run(["-Y", "verify", "-f", str(allowed), "-I", principal, "-n", NAMESPACE, "-s", str(sig)], data)

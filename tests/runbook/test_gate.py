@@ -109,6 +109,15 @@ def test_a_signature_made_for_git_is_no_signoff(tmp_path: Path, allowed: Path, s
     assert "is not a pgconverge-signoff signature" in refusal(path, allowed)
 
 
+def test_a_key_past_its_validity_in_allowed_signers_refuses(tmp_path: Path, signing_keys) -> None:
+    allowed = tmp_path / "allowed_signers"
+    alice = signing_keys["alice"]
+    allowed.write_text(f'{alice.principal} valid-before="20200101" {alice.public}\n')
+    path = signed(tmp_path / "production.yml", document(), alice)
+    reason = refusal(path, allowed)
+    assert f"{path} is signed by a key that is not in {allowed}, or not valid there today" in reason
+
+
 def test_without_allowed_signers_nothing_is_trusted(tmp_path: Path, signing_keys) -> None:
     path = signed(tmp_path / "production.yml", document(), signing_keys["alice"])
     assert "there is no allowed signers file at" in refusal(path, tmp_path / "nowhere")

@@ -23,6 +23,8 @@ postgres:
 	  { $(APT) install -y postgresql postgresql-contrib || $(APT) install -y postgresql; }; \
 	fi
 	@command -v runuser >/dev/null || { $(APT) update && $(APT) install -y util-linux; }
+# sign-offs are signed and verified with ssh-keygen -Y (OpenSSH 8.2 or later)
+	@command -v ssh-keygen >/dev/null || { $(APT) update && $(APT) install -y openssh-client; }
 
 # Debian's python3 has no ensurepip without python3-venv.
 $(PY):

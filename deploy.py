@@ -2,7 +2,7 @@
 
     pyinfra inventory/staging.py deploy.py --dry     # preflight, the plan with its hazards, the gate
     pyinfra inventory/staging.py deploy.py -y        # preflight, backup, converge, analyze, smoke, ledger
-    pyinfra inventory/production.py deploy.py -y     # refused unless signoffs/production.yml covers it
+    pyinfra inventory/production.py deploy.py -y     # refused unless a signed signoffs/production.yml covers it
 
 Per database (pgconverge.runbook.deploy): preflight -> gate -> backup -> converge -> VACUUM ANALYZE
 -> smoke checks -> ledger row. Any failure stops that host and says what to do.

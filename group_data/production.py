@@ -15,11 +15,13 @@ pgconverge_backup_format = "custom"
 pgconverge_backup_keep = 30
 pgconverge_backup_max_age_days = 30
 
-# The gate: a deploy is refused unless this file (written by `pgconverge signoff`) matches
-# the current sql/ and production's schema; the evidence comes from staging's ledger.
+# The gate: a deploy is refused unless this file (written and signed by `pgconverge signoff
+# --key ...`) is signed by a key in the allowed signers file and matches the current sql/, smoke
+# checks, policy and production's schema; the evidence comes from staging's ledger.
 pgconverge_require_signoff = True
 pgconverge_signoff_file = "signoffs/production.yml"
 pgconverge_signoff_from = "staging"
+pgconverge_allowed_signers = "signoffs/allowed_signers"
 
 # A restore asks first (or needs --data pgconverge_confirm=yes when not on a terminal).
 pgconverge_confirm_restore = True

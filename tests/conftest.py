@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from pathlib import Path
 
@@ -100,3 +102,34 @@ def converge() -> Callable[..., "Plan"]:
         return plan
 
     return run
+
+
+# --------------------------------------------------------------------------- SSH signing keys (sign-offs)
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A real ed25519 key made by ssh-keygen for a test: its private key file and principal."""
+
+    key: Path
+    principal: str
+
+    @property
+    def public(self) -> str:
+        return " ".join(Path(f"{self.key}.pub").read_text().split()[:2])
+
+    def allowed_line(self) -> str:
+        return f"{self.principal} {self.public}\n"
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory) -> dict[str, SigningKey]:
+    """alice (the approver the tests list in allowed_signers) and mallory (whom they do not list)."""
+    folder = tmp_path_factory.mktemp("keys")
+    keys = {}
+    for name in ("alice", "mallory"):
+        path = folder / name
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True,
+                       stdin=subprocess.DEVNULL)
+        keys[name] = SigningKey(path, f"{name}@example.com")
+    return keys

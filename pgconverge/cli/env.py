@@ -47,9 +47,18 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(env_command=history_main)
 
-    p = sub.add_parser("signoff", help="sign off production's plan, after staging converged and passed "
-                                       "(exit 3 when the evidence is missing)")
-    p.add_argument("--approver", required=True, help="who approves (recorded in the file)")
+    p = sub.add_parser("signoff", help="sign off production's plan with your SSH key, after staging converged "
+                                       "and passed (exit 3 when the evidence is missing); --verify checks one")
+    p.add_argument("--key", default=None,
+                   help="your SSH signing key (its private key file, or its .pub when the key is in ssh-agent); "
+                        "its principal in the allowed signers file is the approver")
+    p.add_argument("--approver", default=None, help=argparse.SUPPRESS)  # refused with a message: see signoff_main
+    p.add_argument("--verify", action="store_true",
+                   help="check the existing sign-off against production, staging's ledger and the allowed signers, "
+                        "as the deploy's gate does (exit 0 covered, 3 refused); writes nothing")
+    p.add_argument("--allowed-signers", default=None,
+                   help="who may sign (ssh-keygen's allowed_signers format; default: pgconverge_allowed_signers, "
+                        "signoffs/allowed_signers)")
     p.add_argument("--env", default="production", help="the environment signed off (default: production)")
     p.add_argument("--from", dest="from_env", default=None,
                    help="the environment whose ledger is the evidence (default: pgconverge_signoff_from, staging)")
@@ -59,7 +68,8 @@ def add_parsers(sub: Any) -> None:
                    help="a database of --from (default: its group data)")
     p.add_argument("--sql", action="append", default=None, help="desired state (default: the group data's)")
     p.add_argument("--smoke", default=None, help="smoke checks folder (default: the group data's)")
-    p.add_argument("--out", default=None, help="the sign-off file (default: pgconverge_signoff_file)")
+    p.add_argument("--out", default=None, help="the sign-off file (default: pgconverge_signoff_file); "
+                                               "its signature is written next to it, as <file>.sig")
     p.add_argument("--root", default=".", help="the project folder holding inventory/ and group_data/ (default: .)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(env_command=signoff_main)
@@ -167,12 +177,21 @@ def _runner(target: Any):
     return LocalRunner(conn_from_spec(target) if isinstance(target, dict) else target)
 
 
+def _in_root(root: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(root, path)
+
+
 def signoff_main(args: argparse.Namespace) -> int:
-    from pgconverge.runbook import signoff, smoke
+    from pgconverge.runbook import gate, signoff, smoke, sshsig
     from pgconverge.api import Engine, Options
     from pgconverge.exec.runner import LocalRunner, PsqlError, conn_from_spec
     from pgconverge.source import SourceError, load_source
 
+    if args.approver is not None:
+        return _error("--approver is gone: the approver is the principal of the SSH key that signs, as listed in "
+                      "signoffs/allowed_signers; sign with --key PATH")
+    if not args.verify and not args.key:
+        return _error("pass --key PATH: the sign-off is signed with your SSH key (e.g. ~/.ssh/id_ed25519)")
     try:
         production_env = load_environment(args.env, args.root)
         prod = production_env.settings
@@ -183,12 +202,13 @@ def signoff_main(args: argparse.Namespace) -> int:
             if not args.staging:
                 raise
             staging_env = Environment(EnvSettings(env=from_env), [])
-        stag = staging_env.settings
-        sql = args.sql or [os.path.join(args.root, p) if not os.path.isabs(p) else p for p in prod.sql]
+        sql = args.sql or [_in_root(args.root, p) for p in prod.sql]
         source = load_source(sql if len(sql) > 1 else sql[0])
-        smoke_dir = args.smoke or os.path.join(args.root, stag.smoke or "sql/smoke")
+        # the checks production runs after its converge: staging must have passed exactly these
+        smoke_dir = args.smoke or (_in_root(args.root, prod.smoke) if prod.smoke else None)
         smoke_hash = smoke.checks_hash(smoke.load(smoke_dir))
-        out = args.out or os.path.join(args.root, prod.signoff_file)
+        out = args.out or _in_root(args.root, prod.signoff_file)
+        allowed = args.allowed_signers or _in_root(args.root, prod.allowed_signers)
         shadows: dict[str, LocalRunner] = {}
 
         def shadow_for(settings: EnvSettings) -> LocalRunner | None:
@@ -207,43 +227,76 @@ def signoff_main(args: argparse.Namespace) -> int:
                                 shadow=shadow_for(t.settings))
                 plan = engine.plan()
                 label = t.name or runner.query_json("SELECT to_json(current_database());")
-                done.append((label, runner, engine, plan))
+                done.append((label, runner, engine, plan, t.settings))
             return done
 
         production = plans(_targets(args.production, production_env, args.env, "--production"))
-        for label, _r, engine, plan in production:
+        policies = {signoff.Policy.of(st.allow_hazards, st.drops) for *_x, st in production}
+        if len(policies) != 1:
+            raise signoff.SignoffRefused(f"the {args.env} databases have different policies "
+                                         f"({'; '.join(p.describe() for p in policies)}): one sign-off covers one")
+        policy = policies.pop()
+        staging_targets = _targets(args.staging, staging_env, from_env, "--staging")
+        if args.verify:
+            def specs(env: str) -> list:
+                if env == from_env:
+                    return [t.spec for t in staging_targets]
+                return [t.spec for t in load_environment(env, args.root).targets]
+
+            reader = gate.reader_of(specs)
+            verdicts = [(label, gate.check(out, allowed, gate.Current(args.env, label, plan, source.sha256,
+                                                                       smoke_hash, policy), reader))
+                        for label, _r, _e, plan, _s in production]
+            return _print_verdicts(out, args.env, verdicts, args.json)
+        for label, _r, engine, plan, _s in production:
             refused = engine.policy().refused(plan.hazards)
             if refused:
                 raise signoff.SignoffRefused(
                     f"{args.env}'s policy refuses the plan for {label}: "
                     + "; ".join(f"{h.name}: {h.reason}" for h in refused))
         staging = [signoff.StagingDatabase(label, runner, plan)
-                   for label, runner, _e, plan in plans(_targets(args.staging, staging_env, from_env, "--staging"))]
-        made = signoff.make(args.env, args.approver, source.sha256, smoke_hash,
-                            [(label, plan) for label, _r, _e, plan in production], from_env, staging)
+                   for label, runner, _e, plan, _s in plans(staging_targets)]
+        made = signoff.make(args.env, source.sha256, smoke_hash, policy,
+                            [(label, plan) for label, _r, _e, plan, _s in production], from_env, staging)
+        signer = signoff.write_signed(out, made, args.key, allowed)
     except signoff.SignoffRefused as e:
         print(f"pgconverge: sign-off refused: {e}", file=sys.stderr)
         return EXIT_REFUSED
+    except sshsig.SignatureError as e:
+        return _error(str(e))
     except (PsqlError, SourceError, ValueError, FileNotFoundError) as e:
         return _error(str(e))
-    signoff.write(out, made)
+    sig = sshsig.signature_path(out)
     if args.json:
-        print(json.dumps({"file": out, **_plain(made)}, indent=2, default=str))
+        print(json.dumps({"file": out, "signature": str(sig), "signer": signer.principal,
+                          "key": signer.fingerprint, **made.to_json()}, indent=2, default=str))
         return EXIT_OK
-    print(f"sign-off written to {out}")
-    print(f"  approver {made.approver} at {made.approved_at}")
+    print(f"sign-off written to {out}, signed by {signer} in {sig}")
+    print(f"  approved at {made.approved_at}")
     print(f"  sql/ {made.source_hash[:12]}, desired schema {made.desired_hash[:12]}, smoke checks "
-          f"{(made.smoke_hash or '-')[:12]}")
+          f"{made.smoke_hash[:12]}")
+    print(f"  policy: {made.policy.describe()}")
     for d in made.databases:
         print(f"  {args.env} {d.database}: from schema {d.start_hash[:12]}, plan {d.plan_hash[:12]} "
               f"({d.steps} step(s); hazards: {', '.join(d.hazards) or 'none'})")
-    for r in made.staging["runs"]:
-        print(f"  evidence: {from_env} {r['database']} run #{r['run_id']} {r['outcome']} at {r['finished_at']}, "
-              f"smoke {r['smoke']}")
+    for r in made.staging_runs:
+        print(f"  evidence: {from_env} {r.database} run #{r.run_id} {r.outcome} at {r.finished_at}, "
+              f"smoke {r.smoke}")
+    print("commit both files; the deploy verifies the signature against the allowed signers file")
     return EXIT_OK
 
 
-def _plain(made) -> dict:
-    from dataclasses import asdict
-
-    return asdict(made)
+def _print_verdicts(path: str, env: str, verdicts: list, as_json: bool) -> int:
+    refused = [v for _l, v in verdicts if v.refusal]
+    if as_json:
+        print(json.dumps({"file": path, "covered": not refused, "databases": [
+            {"database": label, "refusal": v.refusal, "signer": v.signer.principal if v.signer else None,
+             "notes": list(v.notes)} for label, v in verdicts]}, indent=2))
+    else:
+        for label, v in verdicts:
+            if v.refusal:
+                print(f"{env} {label}: REFUSED: {v.refusal}", file=sys.stderr)
+            else:
+                who = f"signed off by {v.signer}" if v.signer else "covered"
+                print(f"{env} {label}: {who}" + "".join(f"; {n}" for n in v.notes))
+    return EXIT_REFUSED if refused else EXIT_OK

@@ -9,21 +9,25 @@ which this demo points at the cluster. Then, with the real ``pyinfra`` and
 
     1. a dry run on staging        (preflight, the plan with its hazards, plan files)
     2. the staging converge        (backup, converge, VACUUM ANALYZE, smoke checks, ledger)
-    3. the sign-off                (from staging's ledger evidence)
-    4. production, wrong sign-off  (refused: nothing changes, non-zero exit)
+    3. the sign-off                (from staging's ledger evidence, signed with an SSH key)
+    4. production, wrong sign-off  (an edited copy of it: refused, nothing changes, non-zero exit)
     5. the production converge     (the gate passes: backup, converge, smoke, ledger)
     6. a restore drill             (newest backup -> scratch database -> hash vs ledger)
 
 Artefacts: plans/ and backups/ as configured; the demo's sign-offs go to
-.pgconverge/demo/signoffs/ so that the repository's signoffs/ stays untouched.
+.pgconverge/demo/signoffs/ so that the repository's signoffs/ stays untouched. The approver's
+key is made for the demo in a private temporary folder, with an allowed_signers file naming it
+(the repository's signoffs/allowed_signers lists real approvers); the folder is removed at the end.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,7 +73,27 @@ def schema_of(url: str) -> list[str]:
             "WHERE table_schema = 'public' ORDER BY 1")]
 
 
+def demo_approver(folder: Path) -> tuple[Path, Path]:
+    """An SSH key for the demo's approver, and an allowed_signers file that names it."""
+    key = folder / "demo-approver"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo-approver", "-f", str(key)],
+                   check=True, stdin=subprocess.DEVNULL)
+    allowed = folder / "allowed_signers"
+    public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+    allowed.write_text(f"demo-approver@example.com {public}\n")
+    print(f"approver key: {key}.pub\nallowed signers ({allowed}):\n  {allowed.read_text().strip()}")
+    return key, allowed
+
+
 def main() -> int:
+    keys = Path(tempfile.mkdtemp(prefix="pgconverge-demo-keys-"))  # 0700: only we read the key
+    try:
+        return _demo(keys)
+    finally:
+        shutil.rmtree(keys, ignore_errors=True)
+
+
+def _demo(keys: Path) -> int:
     os.chdir(REPO)
     py = str(Path(sys.executable))
     bindir = Path(sys.executable).parent
@@ -87,6 +111,7 @@ def main() -> int:
     SIGNOFF.parent.mkdir(parents=True, exist_ok=True)
     for f in (SIGNOFF, WRONG_SIGNOFF):
         f.unlink(missing_ok=True)
+        Path(f"{f}.sig").unlink(missing_ok=True)
 
     banner(1, "dry run on staging: preflight, the plan and its hazards, plan files")
     run(pyinfra + ["inventory/staging.py", "deploy.py", "--dry"], env)
@@ -95,22 +120,27 @@ def main() -> int:
     run(pyinfra + ["-y", "inventory/staging.py", "deploy.py"], env)
     run(pgconverge + ["history", "--target", "env:STAGING_DATABASE_URL", "--limit", "3"], env)
 
-    banner(3, "sign-off: production's plan, on the evidence of staging's ledger")
-    run(pgconverge + ["signoff", "--env", "production", "--approver", "demo-approver", "--out", str(SIGNOFF)], env)
+    banner(3, "sign-off: production's plan, on the evidence of staging's ledger, signed with an SSH key")
+    key, allowed = demo_approver(keys)
+    run(pgconverge + ["signoff", "--env", "production", "--key", str(key), "--allowed-signers", str(allowed),
+                      "--out", str(SIGNOFF)], env)
     print(SIGNOFF.read_text())
+    signers = f"pgconverge_allowed_signers={allowed}"
 
-    banner(4, "production with a wrong sign-off (signed for other sql/): refused, nothing changes")
+    banner(4, "production with a wrong sign-off (edited after signing, signature copied): refused, nothing changes")
     before = schema_of(urls["production"])
     WRONG_SIGNOFF.write_text(SIGNOFF.read_text().replace("source_hash: ", "source_hash: 0000", 1))
+    shutil.copy(f"{SIGNOFF}.sig", f"{WRONG_SIGNOFF}.sig")
     run(pyinfra + ["-y", "inventory/production.py", "deploy.py",
-                   "--data", f"pgconverge_signoff_file={WRONG_SIGNOFF}"], env, expect=1)
+                   "--data", f"pgconverge_signoff_file={WRONG_SIGNOFF}", "--data", signers], env, expect=1)
     after = schema_of(urls["production"])
     print(f"production tables unchanged: {before == after}")
     if before != after:
         raise SystemExit("demo: the refused run changed production")
 
-    banner(5, "converge production: the sign-off matches, so: backup, converge, smoke, ledger")
-    run(pyinfra + ["-y", "inventory/production.py", "deploy.py", "--data", f"pgconverge_signoff_file={SIGNOFF}"], env)
+    banner(5, "converge production: the signature and the sign-off match, so: backup, converge, smoke, ledger")
+    run(pyinfra + ["-y", "inventory/production.py", "deploy.py", "--data", f"pgconverge_signoff_file={SIGNOFF}",
+                   "--data", signers], env)
     print(f"production tables now: {', '.join(schema_of(urls['production']))}")
 
     banner(6, "restore drill: the newest production backup, restored into a scratch database")

@@ -17,6 +17,7 @@ from pyinfra.api import FunctionCommand, StringCommand, operation
 
 from pgconverge.pyinfra.host import PyinfraConsole, PyinfraShell, executing, fail_command, host_settings, say
 from pgconverge.runbook import backup as backups
+from pgconverge.runbook import gate
 from pgconverge.runbook import deploy as deploy_runbook
 from pgconverge.runbook import restore as restore_runbook
 from pgconverge.runbook.database import Database
@@ -25,6 +26,18 @@ from pgconverge.runbook.settings import EnvSettings
 
 # Plans shown at prepare time, by (host, database): execute refuses when the plan moved.
 _SHOWN: ShownPlans = {}
+# The database specs of the environments sign-offs take their evidence from, loaded once per run.
+_EVIDENCE_SPECS: dict[str, list[str | dict]] = {}
+
+
+def _evidence_specs(env: str) -> list[str | dict]:
+    """The databases of inventory/<env>.py (the sign-off's staging), as the CLI's signoff reads them:
+    pyinfra's own loader, in a child process (this one is in the middle of a pyinfra run)."""
+    if env not in _EVIDENCE_SPECS:
+        from pgconverge.pyinfra.inventory import load_hosts
+
+        _EVIDENCE_SPECS[env] = [spec for h in load_hosts(env, ".") for spec in h.databases()]
+    return _EVIDENCE_SPECS[env]
 
 
 def restore_command(settings: EnvSettings):
@@ -78,7 +91,7 @@ def deploy(database: str | dict, settings: EnvSettings | None = None):
         yield from _cannot(run_now, f"cannot start the deploy: {e}", "deploy")
         return
     try:
-        checked = deploy_runbook.check_deploy(db, run_now, _SHOWN)
+        checked = deploy_runbook.check_deploy(db, run_now, _SHOWN, gate.reader_of(_evidence_specs))
     except Exception as e:
         db.close()
         yield from _cannot(run_now, f"{db.label}: {e}", "deploy")

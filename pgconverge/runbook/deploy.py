@@ -25,7 +25,7 @@ from pgconverge.planning.hazards import Hazard
 from pgconverge.planning.steps import Plan
 from pgconverge.quoting import lit, q
 from pgconverge.runbook import backup as backups
-from pgconverge.runbook import ledger, preflight, signoff, smoke
+from pgconverge.runbook import gate, ledger, preflight, signoff, smoke
 from pgconverge.runbook.database import Database
 from pgconverge.runbook.planfiles import write_plan_files
 
@@ -62,24 +62,29 @@ class GateLine:
     refusal: str | None = None
 
 
-def gate_line(db: Database, plan: Plan) -> GateLine:
+def gate_line(db: Database, plan: Plan, staging: gate.StagingReader | None = None) -> GateLine:
     s = db.settings
     if not s.require_signoff:
         return GateLine()
-    if plan.is_empty:
-        return GateLine("nothing to change, no sign-off needed")
-    reason = signoff.gate(s.signoff_file, s.env, db.label, plan, db.source.sha256)
-    if reason:
-        return GateLine(f"REFUSED: {reason}", reason)
-    found = signoff.load(s.signoff_file)
-    return GateLine(f"signed off by {found.approver} at {found.approved_at} ({s.signoff_file})")
+    current = gate.Current(environment=s.env, database=db.label, plan=plan, source_hash=db.source.sha256,
+                           smoke_hash=smoke.checks_hash(smoke.load(s.smoke)),
+                           policy=signoff.Policy.of(s.allow_hazards, s.drops))
+    verdict = gate.check(s.signoff_file, s.allowed_signers, current, staging)
+    if verdict.refusal:
+        return GateLine(f"REFUSED: {verdict.refusal}", verdict.refusal)
+    if verdict.signer is None:
+        return GateLine("; ".join(verdict.notes))
+    return GateLine("; ".join((f"signed off by {verdict.signer} at {verdict.signoff.approved_at} "
+                               f"({s.signoff_file})", *verdict.notes)))
 
 
-def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans) -> Checked:
+def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
+                 staging: gate.StagingReader | None = None) -> Checked:
     """Preflight, plan, policy and gate: everything before the first change. Prints as it goes.
 
     `shown_plans` remembers the plan of the dry run (``executing`` False) so that the real
-    run can refuse a plan that changed since it was shown."""
+    run can refuse a plan that changed since it was shown. `staging` reads the ledgers of the
+    environment a sign-off took its evidence from (None: the evidence is not re-checked)."""
     s = db.settings
     report = db.preflight()
     for line in report.lines():
@@ -93,18 +98,18 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans) -> Chec
     first_sight = not executing or shown is None  # without a dry run (-y) the plan is first seen when it runs
     if first_sight:
         db.console.show_plan(db.label, plan, refused)
-    gate = gate_line(db, plan)
+    verdict = gate_line(db, plan, staging)
     if not executing:
         shown_plans[db.key] = plan.plan_hash
     if first_sight:
-        path = write_plan_files(s, db.host_name, db.label, plan, refused, gate.note)
+        path = write_plan_files(s, db.host_name, db.label, plan, refused, verdict.note)
         db.say(f"plan files: {path}.sql, {path}.md, {path}.json")
-    if gate.note:
-        db.say(f"gate: {gate.note}", fg="red" if gate.refusal else "green")
+    if verdict.note:
+        db.say(f"gate: {verdict.note}", fg="red" if verdict.refusal else "green")
     backup_due = s.backup and (not plan.is_empty or s.backup_when_unchanged)
     work = not plan.is_empty or s.verify_unchanged or (s.backup and s.backup_when_unchanged)
     result = Checked(plan, None, backup_due, work)
-    result.problem = _refusal(db, plan, refused, gate, shown if executing else None)
+    result.problem = _refusal(db, plan, refused, verdict, shown if executing else None)
     if result.problem is None and backup_due:
         preflight.check_space(db.shell, s, report)
         db.say(f"  - {report.notes[-1]}" if report.ok else f"  ! {report.problems[-1]}",
@@ -114,7 +119,7 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans) -> Chec
     return result
 
 
-def _refusal(db: Database, plan: Plan, refused: list[Hazard], gate: GateLine, shown: str | None) -> str | None:
+def _refusal(db: Database, plan: Plan, refused: list[Hazard], verdict: GateLine, shown: str | None) -> str | None:
     """Why the deploy must not go on (the first reason, in order of importance), or None."""
     s = db.settings
     if shown is not None and shown != plan.plan_hash:
@@ -129,8 +134,8 @@ def _refusal(db: Database, plan: Plan, refused: list[Hazard], gate: GateLine, sh
                 "nothing was run. Turn backups on for this run.")
     if s.check and not plan.is_empty:
         return f"{db.label}: {len(plan.steps)} change(s) pending (check mode), nothing was run"
-    if gate.refusal:
-        return f"{db.label}: the {s.env} gate refused, nothing was changed: {gate.refusal}"
+    if verdict.refusal:
+        return f"{db.label}: the {s.env} gate refused, nothing was changed: {verdict.refusal}"
     return None
 
 

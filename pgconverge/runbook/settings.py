@@ -100,6 +100,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     require_signoff: bool | None = None
     signoff_file: str | None = None
     signoff_from: str | None = None
+    allowed_signers: str | None = None
     confirm_restore: bool | None = None
     plans_dir: str | None = None
     actor: str | None = None
@@ -238,6 +239,7 @@ class EnvSettings:
     require_signoff: bool = False
     signoff_file: str = "signoffs/{env}.yml"
     signoff_from: str = "staging"
+    allowed_signers: str = "signoffs/allowed_signers"  # who may sign sign-offs (ssh-keygen's format)
     # restore
     confirm_restore: bool = False
     # where things are written and who does it
@@ -291,6 +293,7 @@ class EnvSettings:
             require_signoff=as_bool(g.require_signoff),
             signoff_file=str(pick(g.signoff_file, default.signoff_file)).format(env=env),
             signoff_from=pick(g.signoff_from, default.signoff_from),
+            allowed_signers=str(pick(g.allowed_signers, default.allowed_signers)),
             confirm_restore=as_bool(g.confirm_restore),
             plans_dir=pick(g.plans_dir, default.plans_dir),
             actor=g.actor,

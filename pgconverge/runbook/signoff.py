@@ -1,132 +1,192 @@
-"""The production gate: a sign-off file that names exactly what production may apply.
+"""The sign-off: a signed file that names exactly what production may apply.
 
-``pgconverge signoff`` writes ``signoffs/<env>.yml`` only when the staging ledger
-shows a run that converged to the current desired schema AND passed the current
-smoke checks, and staging still is at that schema. The file holds:
+``pgconverge signoff`` writes ``signoffs/<env>.yml`` only when the staging ledger shows a run
+that converged to the current desired schema AND passed the current smoke checks, and staging
+still is at that schema. It signs the file with the approver's SSH key (``<file>.sig``, see
+``sshsig``). The signed bytes hold:
 
-    environment, approver, approved_at        who approved what, when
-    source_hash, desired_hash, smoke_hash     the sql/ (and checks) it was signed for
+    format, environment, approved_at          what this is, for which environment, when
+    source_hash, desired_hash                 the sql/ it was signed for, and its desired schema
+    smoke_hash                                the smoke checks production will run (staging passed them)
+    policy: {allow_hazards, drops}            production's policy when signed
     databases: [{database, start_hash, plan_hash, steps, hazards}]
-                                              per production database: its schema when
-                                              signed, and the exact plan that may run
-    staging: {environment, runs: [...]}       the ledger evidence (run ids, times, hashes)
+                                              per production database: its schema when signed,
+                                              and the exact plan that may run
+    staging: {environment, runs: [...]}       the staging ledger rows it rests on
 
-A deploy to an environment with ``pgconverge_require_signoff`` refuses, changing
-nothing, when the file is missing, was signed for other sql/, or when a database's
-starting schema or plan is not the one signed for.
+Who approved is not written in the file: it is the principal that ``signoffs/allowed_signers``
+names for the key that signed it. The gate (``runbook.gate``) checks all of it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+import shutil
+import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
-from pgconverge.runbook import ledger
-from pgconverge.planning.steps import Plan
 from pgconverge.exec.runner import Runner
+from pgconverge.planning.steps import Plan
+from pgconverge.runbook import ledger, sshsig
 
-HEADER = ("# pgconverge sign-off: the production deploy applies exactly these plans, and refuses\n"
-          "# when sql/ or a database's schema no longer matches. Written by `pgconverge signoff`.\n")
+FORMAT = "pgconverge-signoff/2"
+HEADER = ("# pgconverge sign-off: the production deploy applies exactly these plans, and refuses when\n"
+          "# sql/, the smoke checks, the policy or a database's schema no longer match, or when this file\n"
+          "# and its signature (.sig next to it) disagree. Written and signed by `pgconverge signoff`.\n")
 
 
 class SignoffRefused(Exception):
     """A sign-off cannot be written, or a deploy is not covered by one."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class Policy:
+    """What the environment's policy allowed when signed: a wider policy later needs a new sign-off."""
+
+    allow_hazards: tuple[str, ...] = ()
+    drops: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, allow_hazards: Iterable[str], drops: Iterable[str]) -> Policy:
+        return cls(tuple(sorted(set(allow_hazards))), tuple(sorted(set(drops))))
+
+    def describe(self) -> str:
+        return (f"allow_hazards [{', '.join(self.allow_hazards)}], drops [{', '.join(self.drops)}]")
+
+
+@dataclass(frozen=True)
 class DatabaseEntry:
     database: str
     start_hash: str
     plan_hash: str
     steps: int = 0
-    hazards: list[str] = field(default_factory=list)
+    hazards: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
+class EvidenceRun:
+    """One staging ledger row a sign-off rests on, as it was read when signing."""
+
+    database: str
+    run_id: int
+    outcome: str
+    actor: str
+    started_at: str | None
+    finished_at: str | None
+    desired_hash: str | None
+    before_hash: str | None
+    after_hash: str | None
+    smoke_sha256: str | None
+    smoke: str  # "4/4 passed", for people
+
+    @classmethod
+    def of(cls, database: str, run: ledger.Run) -> EvidenceRun:
+        checks = (run.smoke or {}).get("checks") or []
+        return cls(database=database, run_id=run.id, outcome=run.outcome, actor=run.actor,
+                   started_at=run.started_at, finished_at=run.finished_at, desired_hash=run.desired_hash,
+                   before_hash=run.before_hash, after_hash=run.after_hash,
+                   smoke_sha256=(run.smoke or {}).get("sha256"),
+                   smoke=f"{sum(1 for c in checks if c.get('passed'))}/{len(checks)} passed")
+
+
+@dataclass(frozen=True)
 class Signoff:
     environment: str
-    approver: str
     approved_at: str
     source_hash: str
     desired_hash: str
-    smoke_hash: str | None
-    databases: list[DatabaseEntry]
-    staging: dict[str, Any]
+    smoke_hash: str
+    policy: Policy
+    databases: tuple[DatabaseEntry, ...]
+    staging_environment: str
+    staging_runs: tuple[EvidenceRun, ...]
 
     def entry(self, database: str) -> DatabaseEntry | None:
         return next((d for d in self.databases if d.database == database), None)
 
     def to_yaml(self) -> str:
-        doc = asdict(self)
+        doc = {
+            "format": FORMAT, "environment": self.environment, "approved_at": self.approved_at,
+            "source_hash": self.source_hash, "desired_hash": self.desired_hash, "smoke_hash": self.smoke_hash,
+            "policy": {"allow_hazards": list(self.policy.allow_hazards), "drops": list(self.policy.drops)},
+            "databases": [{"database": d.database, "start_hash": d.start_hash, "plan_hash": d.plan_hash,
+                           "steps": d.steps, "hazards": list(d.hazards)} for d in self.databases],
+            "staging": {"environment": self.staging_environment,
+                        "runs": [dict(vars(r)) for r in self.staging_runs]},
+        }
         return HEADER + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
+    def to_json(self) -> dict[str, Any]:
+        return yaml.safe_load(self.to_yaml())
 
-def load(path: str | os.PathLike) -> Signoff | None:
-    p = Path(path)
-    if not p.exists():
-        return None
-    doc = yaml.safe_load(p.read_text()) or {}
+
+def parse(data: bytes, what: str) -> Signoff:
+    """The sign-off in `data` (the bytes of the file `what`); SignoffRefused when it is not one."""
+    how = "write it with `pgconverge signoff`"
     try:
-        dbs = [DatabaseEntry(**d) for d in doc.get("databases") or []]
-        return Signoff(environment=doc["environment"], approver=doc["approver"], approved_at=str(doc["approved_at"]),
-                       source_hash=doc["source_hash"], desired_hash=doc["desired_hash"],
-                       smoke_hash=doc.get("smoke_hash"), databases=dbs, staging=doc.get("staging") or {})
-    except (KeyError, TypeError) as e:
-        raise SignoffRefused(f"{path} is not a pgconverge sign-off ({e}): write it with `pgconverge signoff`")
+        doc = yaml.safe_load(data.decode())
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise SignoffRefused(f"{what} is not a pgconverge sign-off (not YAML: {e}): {how}") from None
+    if not isinstance(doc, dict):
+        raise SignoffRefused(f"{what} is not a pgconverge sign-off: {how}")
+    if doc.get("format") != FORMAT:
+        raise SignoffRefused(f"{what} is not a {FORMAT} sign-off (format: {doc.get('format')!r}; an older, "
+                             f"unsigned sign-off is no longer accepted): {how}")
+    try:
+        policy = doc["policy"] or {}
+        staging = doc["staging"] or {}
+        return Signoff(
+            environment=str(doc["environment"]), approved_at=str(doc["approved_at"]),
+            source_hash=str(doc["source_hash"]), desired_hash=str(doc["desired_hash"]),
+            smoke_hash=str(doc["smoke_hash"]),
+            policy=Policy.of(policy.get("allow_hazards") or [], policy.get("drops") or []),
+            databases=tuple(DatabaseEntry(str(d["database"]), str(d["start_hash"]), str(d["plan_hash"]),
+                                          int(d.get("steps") or 0), tuple(d.get("hazards") or ()))
+                            for d in doc["databases"] or []),
+            staging_environment=str(staging["environment"]),
+            staging_runs=tuple(EvidenceRun(**r) for r in staging.get("runs") or []))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SignoffRefused(f"{what} is not a pgconverge sign-off (missing or malformed {e}): {how}") from None
 
 
-def write(path: str | os.PathLike, signoff: Signoff) -> None:
+def write_signed(path: str | os.PathLike, signoff: Signoff, key: str | os.PathLike,
+                 allowed_signers: str | os.PathLike) -> sshsig.Signer:
+    """Write `signoff` to `path`, signed with `key` as ``<path>.sig``, and check the signature as the
+    gate will. Nothing is left at `path` unless the signature verifies against `allowed_signers`."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(signoff.to_yaml())
-    tmp.replace(p)
-
-
-def gate(path: str | os.PathLike, environment: str, database: str, plan: Plan, source_hash: str) -> str | None:
-    """Why the deploy of `plan` to `database` is refused, or None when the sign-off covers it."""
-    if plan.is_empty:
-        return None  # nothing would change: no sign-off needed
-    how = f"converge staging with this sql/, then `pgconverge signoff --env {environment} --approver NAME`"
+    work = Path(tempfile.mkdtemp(prefix=".signoff-", dir=p.parent))  # same file system: renames are atomic
     try:
-        s = load(path)
-    except SignoffRefused as e:
-        return str(e)
-    if s is None:
-        return f"no sign-off at {path}: {how}."
-    if s.environment != environment:
-        return f"{path} signs off environment {s.environment}, not {environment}."
-    if s.source_hash != source_hash or s.desired_hash != plan.desired_hash:
-        return (f"the sign-off in {path} is stale: it was signed for sql/ {s.source_hash[:12]} "
-                f"(desired {s.desired_hash[:12]}), the current sql/ is {source_hash[:12]} "
-                f"(desired {plan.desired_hash[:12]}); {how}.")
-    entry = s.entry(database)
-    if entry is None:
-        covered = ", ".join(d.database for d in s.databases) or "none"
-        return f"the sign-off in {path} does not cover database {database} (it covers: {covered}); {how}."
-    if entry.start_hash != plan.actual_hash:
-        return (f"{database} drifted: its schema is not the one the plan was signed for (signed at "
-                f"{entry.start_hash[:12]}, now {plan.actual_hash[:12]}). Find out what changed it, review the "
-                f"new plan (--dry) and sign off again.")
-    if entry.plan_hash != plan.plan_hash:
-        return (f"the plan for {database} differs from the signed plan ({entry.plan_hash[:12]}, now "
-                f"{plan.plan_hash[:12]}): review it (--dry) and sign off again.")
-    return None
+        draft = work / p.name
+        text = signoff.to_yaml().encode()
+        draft.write_bytes(text)
+        sig = sshsig.sign(key, draft)
+        try:
+            signer = sshsig.verify(text, sig, allowed_signers, str(p))
+        except sshsig.SignatureError as e:
+            line = sshsig.public_line(key)
+            add = f"\n  add your key in a reviewed change: `<you@example.com> {line}`" if line and e.kind == "unknown-key" else ""
+            raise SignoffRefused(f"the sign-off was not written: {e}{add}") from None
+        os.replace(draft, p)
+        os.replace(sig, sshsig.signature_path(p))
+        return signer
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class StagingDatabase:
     label: str
     runner: Runner
     plan: Plan
 
 
-def staging_evidence(staging: list[StagingDatabase], desired_hash: str, smoke_hash: str | None) -> list[dict]:
+def staging_evidence(staging: list[StagingDatabase], desired_hash: str, smoke_hash: str) -> tuple[EvidenceRun, ...]:
     """One ledger run per staging database proving it converged to `desired_hash` and passed
     the smoke checks; raises SignoffRefused naming what is missing."""
     if not staging:
@@ -146,20 +206,13 @@ def staging_evidence(staging: list[StagingDatabase], desired_hash: str, smoke_ha
                 f"staging {db.label}'s ledger has no run that converged to the current sql/ and passed the current "
                 "smoke checks: deploy staging (set pgconverge_verify_unchanged to re-check an unchanged "
                 "database).")
-        checks = (run.smoke or {}).get("checks") or []
-        runs.append({"database": db.label, "run_id": run.id, "outcome": run.outcome, "actor": run.actor,
-                     "started_at": run.started_at, "finished_at": run.finished_at,
-                     "desired_hash": run.desired_hash, "before_hash": run.before_hash,
-                     "after_hash": run.after_hash,
-                     "smoke": f"{sum(1 for c in checks if c.get('passed'))}/{len(checks)} passed"})
-    return runs
+        runs.append(EvidenceRun.of(db.label, run))
+    return tuple(runs)
 
 
-def make(environment: str, approver: str, source_hash: str, smoke_hash: str | None,
+def make(environment: str, source_hash: str, smoke_hash: str, policy: Policy,
          production: list[tuple[str, Plan]], staging_env: str, staging: list[StagingDatabase]) -> Signoff:
     """A sign-off for production's current plans, if the staging evidence holds."""
-    if not approver.strip():
-        raise SignoffRefused("an approver is required (--approver NAME)")
     if not production:
         raise SignoffRefused(f"no {environment} database to sign off")
     desired = {p.desired_hash for _, p in production}
@@ -169,9 +222,9 @@ def make(environment: str, approver: str, source_hash: str, smoke_hash: str | No
     desired_hash = desired.pop()
     evidence = staging_evidence(staging, desired_hash, smoke_hash)
     return Signoff(
-        environment=environment, approver=approver.strip(),
+        environment=environment,
         approved_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        source_hash=source_hash, desired_hash=desired_hash, smoke_hash=smoke_hash,
-        databases=[DatabaseEntry(label, p.actual_hash, p.plan_hash, len(p.steps),
-                                 sorted({h.name for h in p.hazards})) for label, p in production],
-        staging={"environment": staging_env, "runs": evidence})
+        source_hash=source_hash, desired_hash=desired_hash, smoke_hash=smoke_hash, policy=policy,
+        databases=tuple(DatabaseEntry(label, p.actual_hash, p.plan_hash, len(p.steps),
+                                      tuple(sorted({h.name for h in p.hazards}))) for label, p in production),
+        staging_environment=staging_env, staging_runs=evidence)

@@ -90,7 +90,7 @@ def test_a_missing_inventory_is_a_clear_error(tmp_path: Path) -> None:
         load_hosts("qa", tmp_path)
 
 
-def test_signoff_finds_databases_given_per_host(tmp_path: Path, make_db) -> None:
+def test_signoff_finds_databases_given_per_host(tmp_path: Path, make_db, signing_keys) -> None:
     """End to end: staging and production list their databases only in the inventory's host entries."""
     staging, production = make_db(), make_db()
     for name in ("deploy.py",):
@@ -112,11 +112,13 @@ def test_signoff_finds_databases_given_per_host(tmp_path: Path, make_db) -> None
 
     deployed = run(str(BIN / "pyinfra"), "-y", "inventory/staging.py", "deploy.py")
     assert deployed.returncode == 0, deployed.stdout[-3000:]
-    so = run(str(BIN / "pgconverge"), "signoff", "--approver", "alice")
+    write(tmp_path, "signoffs/allowed_signers", signing_keys["alice"].allowed_line())
+    so = run(str(BIN / "pgconverge"), "signoff", "--key", str(signing_keys["alice"].key))
     assert so.returncode == 0, so.stdout[-3000:]
     doc = yaml.safe_load((tmp_path / "signoffs" / "production.yml").read_text())
     assert [d["database"] for d in doc["databases"]] == ["app"]
     assert [r["database"] for r in doc["staging"]["runs"]] == ["app"]
+    assert (tmp_path / "signoffs" / "production.yml.sig").is_file()
     with psycopg.connect(production) as c:  # signing off changes nothing in production
         assert c.execute("SELECT to_regclass('public.items')").fetchone()[0] is None
 

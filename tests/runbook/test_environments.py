@@ -25,6 +25,8 @@ import psycopg
 import pytest
 import yaml
 
+from pgconverge.runbook import sshsig
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PYINFRA = str(BIN / "pyinfra")
@@ -471,40 +473,64 @@ def test_service_file_and_password_file(project: Project, role_db, cluster) -> N
 # --------------------------------------------------------------------------- the production gate
 
 
-def gate_project(project: Project, staging: str, production: str) -> dict[str, str]:
+def gate_project(project: Project, staging: str, production: str, signing_keys=None) -> dict[str, str]:
     project.environment("staging", pgconverge_databases=[{"name": "app", "url_env": "STAGING_URL"}],
                         pgconverge_verify_unchanged=True)
     project.environment("production", pgconverge_databases=[{"name": "app", "url_env": "PROD_URL"}],
                         pgconverge_require_signoff=True, pgconverge_signoff_file="signoffs/production.yml",
                         pgconverge_signoff_from="staging")
+    if signing_keys:
+        project.write("signoffs/allowed_signers", signing_keys["alice"].allowed_line())
     return {"STAGING_URL": staging, "PROD_URL": production}
 
 
-def test_gate_refuses_without_signoff_and_signoff_needs_staging_evidence(project: Project, make_db) -> None:
-    env = gate_project(project, make_db(), make_db())
+def sign_off(project: Project, env: dict[str, str], key, *args: str) -> Proc:
+    return project.cli("signoff", "--key", str(key.key), *args, extra_env=env)
+
+
+def refused_unchanged(project: Project, env: dict[str, str], expected: str) -> None:
+    """A production deploy refused by the gate, naming the file and the reason: nothing changed, no
+    backup taken, no ledger row."""
     res = project.pyinfra("production", extra_env=env)
     assert res.rc != 0, res
-    assert "no sign-off at signoffs/production.yml" in res.out
+    assert "the production gate refused, nothing was changed" in res.out, res
+    assert expected in res.out, res
     assert tables(env["PROD_URL"]) == set() and not has_ledger(env["PROD_URL"])
+    assert backups_in(project, "production", "app") == []
+
+
+def test_gate_refuses_without_signoff_and_signoff_needs_staging_evidence(project: Project, make_db,
+                                                                          signing_keys) -> None:
+    env = gate_project(project, make_db(), make_db(), signing_keys)
+    refused_unchanged(project, env, "no sign-off at signoffs/production.yml")
     # staging has not converged: no sign-off can be written
-    so = project.cli("signoff", "--approver", "alice", extra_env=env)
+    so = sign_off(project, env, signing_keys["alice"])
     assert so.rc == 3, so
     assert "staging app is not converged" in so.out
     assert not (project.root / "signoffs" / "production.yml").exists()
-
-
-def test_gate_happy_path_then_stale_and_drifted_signoffs(project: Project, make_db) -> None:
-    env = gate_project(project, make_db(), make_db())
-    assert project.pyinfra("staging", extra_env=env).rc == 0
+    # a typed approver name is no longer a sign-off
     so = project.cli("signoff", "--approver", "alice", extra_env=env)
+    assert so.rc == 1 and "--approver is gone" in so.out, so
+
+
+def test_gate_happy_path_then_stale_and_drifted_signoffs(project: Project, make_db, signing_keys) -> None:
+    env = gate_project(project, make_db(), make_db(), signing_keys)
+    assert project.pyinfra("staging", extra_env=env).rc == 0
+    so = sign_off(project, env, signing_keys["alice"])
     assert so.rc == 0, so
+    assert "signed by alice@example.com" in so.out and str(signing_keys["alice"].key) not in so.out
     doc = yaml.safe_load((project.root / "signoffs" / "production.yml").read_text())
-    assert doc["environment"] == "production" and doc["approver"] == "alice" and doc["approved_at"]
+    assert (project.root / "signoffs" / "production.yml.sig").read_text().startswith("-----BEGIN SSH SIGNATURE")
+    assert doc["format"] == "pgconverge-signoff/2" and doc["environment"] == "production" and doc["approved_at"]
+    assert "approver" not in doc  # the approver is the key's principal, not a typed name
+    assert doc["policy"]["allow_hazards"] == sorted(ALL["pgconverge_allow_hazards"])
     [entry] = doc["databases"]
     assert entry["database"] == "app" and entry["steps"] > 0 and "extension_change" in entry["hazards"]
     [evidence] = doc["staging"]["runs"]
     assert evidence["outcome"] == "converged" and evidence["smoke"] == "1/1 passed"
+    assert evidence["smoke_sha256"] == doc["smoke_hash"]
     assert evidence["after_hash"] and evidence["run_id"] == runs(env["STAGING_URL"])[0]["id"]
+    assert project.cli("signoff", "--verify", extra_env=env).rc == 0
 
     # production drifted after the sign-off: refused, unchanged
     with psycopg.connect(env["PROD_URL"], autocommit=True) as c:
@@ -513,13 +539,16 @@ def test_gate_happy_path_then_stale_and_drifted_signoffs(project: Project, make_
     assert res.rc != 0, res
     assert "app drifted: its schema is not the one the plan was signed for" in res.out
     assert tables(env["PROD_URL"]) == {"hotfix"} and not has_ledger(env["PROD_URL"])
+    verify = project.cli("signoff", "--verify", extra_env=env)
+    assert verify.rc == 3 and "production app: REFUSED: app drifted" in verify.out, verify
     with psycopg.connect(env["PROD_URL"], autocommit=True) as c:
         c.execute("DROP TABLE hotfix")
 
-    # the happy path: the sign-off matches
+    # the happy path: the sign-off matches, and so does staging's ledger
     res = project.pyinfra("production", extra_env=env)
     assert res.rc == 0, res
-    assert "gate: signed off by alice" in res.out
+    assert "gate: signed off by alice@example.com (key SHA256:" in res.out
+    assert "staging evidence matches staging's ledger (app run #" in res.out
     assert tables(env["PROD_URL"]) == {"items"}
     assert runs(env["PROD_URL"])[-1]["outcome"] == "converged"
 
@@ -527,16 +556,72 @@ def test_gate_happy_path_then_stale_and_drifted_signoffs(project: Project, make_
     project.write("sql/schema/10_more.sql", "CREATE TABLE more_items (id int PRIMARY KEY);\n")
     res = project.pyinfra("production", extra_env=env)
     assert res.rc != 0, res
-    assert "is stale" in res.out
+    assert "is stale: sql/ changed since" in res.out
     assert tables(env["PROD_URL"]) == {"items"}
     # ... and the evidence for a new one is missing until staging converges to it
-    so = project.cli("signoff", "--approver", "alice", extra_env=env)
+    so = sign_off(project, env, signing_keys["alice"])
     assert so.rc == 3, so
     assert project.pyinfra("staging", extra_env=env).rc == 0
-    assert project.cli("signoff", "--approver", "bob", extra_env=env).rc == 0
+    assert sign_off(project, env, signing_keys["alice"]).rc == 0
     res = project.pyinfra("production", extra_env=env)
     assert res.rc == 0, res
     assert tables(env["PROD_URL"]) == {"items", "more_items"}
+
+
+def test_gate_refuses_forged_tampered_and_stale_signoffs(project: Project, make_db, signing_keys) -> None:
+    """Every way a sign-off can fail to cover the deploy, through pyinfra: exit non-zero, nothing changed,
+    no backup, no ledger row, a message naming the file and the reason."""
+    env = gate_project(project, make_db(), make_db(), signing_keys)
+    assert project.pyinfra("staging", extra_env=env).rc == 0
+    assert sign_off(project, env, signing_keys["alice"]).rc == 0
+    path = project.root / "signoffs" / "production.yml"
+    sig = project.root / "signoffs" / "production.yml.sig"
+    good_text, good_sig = path.read_text(), sig.read_bytes()
+
+    def restore() -> None:
+        path.write_text(good_text)
+        sig.write_bytes(good_sig)
+
+    # unsigned: the right hashes, written by hand, without a signature
+    sig.unlink()
+    refused_unchanged(project, env, "signoffs/production.yml is not signed: there is no signature at "
+                                    "signoffs/production.yml.sig")
+    # tampered: a widened policy edited into the signed file
+    restore()
+    path.write_text(good_text.replace("  drops: []", "  drops:\n  - '*'"))
+    refused_unchanged(project, env, "the signature signoffs/production.yml.sig does not match signoffs/production.yml")
+    # a key that is not in allowed_signers
+    restore()
+    sshsig.sign(signing_keys["mallory"].key, path)
+    refused_unchanged(project, env, "signoffs/production.yml is signed by a key that is not in "
+                                    "signoffs/allowed_signers")
+    # stale: the smoke checks were edited after the sign-off
+    restore()
+    project.write("sql/smoke/20_more.sql", "SELECT true;\n")
+    refused_unchanged(project, env, "is stale: the smoke checks changed since")
+    (project.root / "sql" / "smoke" / "20_more.sql").unlink()
+    # stale: production's policy was widened after the sign-off
+    group = project.root / "group_data" / "production.py"
+    policy_text = group.read_text()
+    group.write_text(policy_text + "pgconverge_allow_hazards = " + repr(ALL["pgconverge_allow_hazards"] + ["deletes_data"])
+                     + "\n")
+    refused_unchanged(project, env, "is stale: the production policy changed since")
+    group.write_text(policy_text)
+    # the staging evidence does not match staging's ledger any more
+    [staged] = runs(env["STAGING_URL"])
+    with psycopg.connect(env["STAGING_URL"], autocommit=True) as c:
+        c.execute("UPDATE pgconverge.runs SET outcome = 'failed' WHERE id = %s", (staged["id"],))
+    refused_unchanged(project, env, f"does not match staging's ledger: staging app run #{staged['id']}: "
+                                    "outcome 'converged' now 'failed'")
+    verify = project.cli("signoff", "--verify", extra_env=env)
+    assert verify.rc == 3 and "does not match staging's ledger" in verify.out, verify
+    with psycopg.connect(env["STAGING_URL"], autocommit=True) as c:
+        c.execute("UPDATE pgconverge.runs SET outcome = 'converged' WHERE id = %s", (staged["id"],))
+    # staging unreachable: the signature alone carries the deploy, and the output says so
+    res = project.pyinfra("production", extra_env={**env, "STAGING_URL": "postgresql:///nowhere?host=/nonexistent"})
+    assert res.rc == 0, res
+    assert "staging evidence not checked against staging's ledger (staging app unreachable" in res.out
+    assert tables(env["PROD_URL"]) == {"items"}
 
 
 # --------------------------------------------------------------------------- fleets

@@ -36,6 +36,20 @@ from pgconverge.catalog.shadow import default_cache_dir, desired_state, prune_ca
 from pgconverge.source import Source, load_source
 
 
+# Extensions refused in sql/ unless the policy names them, and why.
+REACHING_OUT = {
+    "dblink": "connects to other databases",
+    "postgres_fdw": "connects to other databases",
+    "file_fdw": "reads files and runs programs on the server",
+    "adminpack": "writes files on the server",
+    "plperlu": "is an untrusted language (code with the server's rights)",
+    "plpython3u": "is an untrusted language (code with the server's rights)",
+    "plpythonu": "is an untrusted language (code with the server's rights)",
+    "plpython2u": "is an untrusted language (code with the server's rights)",
+    "pltclu": "is an untrusted language (code with the server's rights)",
+}
+
+
 class PlanChanged(Exception):
     """The target changed between the plan that was shown and its execution."""
 
@@ -84,6 +98,8 @@ class Options:
     prove: bool = True
     # an empty desired state (no file or no statement) would drop everything: refused unless asked for
     allow_empty: bool = False
+    # extensions that reach outside the database or run untrusted code, which sql/ may create anyway
+    allow_extensions: frozenset[str] = frozenset()
     settings: ExecSettings = field(default_factory=ExecSettings)
 
     @classmethod
@@ -100,7 +116,7 @@ class Options:
         settings = kw.pop("settings", None) or ExecSettings(**{k: v for k, v in timing.items() if v is not None})
         unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
                              "compare_extension_versions", "cache_dir", "use_cache", "permissive_source",
-                             "create_extensions_anywhere", "prove", "allow_empty"}
+                             "create_extensions_anywhere", "prove", "allow_empty", "allow_extensions"}
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         return cls(
@@ -115,6 +131,7 @@ class Options:
             create_extensions_anywhere=bool(kw.get("create_extensions_anywhere", False)),
             prove=bool(kw.get("prove", True)),
             allow_empty=bool(kw.get("allow_empty", False)),
+            allow_extensions=frozenset(names(kw.get("allow_extensions"))),
             settings=settings,
         )
 
@@ -225,6 +242,7 @@ class Engine:
             raise PlanError("the desired state is empty (no .sql file, or no statement in them): planning it "
                             "would drop everything the database holds. Pass --allow-empty (allow_empty=True) "
                             "if that is what you want")
+        self.check_extensions()
         key = self.plan_cache_key()
         if key is not None:
             cached = plan_cache_load(self.cache_dir(), key)
@@ -248,6 +266,16 @@ class Engine:
             plan_cache_store(self.cache_dir(), key, result)
         return result
 
+    def check_extensions(self) -> None:
+        """The shadow and the rehearsal run sql/ with the deploy role's rights: an extension made to
+        reach other databases, files or programs would give sql/ a way out of them during a plan."""
+        for name, file, line in self.source.extensions():
+            why = REACHING_OUT.get(name)
+            if why and name not in self.options.allow_extensions:
+                raise PlanError(f"{file}:{line}: extension {name} {why}; a plan would create it in its scratch "
+                                f"databases and sql/ could use it there. If you trust it, allow it by name: "
+                                f"pgconverge_allow_extensions: [{name}] in group data, or --allow-extension {name}")
+
     def prove(self, plan: Plan, seen: Introspection) -> proof.Proof:
         if not self.options.prove:
             return proof.Proof(proof.OFF)
@@ -269,7 +297,8 @@ class Engine:
             "target": fingerprint, "source": self.source.sha256, "code": _code_hash(),
             "plan_options": repr(self.plan_options()),
             "options": [self.options.only_schemas, self.options.exclude_schemas,
-                        self.options.compare_extension_versions, self.options.create_extensions_anywhere],
+                        self.options.compare_extension_versions, self.options.create_extensions_anywhere,
+                        sorted(self.options.allow_extensions)],
         }, sort_keys=True, default=str)
         return hashlib.sha256(basis.encode()).hexdigest()
 

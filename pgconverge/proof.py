@@ -192,7 +192,7 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
                          error=f"the proof could not copy the schema of {target.name}: {e.message}")
         try:
             copy.run_script(database_guard(name) + render_script(replace(plan, data_blocks=[]), settings,
-                                                                 take_lock=False))
+                                                                 take_lock=False, scratch=True))
         except PsqlError as e:
             return Proof(FAILED, time.monotonic() - started,
                          error=f"the plan fails on a schema-only copy of the target, so it was not run on the "

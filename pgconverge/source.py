@@ -58,6 +58,12 @@ class Statement:
     line: int
     text: str
     kind: str
+    # what the shadow runs instead, when `text` would run code of sql/ (a materialized view's query)
+    shadow_text: str | None = None
+
+    @property
+    def loaded_text(self) -> str:
+        return self.shadow_text if self.shadow_text is not None else self.text
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,17 @@ class Source:
         """No statement at all: planning it would drop everything."""
         return not self.statements
 
+    def extensions(self) -> list[tuple[str, str, int]]:
+        """(name, file, line) of each CREATE EXTENSION."""
+        out = []
+        for s in self.statements:
+            if s.kind == "CreateExtensionStmt":
+                out.extend((raw.stmt.extname, s.file, s.line) for raw in pglast.parse_sql(s.text))
+        return out
+
     def script(self) -> str:
         """The schema statements as one psql script, each ending with ";\\n"."""
-        return "".join(s.text + ";\n" for s in self.statements)
+        return "".join(s.loaded_text + ";\n" for s in self.statements)
 
     @cached_property
     def _starts(self) -> list[int]:
@@ -638,7 +652,10 @@ class _Loader:
                 _check(node, kind, self.allow_alter_drop)
             except _Refused as r:
                 raise err(a, r.message) from None
-            self.statements.append(Statement(file, lines.line_of(a), text[a:b], kind))
+            shadow_text = None
+            if kind == "CreateTableAsStmt" and not node.into.skipData:
+                shadow_text = _without_data(text, code_tokens[i:j], a, b)
+            self.statements.append(Statement(file, lines.line_of(a), text[a:b], kind, shadow_text))
             self.keys.append(unit.key)
             if kind == "CreateExtensionStmt" and any(o.defname == "new_version" for o in node.options or ()):
                 if node.extname not in self.pinned:
@@ -956,6 +973,16 @@ def _units(sql: str | os.PathLike | Sequence[str | os.PathLike]) -> list[_Unit]:
             seen.add(real)
             out.append(_Unit(shown, key, _read(shown)))
     return out
+
+
+def _without_data(text: str, tokens: list, a: int, b: int) -> str:
+    """A materialized view's statement made WITH NO DATA: its query would run when it is created,
+    and a plan must not run code of sql/ (the shadow only needs the definition). The text keeps its
+    lines, so errors still map to them."""
+    words = [text[t.start:t.end + 1].upper() for t in tokens[-2:]]
+    if len(tokens) >= 2 and words == ["WITH", "DATA"]:
+        return text[a:tokens[-2].start] + "WITH NO DATA"
+    return text[a:b] + " WITH NO DATA"
 
 
 def load_source(sql: str | os.PathLike | Sequence[str | os.PathLike], *,

@@ -40,6 +40,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--statement-timeout", default=None, help="statement_timeout of each step (default 0: none)")
     p.add_argument("--allow-empty", action="store_true",
                    help="accept an empty desired state (no file or no statement), which drops everything")
+    p.add_argument("--allow-extension", action="append", default=[], metavar="NAME",
+                   help="let sql/ create an extension that reaches outside the database (dblink, the FDWs, "
+                        "untrusted languages); repeatable")
     p.add_argument("--no-proof", action="store_true",
                    help="do not rehearse the plan on a copy of the target (for scratch databases only)")
 
@@ -60,7 +63,8 @@ def _options(args: argparse.Namespace) -> dict:
                 allow_hazards=args.allow_hazards, drops=args.drop,
                 compare_extension_versions=args.compare_extension_versions, use_cache=not args.no_cache,
                 lock_timeout=args.lock_timeout or None, statement_timeout=args.statement_timeout or None,
-                retries=args.lock_retries, allow_empty=args.allow_empty, prove=not args.no_proof)
+                retries=args.lock_retries, allow_empty=args.allow_empty, prove=not args.no_proof,
+                allow_extensions=args.allow_extension)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -171,8 +171,11 @@ def data_block_unit(block, settings: ExecSettings) -> str:
     return retry_block([(label, text) for text in statements(block)], settings.lock_timeout, settings, record)
 
 
-def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: bool = True) -> str:
-    """The psql script that applies a plan: lock, data blocks "before", the steps, data blocks "after"."""
+def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: bool = True,
+                  scratch: bool = False) -> str:
+    """The psql script that applies a plan: lock, data blocks "before", the steps, data blocks "after".
+    `scratch`: for the proof's rehearsal, each step's scratch form where it has one (no code of sql/
+    is run there)."""
     settings = settings or ExecSettings()
     out = [f"SET application_name = {lit(settings.application_name)};\n",
            "\\set ECHO errors\n"]  # psql prints any failing statement after its error
@@ -200,7 +203,8 @@ def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: b
             out.append(f"SET lock_timeout = {lit(first.lock_timeout or settings.concurrent_lock_timeout)};\n")
             out.append(first.sql.rstrip().rstrip(";") + ";\n")
         else:
-            pairs = [(step_label(number[id(s)], total, s), s.sql) for s in unit.steps]
+            pairs = [(step_label(number[id(s)], total, s), text) for s in unit.steps
+                     for text in ((s.scratch or (s.sql,)) if scratch else (s.sql,))]
             out.append(retry_block(pairs, first.lock_timeout or settings.lock_timeout, settings))
     run_blocks("after")
     out.append("RESET lock_timeout;\nRESET statement_timeout;\n")

@@ -92,6 +92,9 @@ class Step:
     drop_before: frozenset[str] = frozenset()  # ids that may only be dropped after this step
     after: frozenset[str] = frozenset()  # ids whose removal (by another step of the plan) must come first
     table: str | None = None  # table id this step locks, for VACUUM ANALYZE and lock reporting
+    # what the proof's rehearsal runs instead of `sql`, when `sql` would run code of sql/ there (a
+    # materialized view's query, a column default evaluated once): same catalog, no code run
+    scratch: tuple[str, ...] = ()
 
     @property
     def transactional(self) -> bool:

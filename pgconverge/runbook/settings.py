@@ -83,6 +83,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     statement_timeout: str | int | None = None
     lock_retries: int | None = None
     prove: bool | None = None
+    allow_extensions: Names = None
     check: bool | None = None
     min_server_version: int | None = None
     required_extensions: Names = None
@@ -219,6 +220,7 @@ class EnvSettings:
     lock_retries: int | None = None  # retries of a step whose lock was not granted (engine default: 5)
     # every non-empty plan rehearsed on a copy of the target and judged by pg_dump (off: dev only)
     prove: bool = True
+    allow_extensions: tuple[str, ...] = ()  # extensions that reach outside, allowed in sql/ by name
     check: bool = False
     # preflight
     min_server_version: int = 15
@@ -277,6 +279,7 @@ class EnvSettings:
             statement_timeout=g.statement_timeout,
             lock_retries=g.lock_retries,
             prove=as_bool(g.prove, True),
+            allow_extensions=as_list(g.allow_extensions),
             check=as_bool(g.check),
             min_server_version=major_version(pick(g.min_server_version, 15)),
             required_extensions=as_list(g.required_extensions),
@@ -305,7 +308,8 @@ class EnvSettings:
         return dict(allow_hazards=list(self.allow_hazards), drops=list(self.drops),
                     only_schemas=list(self.only_schemas), exclude_schemas=list(self.exclude_schemas),
                     lock_timeout=self.lock_timeout or None, statement_timeout=self.statement_timeout or None,
-                    retries=self.lock_retries, prove=self.prove)
+                    retries=self.lock_retries, prove=self.prove,
+                    allow_extensions=list(self.allow_extensions))
 
     def tool(self, name: str) -> str:
         """The path of a PostgreSQL client program on the host."""

@@ -134,9 +134,18 @@ def add_column(p: Diff, t: Table, c: Column) -> None:
     if c.not_null and c.default is None and not c.identity:
         hazards.append(hz.may_fail(cid, f"NOT NULL column {t.name}.{c.name} without a default",
                                    " fails if the table has rows"))
-    p.add(f"ALTER TABLE {q(t.schema, t.name)} ADD COLUMN {column_sql(t.schema, c)}", "add_column", cid,
+    tq = q(t.schema, t.name)
+    scratch: tuple[str, ...] = ()
+    if c.default is not None and not c.generated:
+        # ADD COLUMN evaluates a default once (PostgreSQL keeps it for the rows already there): in
+        # the rehearsal it is set afterwards, which runs nothing
+        bare = replace(c, default=None, not_null=False)
+        scratch = (f"ALTER TABLE {tq} ADD COLUMN {column_sql(t.schema, bare)}",
+                   f"ALTER TABLE {tq} ALTER COLUMN {q(c.name)} SET DEFAULT {c.default}",
+                   *([f"ALTER TABLE {tq} ALTER COLUMN {q(c.name)} SET NOT NULL"] if c.not_null else []))
+    p.add(f"ALTER TABLE {tq} ADD COLUMN {column_sql(t.schema, c)}", "add_column", cid,
           hazards=tuple(hazards), provides=frozenset({cid, cid + "#added"}), requires=frozenset(c.depends_on) | {t.id},
-          table=t.id)
+          table=t.id, scratch=scratch)
     attribute_settings(p, t, None, c, requires=frozenset({cid + "#added"}))
 
 

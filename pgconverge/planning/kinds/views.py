@@ -43,8 +43,10 @@ def diff(p: Diff) -> None:
 
 def create_view(p: Diff, v: View, recreated: bool) -> None:
     verb = "CREATE MATERIALIZED VIEW" if v.kind == "m" else "CREATE VIEW"
-    p.add(_view_sql(v, verb), "create_view", v.id, provides=frozenset({v.id}),
-          requires=needs(p, v.schema, v.depends_on, v.id, recreated))
+    text = _view_sql(v, verb)
+    p.add(text, "create_view", v.id, provides=frozenset({v.id}),
+          requires=needs(p, v.schema, v.depends_on, v.id, recreated),
+          scratch=(text + "\nWITH NO DATA",) if v.kind == "m" else ())
     view_extras(p, v, None)
 
 

@@ -172,13 +172,14 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
     taken: backups.Backup | None = None
     changed = False
     try:
+        db.note_interrupted(lambda: plan.actual_hash, "a deploy")
         run_id = ledger.start(db.runner, ensure_first=True, run=ledger.RunStart(
             action="deploy", environment=s.env, actor=s.resolved_actor(), host=db.host_name, target=db.label,
             source_hash=plan.source_hash, desired_hash=plan.desired_hash, before_hash=plan.actual_hash,
             plan_hash=plan.plan_hash, plan=plan.to_json()))
         db.say(f"ledger: run #{run_id} started ({s.env}, {db.label})")
         if backup_due:
-            taken = backups.take(db.shell, db.runner.env(), s, db.label)
+            taken = backups.take(db.shell, db.runner, s, db.label)
             ledger.update(db.runner, run_id, backup=taken.to_json())
             db.say(f"backup: {taken.path} ({preflight.human(taken.size or 0)}, sha256 {taken.sha256}) verified")
             pruned = backups.prune(db.shell, s, db.label)

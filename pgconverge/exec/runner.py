@@ -87,6 +87,7 @@ def connection_error(stderr: str, conn: Conn) -> PsqlError | None:
     state, cause = (fatal.group(1), fatal.group(2).strip()) if fatal else (None, stderr.strip().splitlines()[-1])
     cause = re.sub(r"^(?:psql|pg_dump|pg_restore): error: ", "", cause)
     if state == "28P01" or "password authentication failed" in cause:
+        state = "28P01"  # libpq prints no SQLSTATE for a failed connection
         hint = ("the password was refused: check the password of this user where it comes from (the URL in "
                 "url_env or --target env:VAR, a pg service file or a password file)")
     elif "no password supplied" in cause:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 # Files of ours: pgconverge-<pid of the creator>-<random>.pgpass. The old unnamed form
 # (pgconverge-<random>.pgpass, before the pid was in the name) is swept by age.
@@ -48,10 +49,10 @@ def env_url(var: str, named_by: str) -> str:
 
 def child_environment(conn_env: Mapping[str, str], password: str | None) -> dict[str, str]:
     """The environment of a local psql or pg_dump: ours without any PG* setting and without any
-    variable holding the connection's password (a URL the caller exported under another name),
-    plus the connection's own non-secret PG* settings."""
+    variable holding the connection's password, plain or percent-encoded (a URL the caller
+    exported under another name), plus the connection's own non-secret PG* settings."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PG") and not (password and password in v)}
+           if not k.startswith("PG") and not (password and (password in v or password in unquote(v)))}
     env.update(conn_env)
     return env
 

@@ -88,6 +88,8 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans) -> Chec
         return Checked(problem=f"{db.label}: preflight failed, nothing was changed:\n"
                        + "\n".join(f"  {p}" for p in report.problems), work=True)
     plan = db.engine.plan()
+    if executing:  # the real run, even one with nothing to do; a dry run writes nothing
+        db.note_interrupted(lambda: plan.actual_hash, "a deploy")
     refused = db.engine.policy().refused(plan.hazards)
     shown = shown_plans.get(db.key)
     first_sight = not executing or shown is None  # without a dry run (-y) the plan is first seen when it runs
@@ -172,7 +174,6 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
     taken: backups.Backup | None = None
     changed = False
     try:
-        db.note_interrupted(lambda: plan.actual_hash, "a deploy")
         run_id = ledger.start(db.runner, ensure_first=True, run=ledger.RunStart(
             action="deploy", environment=s.env, actor=s.resolved_actor(), host=db.host_name, target=db.label,
             source_hash=plan.source_hash, desired_hash=plan.desired_hash, before_hash=plan.actual_hash,

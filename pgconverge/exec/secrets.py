@@ -1,8 +1,8 @@
 """Where a password lives while pgconverge runs, and what the processes it starts inherit.
 
-- A URL read from an environment variable (``url_env`` in group data, ``--target env:VAR``) is
-  taken out of this process's environment when it is read and kept in memory, so that no child
-  (psql, pg_dump, the shells pyinfra's local connectors start) inherits it.
+- A URL with a password read from an environment variable (``url_env`` in group data, ``--target
+  env:VAR``) is taken out of this process's environment when it is read and kept in memory, so that
+  no child (psql, pg_dump, the shells pyinfra's local connectors start) inherits it.
 - A local psql or pg_dump reads its password from an anonymous in-memory file (Linux
   ``memfd_create``) handed to it as an inherited descriptor: nothing is written to a disk, and the
   file is gone with the last process holding it, kill -9 included. Where memfd is missing, a 0600
@@ -37,14 +37,27 @@ _TAKEN: dict[str, str] = {}
 
 
 def env_url(var: str, named_by: str) -> str:
-    """The URL in environment variable `var`, removed from this process's environment so that no
-    child inherits it. `named_by` says where the name came from, for the message when it is unset."""
+    """The URL in environment variable `var`; when it holds a password, removed from this process's
+    environment so that no child inherits it (a URL without one stays, for the user's own commands).
+    `named_by` says where the name came from, for the message when it is unset."""
     if var in os.environ:
+        if not _holds_password(os.environ[var]):
+            _TAKEN.pop(var, None)
+            return os.environ[var]
         _TAKEN[var] = os.environ.pop(var)
     if var not in _TAKEN:
         raise ValueError(f"environment variable {var} (named by {named_by}) is not set: export it with the "
                          "connection URL before running pgconverge")
     return _TAKEN[var]
+
+
+def _holds_password(url: str) -> bool:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return bool(conninfo_to_dict(url).get("password"))
+    except Exception:  # unparsable: the caller's parse reports it; keep it out of children anyway
+        return True
 
 
 def child_environment(conn_env: Mapping[str, str], password: str | None) -> dict[str, str]:

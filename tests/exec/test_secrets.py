@@ -171,6 +171,9 @@ def test_a_url_variable_is_taken_out_of_the_environment_and_still_serves_later_c
     assert pw not in "".join(env.values()) and env["PGUSER"] == role
     monkeypatch.setenv("PGC_SECRET_URL", url.replace(role, "someone_else", 1))  # set anew: the new value wins
     assert conn_from_spec({"url_env": "PGC_SECRET_URL"}).env["PGUSER"] == "someone_else"
+    monkeypatch.setenv("PGC_PLAIN_URL", "postgresql://someone@db.example/app")  # no secret: left for the user
+    assert conn_from_spec({"url_env": "PGC_PLAIN_URL"}).env["PGUSER"] == "someone"
+    assert os.environ["PGC_PLAIN_URL"] == "postgresql://someone@db.example/app"
     with pytest.raises(ValueError, match="PGC_UNSET_URL .named by url_env. is not set"):
         conn_from_spec({"url_env": "PGC_UNSET_URL"})
 

@@ -26,12 +26,12 @@ _NAMED = re.compile(r"^([A-Za-z0-9_.-]+)=((?:postgres(?:ql)?://|env:).*)$", re.S
 
 
 def resolve_target(value: str) -> str:
-    """A URL or conninfo; ``env:VAR`` reads it from the environment."""
+    """A URL or conninfo; ``env:VAR`` reads it from the environment, and takes it out of the
+    environment so that no psql, pg_dump or shell started later inherits it (``exec.secrets``)."""
     if value.startswith("env:"):
-        var = value[4:]
-        if var not in os.environ:
-            raise ValueError(f"environment variable {var} is not set")
-        return os.environ[var]
+        from pgconverge.exec.secrets import env_url
+
+        return env_url(value[4:], f"--target {value}")
     return value
 
 

@@ -69,7 +69,7 @@ def _options(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from pgconverge.api import Engine, NotConverged, Options, PlanChanged
-    from pgconverge.exec.runner import LocalRunner, PsqlError
+    from pgconverge.exec.runner import Conn, LocalRunner, PsqlError
     from pgconverge.catalog.shadow import default_cache_dir
     from pgconverge.source import SourceError, load_source
 
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              cache_dir=(options.cache_dir or default_cache_dir()) if options.use_cache else None)
         from pgconverge.cli.env import resolve_target
 
-        engine = Engine(LocalRunner(resolve_target(args.target)), source, options)
+        engine = Engine(LocalRunner(Conn.parse(resolve_target(args.target), "--target")), source, options)
         plan = engine.plan()
         refused = engine.policy().refused(plan.hazards)
         if args.command == "plan":

@@ -10,7 +10,6 @@ no secret is ever part of a command line.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -20,12 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from pgconverge.exec.secrets import child_environment, env_url, password_file, passfile_line, stop_with_parent
 from pgconverge.quoting import lit
 
-# "-f -" reads stdin as a file, so errors carry "psql:<stdin>:LINE:"
-PSQL_FLAGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-f", "-"]
+__all__ = ["Conn", "ConnectionSettingError", "LocalRunner", "PsqlError", "Runner", "conn_from_spec",
+           "passfile_line", "parse_psql_error", "shell_command"]
+
+# "-f -" reads stdin as a file, so errors carry "psql:<stdin>:LINE:"; -w: never prompt for a password
+PSQL_FLAGS = ["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-f", "-"]
 
 # libpq keywords and the environment variables that carry them
 ENV_FOR_KEYWORD = {
@@ -36,6 +40,10 @@ ENV_FOR_KEYWORD = {
 }
 
 _ERROR = re.compile(r"^psql:[^:]*:(\d+): (ERROR|FATAL):\s+(?:([0-9A-Z]{5}): )?(.*)$")
+
+
+class ConnectionSettingError(ValueError):
+    """A connection string or spec pgconverge cannot use; the message never holds a password."""
 
 
 class PsqlError(Exception):
@@ -64,6 +72,32 @@ def parse_psql_error(stderr: str) -> PsqlError:
     if m:
         return PsqlError(m.group(2), m.group(1))
     return PsqlError(text)
+
+
+# What libpq says when it could not connect (psql and pg_dump alike), and the SQLSTATEs of refusals
+_CONNECT_FAILED = re.compile(r"(?:psql|pg_dump|pg_restore): error: (?:connection to server|could not connect)")
+_AUTH_STATES = {"28P01": "the password was refused", "28000": "the server refused this user"}
+
+
+def connection_error(stderr: str, conn: Conn) -> PsqlError | None:
+    """A connection failure, naming the database, the server and the user (never the password),
+    with what to check; None when `stderr` is about something else."""
+    if not _CONNECT_FAILED.search(stderr):
+        return None
+    fatal = re.search(r"FATAL:\s+(?:([0-9A-Z]{5}): )?(.*)", stderr)
+    state, cause = (fatal.group(1), fatal.group(2).strip()) if fatal else (None, stderr.strip().splitlines()[-1])
+    cause = re.sub(r"^(?:psql|pg_dump|pg_restore): error: ", "", cause)
+    if state == "28P01" or "password authentication failed" in cause:
+        state = "28P01"  # libpq prints no SQLSTATE for a failed connection
+        hint = ("the password was refused: check the password of this user where it comes from (the URL in "
+                "url_env or --target env:VAR, a pg service file or a password file)")
+    elif "no password supplied" in cause:
+        hint = "the server asks for a password and none was given: add it to the URL, a service or a password file"
+    elif state in _AUTH_STATES:
+        hint = f"{_AUTH_STATES[state]}: check pg_hba.conf and the role's LOGIN right"
+    else:
+        hint = "check that the server is up and reachable from here, and the connection settings"
+    return PsqlError(f"cannot connect to {conn.endpoint()}: {cause}; {hint}", state)
 
 
 def find_tool(name: str) -> str:
@@ -95,13 +129,17 @@ class Conn:
     database: str | None = None
 
     @classmethod
-    def parse(cls, target: str) -> Conn:
-        params = conninfo_to_dict(target)
+    def parse(cls, target: str, where: str = "the connection string") -> Conn:
+        """A URL or libpq keyword string; `where` names its origin in messages."""
+        try:
+            params = conninfo_to_dict(target)
+        except psycopg.ProgrammingError as e:
+            raise ConnectionSettingError(_parse_problem(str(e), where)) from None
         password = params.pop("password", None)
         env = {}
         for key, value in params.items():
             if key not in ENV_FOR_KEYWORD:
-                raise ValueError(f"connection option {key!r} is not supported")
+                raise ConnectionSettingError(_unknown_option(key, where))
             env[ENV_FOR_KEYWORD[key]] = str(value)
         return cls(env, password)
 
@@ -121,10 +159,36 @@ class Conn:
         host = self.env.get("PGHOST", "") or self.env.get("PGSERVICE", "")
         return f"{self.dbname or '?'}@{host or 'local'}"
 
+    def endpoint(self) -> str:
+        """Server and user, for a connection failure: never the password."""
+        host = self.env.get("PGHOST") or self.env.get("PGHOSTADDR")
+        where = (f"service {self.env['PGSERVICE']}" if "PGSERVICE" in self.env and not host
+                 else f"host {host or 'the local socket'}")
+        port = f", port {self.env['PGPORT']}" if "PGPORT" in self.env else ""
+        user = self.env.get("PGUSER") or "the default user (the login name, or the service's)"
+        return f"database {self.dbname or '(default)'} on {where}{port} as user {user}"
 
-def passfile_line(password: str) -> str:
-    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-    return f"*:*:*:*:{escaped}\n"
+
+_SUPPORTED = ", ".join(sorted(ENV_FOR_KEYWORD))
+
+
+def _unknown_option(key: str, where: str) -> str:
+    return (f"{where}: connection option {key!r} is not supported by pgconverge; supported: {_SUPPORTED} "
+            "(and password). Remove it, or set it in a pg_service.conf service")
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def _parse_problem(message: str, where: str) -> str:
+    # libpq's message may quote a piece of the string, which may be the password: only an option
+    # name (a plain word) is repeated
+    m = re.search(r'invalid (?:connection option|URI query parameter):? "(\w+)"', message)
+    if m:
+        return _unknown_option(m.group(1), where)
+    told = _QUOTED.sub("(...)", message.strip())
+    return (f"{where} is not a valid libpq connection string or URL (libpq: {told}); "
+            "see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING")
 
 
 def database_guard(name: str) -> str:
@@ -154,11 +218,15 @@ class Runner:
     def name(self) -> str:
         return self.conn.describe()
 
+    def failure(self, stderr: str) -> PsqlError:
+        """The error of a failed psql: a connection failure names the server and the user."""
+        return connection_error(stderr, self.conn) or parse_psql_error(stderr)
+
     def query_text(self, script: str) -> str:
         """Run a script whose last statement returns one value; its text as psql printed it."""
         rc, out, err = self.exec_psql(["-A", "-t"], script)
         if rc != 0:
-            raise parse_psql_error(err)
+            raise self.failure(err)
         return out
 
     def query_json(self, script: str) -> Any:
@@ -169,7 +237,7 @@ class Runner:
     def run_script(self, script: str, on_line: Callable[[str], None] | None = None) -> str:
         rc, out, err = self.exec_psql([], script, on_line)
         if rc != 0:
-            raise parse_psql_error(err)
+            raise self.failure(err)
         return out
 
     def dump_schema(self, exclude_schemas: tuple[str, ...] = (), archive: Path | None = None) -> str:
@@ -181,7 +249,8 @@ class Runner:
             args += ["--format=custom", f"--file={archive}"]
         rc, out, err = self.exec_tool("pg_dump", args)
         if rc != 0:
-            raise PsqlError(f"pg_dump of {self.name} failed: {err.strip() or 'no message'}")
+            raise connection_error(err, self.conn) or PsqlError(f"pg_dump of {self.name} failed: "
+                                                                f"{err.strip() or 'no message'}")
         return out
 
     def restore_archive(self, archive: Path, jobs: int = 1) -> None:
@@ -213,18 +282,17 @@ class LocalRunner(Runner):
         return self._exec([find_tool(tool), *self.conn.args(), *args], "", None)
 
     def _exec(self, argv: list[str], stdin: str, on_line: Callable[[str], None] | None):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(self.conn.env)
-        passfile = None
+        env = child_environment(self.conn.env, self.conn.password)
+        secret = password_file(self.conn.password) if self.conn.password is not None else None
         try:
-            if self.conn.password is not None:
-                fd, passfile = tempfile.mkstemp(prefix="pgconverge-", suffix=".pgpass")
-                with os.fdopen(fd, "w") as f:  # mkstemp creates it 0600
-                    f.write(passfile_line(self.conn.password))
-                env["PGPASSFILE"] = passfile
+            if secret:
+                env["PGPASSFILE"] = secret.path
             with tempfile.TemporaryFile(mode="w+") as err:
-                proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                                        text=True, pass_fds=secret.fds if secret else (),
+                                        preexec_fn=stop_with_parent())
+                if secret:
+                    secret.close()  # the child holds its own descriptor: the in-memory file dies with it
                 assert proc.stdin and proc.stdout
                 # stdin is written by a thread-free trick: scripts are small enough for the pipe
                 # buffer only sometimes, so write then stream stdout with communicate semantics.
@@ -235,8 +303,8 @@ class LocalRunner(Runner):
                 err.seek(0)
                 return proc.returncode, out, err.read()
         finally:
-            if passfile:
-                Path(passfile).unlink(missing_ok=True)
+            if secret:
+                secret.remove()
 
 
 def _stream(proc: subprocess.Popen, stdin: str, on_line: Callable[[str], None]) -> str:
@@ -260,28 +328,27 @@ def _stream(proc: subprocess.Popen, stdin: str, on_line: Callable[[str], None]) 
     return "".join(lines)
 
 
-def conn_from_spec(spec: str | dict) -> Conn:
+def conn_from_spec(spec: str | dict, where: str = "the connection") -> Conn:
     """A connection from group data: a URL, or a dict of libpq keywords plus ``url_env``,
     the name of an environment variable (on the machine running pyinfra) that holds the URL.
     ``password`` is refused here: secrets belong in a service file, a password file or
-    the environment variable."""
+    the environment variable (taken out of the environment once read: ``exec.secrets``)."""
     if isinstance(spec, str):
-        return Conn.parse(spec)
+        return Conn.parse(spec, where)
     spec = dict(spec)
     if "password" in spec:
-        raise ValueError("a password in group data would end up in the repository: use url_env, "
-                         "a pg service file or a password file")
+        raise ConnectionSettingError("a password in group data would end up in the repository: use url_env, "
+                                     "a pg service file or a password file")
     url_env = spec.pop("url_env", None)
     spec.pop("name", None)
     if url_env:
-        if url_env not in os.environ:
-            raise ValueError(f"environment variable {url_env} (named by url_env) is not set")
-        conn = Conn.parse(os.environ[url_env])
+        conn = Conn.parse(env_url(url_env, "url_env"), f"the URL in environment variable {url_env} (url_env)")
     else:
         conn = Conn()
     for key, value in spec.items():
         if key not in ENV_FOR_KEYWORD:
-            raise ValueError(f"unknown connection setting {key!r}; known: url_env, {', '.join(ENV_FOR_KEYWORD)}")
+            raise ConnectionSettingError(f"{where}: unknown connection setting {key!r}; known: url_env, name, "
+                                         f"{', '.join(ENV_FOR_KEYWORD)}")
         conn.env[ENV_FOR_KEYWORD[key]] = str(value)
     return conn
 

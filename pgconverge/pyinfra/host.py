@@ -55,8 +55,9 @@ class PyinfraConsole:
 class HostRunner(ShellRunner):
     """psql through the pyinfra host's connector (SSH or local alike).
 
-    A password never travels in a command: it is streamed on stdin into a private
-    (umask 077) password file on the host, removed by ``close()``.
+    A password never travels in a command: it is streamed on stdin into a private password
+    file on the host that lives until psql has connected; a psql whose caller died is stopped
+    (see ``exec.guard``).
     """
 
     def __init__(self, host_: Any, conn: Conn, psql: str = "psql"):

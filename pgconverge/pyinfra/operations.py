@@ -13,7 +13,7 @@ import shlex
 from typing import Any, Callable
 
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import FunctionCommand, StringCommand, operation
 
 from pgconverge.api import Engine, Options
 from pgconverge.exec.script import render_script
@@ -21,7 +21,7 @@ from pgconverge.planning.steps import Plan
 from pgconverge.errors import PlanError
 from pgconverge.exec.runner import PsqlError, conn_from_spec
 from pgconverge.catalog.shadow import default_cache_dir
-from pgconverge.pyinfra.host import HostRunner, executing, fail_command, refuse, show_plan
+from pgconverge.pyinfra.host import HostRunner, executing, fail_command, refuse, say, show_plan
 from pgconverge.source import SourceError, load_source
 
 __all__ = ["converge", "deploy", "restore", "drill"]
@@ -81,7 +81,11 @@ def converge(
             allow_hazards=["index_build"],
         )
     """
-    conn = conn_from_spec(database)
+    try:
+        conn = conn_from_spec(database, "converge(database=...)")
+    except ValueError as e:  # an unknown option, an unset url_env: a message for this host, not a traceback
+        yield from refuse(executing(host), f"converge: {e}; nothing was run")
+        return
     runner = HostRunner(host, conn, psql)
     # parsed once per sql/ content: the body runs at plan and at execute time, for every database
     engine = Engine(runner, load_source(sql, cache_dir=default_cache_dir()), _options(dict(
@@ -128,7 +132,18 @@ def converge(
             yield StringCommand(psql, "# apply", str(len(plan.steps)), "step(s) to", shlex.quote(conn.describe()))
             return
         script = render_script(plan, engine.options.settings)
-        yield StringCommand(runner.command([]), _stdin=script)
+
+        def run(state, host):  # noqa: ARG001 (pyinfra passes state and host by name)
+            # a callback rather than a command: the password (prepended to psql's stdin) never
+            # enters pyinfra's state, where a debug print could show a command's stdin
+            try:
+                runner.run_script(script)
+            except PsqlError as e:
+                say(host, f"{conn.describe()}: {e}", fg="red", bold=True)
+                return False
+            return True
+
+        yield FunctionCommand(run, (), {})
         after = engine.plan()
         if not after.is_empty:
             yield fail_command(f"{conn.describe()}: did not converge; still pending:\n{after.to_sql()}")

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pgconverge.quoting import lit, q
-from pgconverge.runbook.shell import RemoteError, Shell, file_facts, must, pg_tool, remove, write_private_file
+from pgconverge.runbook.shell import (RemoteError, Shell, ShellRunner, file_facts, must, pg_tool, remove,
+                                      write_private_file)
 from pgconverge.runbook.settings import EnvSettings, safe_name
 
 SUFFIX = {"custom": ".dump", "sql.gz": ".sql.gz"}
@@ -89,7 +90,7 @@ def verify(shell: Shell, settings: EnvSettings, backup: Backup) -> None:
         raise BackupError(f"backup {backup.path} on {shell.name} is not readable: {res.error}")
 
 
-def take(shell: Shell, env: dict[str, str], settings: EnvSettings, label: str,
+def take(shell: Shell, runner: ShellRunner, settings: EnvSettings, label: str,
          now: datetime | None = None) -> Backup:
     """pg_dump the database into a verified, timestamped file; raises BackupError."""
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
@@ -105,9 +106,9 @@ def take(shell: Shell, env: dict[str, str], settings: EnvSettings, label: str,
     final = f"{where}/{res.stdout[-1].strip()}{suffix}"
     partial = f"{where}/.partial-{secrets.token_hex(4)}{suffix}"
     fmt_args = ["-Fc"] if settings.backup_format == "custom" else ["-Fp", "-Z", "6"]
-    dump = pg_tool(env, settings.tool("pg_dump"),
+    dump = pg_tool(runner.env(), settings.tool("pg_dump"),
                    ["--no-password", f"--lock-wait-timeout={LOCK_WAIT}", *fmt_args, "-f", partial])
-    res = shell.run(f"umask 077 && {dump}")
+    res = runner.run_connected(dump)  # under umask 077
     if not res.ok:
         remove(shell, partial)
         raise BackupError(f"pg_dump failed on {shell.name}: {res.error}")
@@ -218,7 +219,7 @@ def _as_sql(shell: Shell, settings: EnvSettings, backup: Backup, directory: str)
     return tmp
 
 
-def replay(shell: Shell, env: dict[str, str], settings: EnvSettings, backup: Backup, *,
+def replay(shell: Shell, runner: ShellRunner, settings: EnvSettings, backup: Backup, *,
            prologue: str = "", epilogue: str = "") -> None:
     """Replay a backup through psql in a single transaction (-1): all of it, or nothing."""
     directory = backup.path.rsplit("/", 1)[0] if "/" in backup.path else "."
@@ -229,18 +230,19 @@ def replay(shell: Shell, env: dict[str, str], settings: EnvSettings, backup: Bac
         epi = write_private_file(shell, epilogue, directory) if epilogue else None
         extra = [p for p in (pro, epi) if p]
         files = [x for f in (pro, sql_file, epi) if f for x in ("-f", f)]
-        cmd = pg_tool(env, settings.tool("psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-1", *files])
-        res = shell.run(f"{cmd} > /dev/null")
+        cmd = pg_tool(runner.env(), settings.tool("psql"),
+                      ["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-1", *files])
+        res = runner.run_connected(f"{cmd} > /dev/null")
         if not res.ok:
             raise BackupError(f"restoring {backup.path} failed, nothing was changed: {res.error}")
     finally:
         remove(shell, sql_file, *extra)
 
 
-def restore(shell: Shell, env: dict[str, str], settings: EnvSettings, backup: Backup, server_version: int) -> None:
-    """Put `backup` back into the database `env` points at, keeping the current ledger."""
+def restore(shell: Shell, runner: ShellRunner, settings: EnvSettings, backup: Backup, server_version: int) -> None:
+    """Put `backup` back into the database `runner` points at, keeping the current ledger."""
     keep = _keep_name()
-    replay(shell, env, settings, backup, prologue=restore_prologue(keep, server_version),
+    replay(shell, runner, settings, backup, prologue=restore_prologue(keep, server_version),
            epilogue=restore_epilogue(keep))
 
 

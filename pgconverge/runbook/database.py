@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pgconverge.api import Engine, Options
 from pgconverge.catalog import introspect
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.catalog.shadow import default_cache_dir
 from pgconverge.exec.runner import conn_from_spec
-from pgconverge.runbook import preflight
+from pgconverge.runbook import ledger, preflight
 from pgconverge.runbook.settings import EnvSettings
 from pgconverge.runbook.shell import Console, Shell, ShellRunner
 from pgconverge.source import load_source
@@ -58,6 +58,14 @@ class Database:
         """The schema hash of what is there now (scoped like the plan's)."""
         engine = engine or self.engine
         return catalog_hash(engine.scoped(introspect.parse_catalog(engine.actual_doc())))
+
+    def note_interrupted(self, current: Callable[[], str | None], by: str) -> None:
+        """Before a run writes its own ledger row: rows left ``running`` by a process that is gone
+        become ``interrupted``, with what was found (`current`: the schema hash now)."""
+        if not ledger.exists(self.runner):
+            return
+        for found in ledger.close_interrupted(self.runner, current, f"{by} from {self.host_name}"):
+            self.say(f"ledger: run #{found.run.id} {found.message}", fg="yellow")
 
     def close(self) -> None:
         self.runner.close()

@@ -93,6 +93,8 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
         return Checked(problem=f"{db.label}: preflight failed, nothing was changed:\n"
                        + "\n".join(f"  {p}" for p in report.problems), work=True)
     plan = db.engine.plan()
+    if executing:  # the real run, even one with nothing to do; a dry run writes nothing
+        db.note_interrupted(lambda: plan.actual_hash, "a deploy")
     refused = db.engine.policy().refused(plan.hazards)
     shown = shown_plans.get(db.key)
     first_sight = not executing or shown is None  # without a dry run (-y) the plan is first seen when it runs
@@ -183,7 +185,7 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
             plan_hash=plan.plan_hash, plan=plan.to_json()))
         db.say(f"ledger: run #{run_id} started ({s.env}, {db.label})")
         if backup_due:
-            taken = backups.take(db.shell, db.runner.env(), s, db.label)
+            taken = backups.take(db.shell, db.runner, s, db.label)
             ledger.update(db.runner, run_id, backup=taken.to_json())
             db.say(f"backup: {taken.path} ({preflight.human(taken.size or 0)}, sha256 {taken.sha256}) verified")
             pruned = backups.prune(db.shell, s, db.label)

@@ -11,6 +11,12 @@ that dies half way is visible as such) and finished with its outcome:
     deploy:  converged | unchanged | smoke_failed | failed
     restore: restored | failed
     drill:   passed | failed
+    any:     interrupted (set by a later run: the process that wrote the row is gone)
+
+Each row names its ``owner`` (machine, pid, process start). A later run on the same machine
+whose owner process is gone (a kill -9, a crash, a lost machine reboot) marks the row
+``interrupted`` with what it found (``close_interrupted``); a row owned by another machine is
+left alone, since only that machine can tell whether its run still goes on.
 
 Every function takes a ``runner.Runner``: the ledger is written through the same
 psql transport as everything else, so it works over SSH and for managed databases.
@@ -19,8 +25,11 @@ psql transport as everything else, so it works over SSH and for managed database
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from pgconverge.catalog.introspect import LEDGER_SCHEMA
 from pgconverge.quoting import lit, q
@@ -34,6 +43,7 @@ _LATER_COLUMNS = {
     "action": "text NOT NULL DEFAULT 'deploy'",
     "host": "text",
     "target": "text",
+    "owner": "jsonb",
 }
 
 # Idempotent; safe to run at the start of every apply script.
@@ -57,7 +67,8 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
     message text,
     action text NOT NULL DEFAULT 'deploy',
     host text,
-    target text
+    target text,
+    owner jsonb
 );
 CREATE TABLE IF NOT EXISTS {DATA_BLOCKS} (
     name text PRIMARY KEY,
@@ -80,7 +91,9 @@ END $pgconverge$;
 _ENSURE_LOCK = 1885365111
 
 COLUMNS = ("id", "action", "environment", "actor", "host", "target", "started_at", "finished_at", "source_hash",
-           "desired_hash", "before_hash", "after_hash", "plan_hash", "plan", "backup", "smoke", "outcome", "message")
+           "desired_hash", "before_hash", "after_hash", "plan_hash", "plan", "backup", "smoke", "outcome", "message",
+           "owner")
+JSON_COLUMNS = ("plan", "backup", "smoke", "owner")
 
 DEPLOY_OK = ("converged", "unchanged")
 
@@ -107,6 +120,7 @@ class Run:
     backup: dict | None = None
     smoke: dict | None = None
     message: str | None = None
+    owner: dict | None = None
 
     @property
     def smoke_passed(self) -> bool:
@@ -134,6 +148,59 @@ class RunStart:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (boot id and clock ticks since boot), to tell a reused pid from
+    the original; None where /proc does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    ticks = stat.rsplit(")", 1)[1].split()[19]  # field 22 of stat(5), counted after the command name
+    return f"{_boot_id()}:{ticks}"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that wrote a ``running`` row: while it lives, the run may go on."""
+
+    machine: str
+    pid: int
+    started: str | None = None
+
+    @classmethod
+    def me(cls) -> Owner:
+        return cls(socket.gethostname(), os.getpid(), _process_start(os.getpid()))
+
+    @classmethod
+    def from_json(cls, doc: dict | None) -> Owner | None:
+        if not doc or "machine" not in doc or "pid" not in doc:
+            return None
+        return cls(str(doc["machine"]), int(doc["pid"]), doc.get("started"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"machine": self.machine, "pid": self.pid, "started": self.started}
+
+    def alive(self) -> bool | None:
+        """False when the process is gone, True when it runs, None when this machine cannot tell."""
+        if self.machine != socket.gethostname():
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        now = _process_start(self.pid)
+        return not (self.started and now and now != self.started)
+
+
 def _json(value: Any) -> str:
     return "NULL" if value is None else f"{lit(json.dumps(value, sort_keys=True, default=str))}::jsonb"
 
@@ -157,10 +224,11 @@ def start(runner: Runner, run: RunStart, ensure_first: bool = False) -> int:
     """Insert a row with outcome ``running``; returns its id. The ledger must exist, or
     ``ensure_first`` creates it in the same psql call."""
     sql = (_ensure_script() if ensure_first else "") + (f"INSERT INTO {RUNS} (action, environment, actor, host, target, source_hash, desired_hash, "
-           f"before_hash, plan_hash, plan, backup, outcome) VALUES ("
+           f"before_hash, plan_hash, plan, backup, owner, outcome) VALUES ("
            f"{lit(run.action)}, {lit(run.environment)}, {lit(run.actor)}, {lit(run.host)}, {lit(run.target)}, "
            f"{lit(run.source_hash)}, {lit(run.desired_hash)}, {lit(run.before_hash)}, {lit(run.plan_hash)}, "
-           f"{_json(run.plan)}, {_json(run.backup)}, 'running') RETURNING to_json(id);")
+           f"{_json(run.plan)}, {_json(run.backup)}, {_json(Owner.me().to_json())}, 'running') "
+           "RETURNING to_json(id);")
     return int(runner.query_json(sql))
 
 
@@ -172,7 +240,7 @@ def update(runner: Runner, run_id: int, finished: bool = False, **values: Any) -
     for name, value in values.items():
         if name not in COLUMNS or name == "id":
             raise ValueError(f"unknown ledger column {name!r}")
-        sets.append(f"{q(name)} = {_json(value) if name in ('plan', 'backup', 'smoke') else lit(value)}")
+        sets.append(f"{q(name)} = {_json(value) if name in JSON_COLUMNS else lit(value)}")
     runner.run_script(f"UPDATE {RUNS} SET {', '.join(sets)} WHERE id = {int(run_id)};\n")
 
 
@@ -180,6 +248,50 @@ def finish(runner: Runner, run_id: int, outcome: str, **values: Any) -> None:
     """Close a row: its outcome, the finish time and any other columns (after_hash, smoke, message...)."""
     values = {k: v for k, v in values.items() if v is not None}
     update(runner, run_id, finished=True, outcome=outcome, **values)
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A row found ``running`` whose run is gone, as it was marked."""
+
+    run: Run
+    message: str
+
+
+def _found(run: Run, current_hash: str | None) -> str:
+    if current_hash is None:
+        return "schema not inspected"
+    if current_hash == run.before_hash:
+        return f"schema {current_hash[:12]}, as before that run: none of its plan is applied"
+    if run.desired_hash and current_hash == run.desired_hash:
+        return f"schema {current_hash[:12]}, the desired one: its plan is applied in full"
+    return (f"schema {current_hash[:12]}, neither the one before that run ({(run.before_hash or '?')[:12]}) "
+            f"nor the desired one ({(run.desired_hash or '?')[:12]}): partly applied, or changed since")
+
+
+def close_interrupted(runner: Runner, current: Callable[[], str | None], by: str) -> list[Interrupted]:
+    """Mark ``interrupted`` the rows left ``running`` by a process of this machine that is gone,
+    recording what was found: the schema now (``after_hash``, compared with the row's before and
+    desired hashes), the backup it had taken, who found it. `current` gives the schema hash now
+    (called once, only when a row is marked); `by` describes the run that looks."""
+    found: list[Interrupted] = []
+    hashes: list[str | None] = []
+    for run in _runs(runner, "outcome = 'running'"):
+        owner = Owner.from_json(run.owner)
+        if owner is None or owner.alive() is not False:
+            continue  # a live run, another machine's, or a row of a version that named no owner
+        if not hashes:
+            hashes.append(current())
+        current_hash = hashes[0]
+        backup = (run.backup or {}).get("file") if run.backup else None
+        message = (f"interrupted: process {owner.pid} on {owner.machine} ended without finishing this {run.action} "
+                   f"(found by {by}); {_found(run, current_hash)}; "
+                   + (f"backup taken: {backup}" if backup else "no backup recorded"))
+        runner.run_script(f"UPDATE {RUNS} SET outcome = 'interrupted', finished_at = now(), "
+                          f"after_hash = {lit(current_hash)}, message = {lit(message)} "
+                          f"WHERE id = {int(run.id)} AND outcome = 'running';\n")
+        found.append(Interrupted(run, message))
+    return found
 
 
 def record(runner: Runner, run: RunStart, outcome: str, **values: Any) -> int:
@@ -190,9 +302,9 @@ def record(runner: Runner, run: RunStart, outcome: str, **values: Any) -> int:
 
 
 def _select(where: str = "true", limit: int | None = None, order: str = "id DESC") -> str:
-    cols = ", ".join(q(c) for c in COLUMNS)
+    # every column, so that a ledger written by an older version (fewer columns) reads too
     lim = f" LIMIT {int(limit)}" if limit else ""
-    return (f"SELECT coalesce(json_agg(r), '[]') FROM (SELECT {cols} FROM {RUNS} "
+    return (f"SELECT coalesce(json_agg(r), '[]') FROM (SELECT * FROM {RUNS} "
             f"WHERE {where} ORDER BY {order}{lim}) r;")
 
 

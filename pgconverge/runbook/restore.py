@@ -93,8 +93,9 @@ def apply_restore(db: Database, picked: Picked, before_hash: str) -> bool:
     s, chosen, expected = db.settings, picked.backup, picked.expected_hash
     try:
         version = int((db.info or {}).get("server_version") or 150000)
+        db.note_interrupted(lambda: before_hash, "a restore")
         db.say(f"restore: replaying {chosen.path} into {db.label} in one transaction")
-        backups.restore(db.shell, db.runner.env(), s, chosen, version)
+        backups.restore(db.shell, db.runner, s, chosen, version)
         after = db.actual_hash()
         if expected and after != expected:
             outcome, msg = "failed", (f"restored {chosen.path}, but the schema hash {after[:12]} differs from the "
@@ -143,7 +144,7 @@ def apply_drill(db: Database, chosen: backups.Backup, run: ledger.Run) -> bool:
         try:
             scratch_runner = server.for_database(scratch)
             db.say(f"drill: restoring {chosen.path} into scratch database {scratch}")
-            backups.replay(db.shell, scratch_runner.env(), s, chosen)
+            backups.replay(db.shell, scratch_runner, s, chosen)
             scratch_engine = Engine(scratch_runner, db.source, db.options)
             got = db.actual_hash(scratch_engine)
         finally:
@@ -158,6 +159,7 @@ def apply_drill(db: Database, chosen: backups.Backup, run: ledger.Run) -> bool:
     except Exception as e:
         msg = f"drill could not restore {chosen.path}: {e}"
     try:
+        db.note_interrupted(db.actual_hash, "a drill")
         run_id = ledger.record(db.runner, ledger.RunStart(
             action="drill", environment=s.env, actor=s.resolved_actor(), host=db.host_name, target=db.label,
             desired_hash=run.before_hash, backup=chosen.to_json()), outcome, after_hash=got, message=msg)

@@ -6,8 +6,8 @@ database's backup lands on the machine running the deploy. The runbook never kno
 what carries the commands: deploys bring one over their hosts' connectors (SSH or
 local), tests may bring a local one.
 
-Commands carry only non-secret PG* settings; a password reaches the tools through
-the 0600 password file that ``ShellRunner`` keeps on the host.
+Commands carry only non-secret PG* settings; a password reaches the tools on stdin, into a
+0600 password file on the host that lives until the tool has connected (``exec.guard``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from pgconverge.exec.runner import Conn, Runner, passfile_line, shell_command
+from pgconverge.exec.guard import guarded
+from pgconverge.exec.runner import PSQL_FLAGS, Conn, Runner
+from pgconverge.exec.secrets import passfile_line
 
 if TYPE_CHECKING:
     from pgconverge.planning.hazards import Hazard
@@ -123,51 +125,51 @@ def command_exists(shell: Shell, program: str) -> bool:
 class ShellRunner(Runner):
     """psql through a Shell (SSH or local alike).
 
-    A password never travels in a command: it is streamed on stdin into a private
-    (umask 077) password file on the host, removed by ``close()``.
+    A password never travels in a command: each call streams it on stdin into a private password
+    file on the host that the wrapper (``exec.guard``) removes once the tool has connected, and a
+    tool whose caller died is stopped.
     """
 
     def __init__(self, shell: Shell, conn: Conn, psql: str = "psql"):
         self.shell = shell
         self.conn = conn
         self.psql = psql
-        self.passfile: str | None = None
 
     def _sibling(self, conn: Conn) -> ShellRunner:
         return ShellRunner(self.shell, conn, self.psql)
 
     def for_database(self, dbname: str) -> ShellRunner:
-        other = self._sibling(self.conn.with_database(dbname))
-        other.passfile = self.passfile  # the password file matches any database
-        return other
+        return self._sibling(self.conn.with_database(dbname))
 
     def env(self) -> dict[str, str]:
-        env = dict(self.conn.env)
-        if self.conn.password is not None:
-            if self.passfile is None:
-                res = self.shell.run("umask 077 && f=$(mktemp) && cat > \"$f\" && echo \"$f\"",
-                                     passfile_line(self.conn.password))
-                if not res.ok:
-                    raise RemoteError(f"cannot write a password file on {self.shell.name}")
-                self.passfile = res.stdout[-1].strip()
-            env["PGPASSFILE"] = self.passfile
-        return env
+        """The connection's non-secret PG* settings."""
+        return dict(self.conn.env)
 
-    def command(self, args: list[str]) -> str:
-        return shell_command(self.env(), [*self.conn.args(), *args], self.psql)
+    def connected(self, core: str, stdin: str | None = None) -> tuple[str, str | None]:
+        """(command line, stdin) that run `core` (a client tool made by ``pg_tool``, with its
+        redirections) with this connection's password, if it has one."""
+        if self.conn.password is None:
+            return guarded(core, False), stdin
+        return guarded(core, True), passfile_line(self.conn.password) + (stdin or "")
+
+    def run_connected(self, core: str, stdin: str | None = None) -> Result:
+        """Run `core` (see ``connected``) on the host."""
+        return self.shell.run(*self.connected(core, stdin))
+
+    def command(self, args: list[str], stdin: str | None = None) -> tuple[str, str | None]:
+        """The psql call with `args`, as (command line, stdin)."""
+        return self.connected(pg_tool(self.env(), self.psql, [*PSQL_FLAGS, *self.conn.args(), *args]), stdin)
 
     def exec_tool(self, tool, args):
-        res = self.shell.run(pg_tool(self.env(), tool, [*self.conn.args(), *args]))
+        res = self.run_connected(pg_tool(self.env(), tool, [*self.conn.args(), *args]))
         return (0 if res.ok else res.exit_code), "\n".join(res.stdout), "\n".join(res.stderr)
 
     def exec_psql(self, args, stdin, on_line=None):
-        res = self.shell.run(self.command(args), stdin)
+        res = self.shell.run(*self.command(args, stdin))
         if on_line:
             for line in res.stdout:
                 on_line(line)
         return (0 if res.ok else res.exit_code), "\n".join(res.stdout), "\n".join(res.stderr)
 
     def close(self) -> None:
-        if self.passfile:
-            self.shell.run(f"rm -f {shlex.quote(self.passfile)}")
-            self.passfile = None
+        """Nothing is kept between calls (kept for callers that tidy up)."""

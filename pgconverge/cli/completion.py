@@ -106,8 +106,6 @@ def zsh_script(parser: argparse.ArgumentParser) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pgconverge.cli.main import build_parser
-
-    parser = build_parser()
+    parser = args.root_parser  # the whole command line's parser (cli/main.py sets it)
     sys.stdout.write(bash_script(parser) if args.shell == "bash" else zsh_script(parser))
     return 0

@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pgconverge.cli.completion import add_parser as add_completion
 
     add_completion(sub)
+    parser.set_defaults(root_parser=parser)
     return parser
 
 

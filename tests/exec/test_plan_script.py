@@ -53,7 +53,7 @@ LOCK_RULES = {
 # squawk's style and compatibility rules, which say nothing about locks (the planner's SQL does not
 # follow them: it drops the temporary NOT NULL check it made, names no IF NOT EXISTS)
 STYLE_RULES = {"prefer-robust-stmts", "ban-drop-constraint", "prefer-bigint-over-int", "prefer-bigint-over-smallint",
-               "prefer-identity", "prefer-text-field", "prefer-timestamptz"}
+               "prefer-identity", "prefer-text-field", "prefer-timestamp-tz"}
 
 
 def _start(db: str) -> None:

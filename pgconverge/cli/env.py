@@ -42,9 +42,10 @@ def add_parsers(sub: Any) -> None:
     which.add_argument("--env", help="every database of this environment's inventory (inventory/ENV.py)")
     p.add_argument("--database", default=None, help="with --env: only the database with this label")
     p.add_argument("--root", default=".", help="with --env: the project folder holding inventory/ (default: .)")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--action", choices=["deploy", "restore", "drill"], default=None)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="the N newest runs (default 20)")
+    p.add_argument("--action", choices=["deploy", "restore", "drill"], default=None,
+                   help="only the runs of this runbook")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.set_defaults(env_command=history_main)
 
     p = sub.add_parser("signoff", help="sign off production's plan with your SSH key, after staging converged "
@@ -71,7 +72,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", default=None, help="the sign-off file (default: pgconverge_signoff_file); "
                                                "its signature is written next to it, as <file>.sig")
     p.add_argument("--root", default=".", help="the project folder holding inventory/ and group_data/ (default: .)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the sign-off (or the verdicts of --verify) as JSON")
     p.set_defaults(env_command=signoff_main)
 
 

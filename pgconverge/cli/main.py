@@ -14,6 +14,7 @@ from typing import Sequence
 from pgconverge.planning.hazards import ALL_HAZARDS, HazardRefused
 from pgconverge.errors import PlanError
 from pgconverge.planning.steps import Step
+from pgconverge.cli.envrun import add_env_options, check_combination, write_script
 from pgconverge.runbook.style import format_plan, format_step, use_colour
 
 __all__ = ["main", "build_parser", "format_plan", "format_step"]
@@ -21,23 +22,29 @@ __all__ = ["main", "build_parser", "format_plan", "format_step"]
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_REFUSED = 0, 1, 2, 3
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", required=True,
+    p.add_argument("--target", default=None, metavar="URL",
                    help="libpq connection string or URL, or env:VAR to read it from a variable (keeps a "
                         "password off the command line); a password is never printed")
-    p.add_argument("--sql", action="append", required=True, help=".sql file or folder; repeatable")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--allow-hazards", default="", help=f"comma list or 'all'; known: {', '.join(ALL_HAZARDS)}")
-    p.add_argument("--drop", action="append", default=[],
-                   help="name an object that may be dropped, e.g. table:public.legacy ('*' for all)")
-    p.add_argument("--only-schemas", default="", help="manage only these schemas")
-    p.add_argument("--exclude-schemas", default="", help="never manage these schemas")
-    p.add_argument("--compare-extension-versions", action="store_true")
+    p.add_argument("--sql", action="append", default=None, metavar="PATH",
+                   help=".sql file or folder of the desired state; repeatable")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON document: the steps with their effective lock_timeout and statement_timeout, "
+                        "the hashes, the proof, what the policy refuses")
+    p.add_argument("--allow-hazards", default="", metavar="LIST",
+                   help=f"comma list or 'all'; known: {', '.join(ALL_HAZARDS)}")
+    p.add_argument("--drop", action="append", default=[], metavar="ID",
+                   help="name an object that may be dropped, e.g. table:public.legacy ('*' for all); repeatable")
+    p.add_argument("--only-schemas", default="", metavar="LIST", help="manage only these schemas (comma list)")
+    p.add_argument("--exclude-schemas", default="", metavar="LIST", help="never manage these schemas (comma list)")
+    p.add_argument("--compare-extension-versions", action="store_true",
+                   help="plan extension updates even where sql/ pins no VERSION")
     p.add_argument("--no-cache", action="store_true", help="always rebuild the desired catalog")
-    p.add_argument("--lock-timeout", default=None,
+    p.add_argument("--lock-timeout", default=None, metavar="DURATION",
                    help="how long each step waits for its lock before it rolls back and retries (default 2s)")
-    p.add_argument("--lock-retries", type=int, default=None,
+    p.add_argument("--lock-retries", type=int, default=None, metavar="N",
                    help="retries of a step whose lock was not granted, with backoff (default 5)")
-    p.add_argument("--statement-timeout", default=None, help="statement_timeout of each step (default 0: none)")
+    p.add_argument("--statement-timeout", default=None, metavar="DURATION",
+                   help="statement_timeout of each step (default 30min)")
     p.add_argument("--allow-empty", action="store_true",
                    help="accept an empty desired state (no file or no statement), which drops everything")
     p.add_argument("--allow-extension", action="append", default=[], metavar="NAME",
@@ -45,16 +52,36 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "untrusted languages); repeatable")
     p.add_argument("--no-proof", action="store_true",
                    help="do not rehearse the plan on a copy of the target (for scratch databases only)")
+    add_env_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pgconverge import __version__
+
     parser = argparse.ArgumentParser(prog="pgconverge", description="Converge PostgreSQL databases to SQL.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_common(sub.add_parser("plan", help="show the SQL that would run (exit 2 when changes are pending)"))
-    _add_common(sub.add_parser("apply", help="apply the plan, printing each statement as it runs"))
+    parser.add_argument("--version", action="version", version=f"pgconverge {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plan = sub.add_parser("plan", help="show the SQL that would run (exit 2 when changes are pending)",
+                          description="Show the plan: the SQL that apply would run, with its hazards. Exit 0 "
+                                      "nothing to do, 2 changes pending, 3 refused, 1 error.")
+    _add_common(plan)
+    plan.add_argument("--script", default=None, metavar="FILE",
+                      help="also write the plan as a psql script ('-': on stdout): the statements apply runs, in "
+                           "its transactions, with SET lock_timeout and statement_timeout before each; run it "
+                           "with psql -X -d DATABASE -f FILE")
+    apply = sub.add_parser("apply", help="apply the plan, printing each statement as it runs",
+                           description="Apply the plan. With --env: the deploy's runbook (preflight, gate, "
+                                       "backup, converge, analyze, smoke checks, ledger row).")
+    _add_common(apply)
+    apply.set_defaults(script=None)
     from pgconverge.cli.env import add_parsers
 
     add_parsers(sub)
+    from pgconverge.cli.completion import add_parser as add_completion
+
+    add_completion(sub)
+    parser.set_defaults(root_parser=parser)
     return parser
 
 
@@ -71,13 +98,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pgconverge.api import Engine, NotConverged, Options, PlanChanged
     from pgconverge.exec.runner import Conn, LocalRunner, PsqlError
     from pgconverge.catalog.shadow import default_cache_dir
+    from pgconverge.exec.script import plan_json, render_plan_script
     from pgconverge.source import SourceError, load_source
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "env_command", None):
         return args.env_command(args)
-    colours = use_colour(sys.stdout) and not args.json
+    problem = check_combination(args)
+    if args.script == "-" and args.json:
+        problem = "--script - and --json both print on stdout: give --script a file"
+    if problem:
+        print(f"pgconverge {args.command}: error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    colours = use_colour(sys.stdout) and not args.json and args.script != "-"
     try:
+        if args.env:
+            from pgconverge.cli.envrun import run
+
+            return run(args, colours)
         options = Options.build(**_options(args))
         source = load_source(args.sql if len(args.sql) > 1 else args.sql[0],
                              cache_dir=(options.cache_dir or default_cache_dir()) if options.use_cache else None)
@@ -87,11 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = engine.plan()
         refused = engine.policy().refused(plan.hazards)
         if args.command == "plan":
+            if args.script:
+                write_script(args.script, render_plan_script(plan, options.settings))
             if args.json:
-                doc = plan.to_json()
+                doc = plan_json(plan, options.settings)
                 doc["refused"] = [{"name": h.name, "reason": h.reason, "object": h.object} for h in refused]
                 print(json.dumps(doc, indent=2))
-            else:
+            elif args.script != "-":
                 print(format_plan(plan, colours))
                 if refused:
                     print(f"\n-- refused by policy: {len(refused)} hazard(s) not allowed", file=sys.stderr)
@@ -102,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_REFUSED if refused else EXIT_PENDING
         # apply
         if plan.is_empty:
-            print(json.dumps(plan.to_json()) if args.json else "-- no changes: the database is converged")
+            print(json.dumps(plan_json(plan, options.settings)) if args.json
+                  else "-- no changes: the database is converged")
             return EXIT_OK
 
         def show(step: Step) -> None:
@@ -111,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = engine.execute(plan, on_step=show)
         if args.json:
-            doc = plan.to_json()
+            doc = plan_json(plan, options.settings)
             doc["applied"] = True
             doc["seconds"] = round(result.seconds, 3)
             print(json.dumps(doc, indent=2))
@@ -124,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SourceError, PlanError, PsqlError, NotConverged, PlanChanged, ValueError, TypeError) as e:
         print(f"pgconverge: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except FileNotFoundError as e:
+    except OSError as e:  # a file that is missing or cannot be written
         print(f"pgconverge: error: {e}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -214,6 +214,141 @@ def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: b
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """What one step runs under when the plan is applied: its transaction unit and timeouts."""
+
+    unit: int  # its index in ``units(plan.steps)``
+    transaction: bool  # False: CONCURRENTLY and the like, outside any transaction
+    lock_timeout: str
+    statement_timeout: str
+
+
+def unit_timeouts(unit: Unit, settings: ExecSettings) -> tuple[str, str]:
+    """(lock_timeout, statement_timeout) of a unit, as ``render_script`` sets them: the first
+    step's own values, else the settings' (``concurrent_lock_timeout`` outside a transaction)."""
+    first = unit.steps[0]
+    fallback = settings.concurrent_lock_timeout if unit.mode == NONE else settings.lock_timeout
+    return first.lock_timeout or fallback, first.statement_timeout or settings.statement_timeout
+
+
+def timings(plan: Plan, settings: ExecSettings | None = None) -> list[Timing]:
+    """One per step of the plan, in order."""
+    settings = settings or ExecSettings()
+    out: list[Timing] = []
+    for i, unit in enumerate(units(plan.steps)):
+        lock, statement = unit_timeouts(unit, settings)
+        out += [Timing(i, unit.mode != NONE, lock, statement) for _s in unit.steps]
+    return out
+
+
+def plan_settings(plan: Plan) -> ExecSettings:
+    """The execution settings a plan was made with (``api.Options.settings``), else the defaults."""
+    settings = getattr(plan.options, "settings", None)
+    return settings if isinstance(settings, ExecSettings) else ExecSettings()
+
+
+def plan_json(plan: Plan, settings: ExecSettings | None = None) -> dict:
+    """``Plan.to_json()`` with each step's effective lock_timeout and statement_timeout (the values
+    the step runs under, not only those it sets itself) and its transaction unit."""
+    settings = settings or plan_settings(plan)
+    doc = plan.to_json()
+    for step, t in zip(doc["steps"], timings(plan, settings)):
+        step.update(lock_timeout=t.lock_timeout, statement_timeout=t.statement_timeout, unit=t.unit)
+    doc["execution"] = {"lock_timeout": settings.lock_timeout, "statement_timeout": settings.statement_timeout,
+                        "concurrent_lock_timeout": settings.concurrent_lock_timeout, "retries": settings.retries}
+    return doc
+
+
+# squawk's rules about statements that lock or scan a table in use; they do not concern a table
+# the same run created (squawk itself spares one created in the same transaction)
+NEW_TABLE_RULES = ("require-concurrent-index-creation", "constraint-missing-not-valid",
+                   "adding-foreign-key-constraint", "disallowed-unique-constraint")
+
+
+def _comment(text: str) -> str:
+    """`text` as one SQL comment line: a newline inside a quoted identifier must not end it."""
+    return "-- " + "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def render_plan_script(plan: Plan, settings: ExecSettings | None = None, header: tuple[str, ...] = ()) -> str:
+    """The plan as a psql script to read, review and run by hand: what ``render_script`` runs,
+    with the same statements, the same transaction units, the same ``lock_timeout`` and
+    ``statement_timeout`` set before each unit, ``CONCURRENTLY`` steps outside transactions,
+    the run lock and the data blocks with their ledger rows. Only the retry loop is left out: a
+    lock not granted stops the script (``ON_ERROR_STOP``) with that unit rolled back, and it can be
+    run again. Plain statements rather than ``DO`` blocks, so that linters (squawk) see them.
+    `header`: lines of text put at the top as comments."""
+    settings = settings or plan_settings(plan)
+    all_units = units(plan.steps)
+    out = [_comment(line) + "\n" for line in header]
+    out.append(
+        "-- The psql script of this plan: the statements `pgconverge apply` runs, in the same transactions,\n"
+        "-- each unit after its own SET lock_timeout and statement_timeout. Run it with\n"
+        "--     psql -X -d DATABASE -f THIS_FILE\n"
+        f"-- apply also retries a unit whose lock is not granted ({settings.retries} times, with backoff); here\n"
+        "-- the unit is rolled back and the script stops: run it again when the lock holder is gone.\n"
+        "-- It takes pgconverge's run lock, so it does not run alongside a deploy.\n")
+    if plan.is_empty:
+        out.append("-- no changes: the database is converged\n")
+        return "".join(out)
+    out += ["\\set ON_ERROR_STOP on\n", f"SET application_name = {lit(settings.application_name)};\n",
+            f"SET lock_timeout = {lit(settings.lock_timeout)};\n",
+            f"SET statement_timeout = {lit(settings.statement_timeout)};\n",
+            "-- the run lock (a session advisory lock): fails at once, naming the holder, if a run holds it\n",
+            lock_block(settings)]
+    blocks = list(plan.data_blocks)
+    if blocks:
+        out += ["\n-- the ledger of one-time data blocks (pgconverge.data_blocks), created if missing\n", ENSURE_SQL]
+
+    def run_blocks(when: str) -> None:
+        from pgconverge.exec.datablocks import statements
+
+        for n, b in enumerate(blocks, 1):
+            if b.when != when:
+                continue
+            out.append("\n" + _comment(f"data block {b.name} ({b.file}:{b.line}), {when} the steps: "
+                                        "runs once, recorded in the same transaction") + "\n")
+            out.extend([f"\\echo pgconverge: data block {n}/{len(blocks)}\n",
+                    f"SET lock_timeout = {lit(settings.lock_timeout)};\n",
+                    f"SET statement_timeout = {lit(settings.statement_timeout)};\n", "BEGIN;\n"])
+            out.extend(text.rstrip().rstrip(";") + ";\n" for text in statements(b))
+            out.append(f"INSERT INTO {DATA_BLOCKS} (name, sha256, actor) VALUES "
+                       f"({lit(b.name)}, {lit(b.sha256)}, current_user);\nCOMMIT;\n")
+
+    run_blocks("before")
+    total = len(plan.steps)
+    number = {id(s): n for n, s in enumerate(plan.steps, 1)}
+    created: dict[str, Step] = {}  # table id -> the step of this plan that creates it
+    for i, unit in enumerate(all_units):
+        lock, statement = unit_timeouts(unit, settings)
+        where = ("outside a transaction" if unit.mode == NONE
+                 else "one transaction" if len(unit.steps) > 1 else "its own transaction")
+        out.append(f"\n-- unit {i + 1}/{len(all_units)}: {where}\n")
+        out.append(f"\\echo pgconverge: unit {i + 1}/{len(all_units)}\n")
+        out += [f"SET lock_timeout = {lit(lock)};\n", f"SET statement_timeout = {lit(statement)};\n"]
+        if unit.mode != NONE:
+            out.append("BEGIN;\n")
+        for s in unit.steps:
+            out.append(_comment(step_label(number[id(s)], total, s)) + "\n")
+            out += [_comment(f"hazard {h.name}: {h.reason}") + "\n" for h in s.hazards]
+            made_by = created.get(s.table or "")
+            if made_by is not None and made_by not in unit.steps:
+                # squawk spares a table created in the same transaction only; this one was created by
+                # an earlier unit of this run, so it is empty and unused, and these rules do not apply
+                out.append(_comment(f"{s.table} is created by step {number[id(made_by)]} of this plan and holds "
+                                    "no rows: nothing waits on it, and checking its rows is instant") + "\n")
+                out.append(f"-- squawk-ignore {', '.join(NEW_TABLE_RULES)}\n")
+            out.append(s.sql.rstrip().rstrip(";") + ";\n")
+            if s.kind == "create_table" and s.table:
+                created[s.table] = s
+        if unit.mode != NONE:
+            out.append("COMMIT;\n")
+    run_blocks("after")
+    out.append(f"\nRESET lock_timeout;\nRESET statement_timeout;\nSELECT pg_advisory_unlock({ADVISORY_KEY});\n")
+    return "".join(out)
+
+
 def failed_step(plan: Plan, last_marker: str | None) -> str:
     """Which step or data block a failed script was in, from the last marker psql printed."""
     if not last_marker:
@@ -231,5 +366,6 @@ def failed_step(plan: Plan, last_marker: str | None) -> str:
     return f"steps {first}-{first + len(unit.steps) - 1}/{total} (one transaction)"
 
 
-__all__ = ["ExecSettings", "Unit", "units", "render_script", "failed_step", "ADVISORY_KEY", "MARKER", "DATA_MARKER",
+__all__ = ["ExecSettings", "Unit", "units", "render_script", "render_plan_script", "Timing", "timings",
+           "unit_timeouts", "plan_json", "plan_settings", "failed_step", "ADVISORY_KEY", "MARKER", "DATA_MARKER",
            "GROUP", "OWN", "NONE"]

@@ -104,6 +104,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allowed_signers: str | None = None
     confirm_restore: bool | None = None
     plans_dir: str | None = None
+    plans_keep: int | None = None
     actor: str | None = None
     bindir: str | None = None
     # read by deploy.py, restore.py and drill.py rather than by the runbook itself
@@ -193,6 +194,9 @@ def validate(data: Any, origin: Origin | str | None = None) -> GroupData:
         key = PREFIX + "backup_format"
         raise SettingsError(key, f"must be one of {', '.join(BACKUP_FORMATS)}, not {record.backup_format!r}",
                             where(key))
+    if record.plans_keep is not None and record.plans_keep < 0:
+        key = PREFIX + "plans_keep"
+        raise SettingsError(key, f"must be 0 (keep every plan) or more, not {record.plans_keep}", where(key))
     return record
 
 
@@ -246,6 +250,7 @@ class EnvSettings:
     confirm_restore: bool = False
     # where things are written and who does it
     plans_dir: str = "plans"
+    plans_keep: int = 30  # runs of plan files kept per database (0: every one)
     actor: str | None = None
     bindir: str | None = None  # PostgreSQL client binaries on the host (default: found on PATH)
 
@@ -299,6 +304,7 @@ class EnvSettings:
             allowed_signers=str(pick(g.allowed_signers, default.allowed_signers)),
             confirm_restore=as_bool(g.confirm_restore),
             plans_dir=pick(g.plans_dir, default.plans_dir),
+            plans_keep=int(pick(g.plans_keep, default.plans_keep)),
             actor=g.actor,
             bindir=g.bindir,
         )

@@ -173,3 +173,22 @@ class ShellRunner(Runner):
 
     def close(self) -> None:
         """Nothing is kept between calls (kept for callers that tidy up)."""
+
+
+class LocalShell:
+    """A ``Shell`` on this machine (bash), for the CLI's runs of the runbook (``pgconverge apply --env``).
+    `name` is the inventory host it stands for (``@local``), so plan files and ledger rows read as a
+    deploy's do."""
+
+    def __init__(self, name: str = "@local"):
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def run(self, command: str, stdin: str | None = None) -> Result:
+        import subprocess
+
+        p = subprocess.run(["bash", "-c", command], input=stdin or "", capture_output=True, text=True)
+        return Result(p.returncode, p.stdout.splitlines(), p.stderr.splitlines())

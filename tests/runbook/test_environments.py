@@ -155,11 +155,11 @@ def test_dry_run_prints_plan_writes_plan_files_changes_nothing(project: Project,
     assert "preflight" in res.out and ": ok" in res.out
     assert 'CREATE TABLE "public"."items"' in res.out
     assert "hazard extension_change" in res.out
-    base = project.root / "plans" / "staging" / "local" / "app"
-    assert 'CREATE TABLE "public"."items"' in base.with_suffix(".sql").read_text()
-    md = base.with_suffix(".md").read_text()
+    [sql_file] = (project.root / "plans" / "staging" / "app").glob("*Z-*.sql")  # <UTC time>-<plan hash>
+    assert 'CREATE TABLE "public"."items"' in sql_file.read_text() and "SET lock_timeout = '5s';" in sql_file.read_text()
+    md = sql_file.with_suffix(".md").read_text()
     assert "| extension_change |" in md and "## SQL" in md
-    assert (base.with_suffix(".json")).exists()
+    assert (sql_file.with_suffix(".json")).exists()
     assert tables(db) == set() and not has_ledger(db)
     assert backups_in(project, "staging", "app") == []
 

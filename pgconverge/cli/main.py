@@ -34,9 +34,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare-extension-versions", action="store_true")
     p.add_argument("--no-cache", action="store_true", help="always rebuild the desired catalog")
     p.add_argument("--lock-timeout", default=None,
-                   help="how long each step waits for its lock before it rolls back and retries (default 2s)")
+                   help="how long each attempt of a step waits for its lock before it rolls back, pauses and "
+                        "retries: the longest any other session queues behind it (default 500ms)")
+    p.add_argument("--lock-deadline", default=None,
+                   help="how long a step keeps retrying for its lock, pauses included, before the run fails "
+                        "naming the sessions that hold it (default 60s)")
     p.add_argument("--lock-retries", type=int, default=None,
-                   help="retries of a step whose lock was not granted, with backoff (default 5)")
+                   help="at most this many retries of a step whose lock was not granted (default: as many as "
+                        "fit in --lock-deadline)")
     p.add_argument("--statement-timeout", default=None, help="statement_timeout of each step (default 0: none)")
     p.add_argument("--allow-empty", action="store_true",
                    help="accept an empty desired state (no file or no statement), which drops everything")
@@ -59,7 +64,8 @@ def _options(args: argparse.Namespace) -> dict:
     return dict(only_schemas=args.only_schemas, exclude_schemas=args.exclude_schemas,
                 allow_hazards=args.allow_hazards, drops=args.drop,
                 compare_extension_versions=args.compare_extension_versions, use_cache=not args.no_cache,
-                lock_timeout=args.lock_timeout or None, statement_timeout=args.statement_timeout or None,
+                lock_timeout=args.lock_timeout or None, lock_deadline=args.lock_deadline or None,
+                statement_timeout=args.statement_timeout or None,
                 retries=args.lock_retries, allow_empty=args.allow_empty, prove=not args.no_proof)
 
 

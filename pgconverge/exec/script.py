@@ -47,11 +47,12 @@ DATA_MARKER = "pgconverge:data"
 @dataclass(frozen=True)
 class ExecSettings:
     """How the executor waits for locks. The defaults keep any other session's wait behind one of our
-    lock requests under lock_timeout (500 ms), and give up on a unit after lock_deadline."""
+    lock requests under lock_timeout (500 ms), and give up on a unit after lock_deadline. Durations
+    are PostgreSQL's ("500ms", "60s"; a number is milliseconds)."""
 
-    lock_timeout: str = "500ms"  # each attempt of a transactional unit; then it rolls back and pauses
-    lock_deadline: str = "60s"  # the whole wait of one unit, all attempts and pauses; then the run fails
-    statement_timeout: str = "30min"
+    lock_timeout: str | int = "500ms"  # each attempt of a transactional unit; then it rolls back and pauses
+    lock_deadline: str | int = "60s"  # the whole wait of one unit, all attempts and pauses; then the run fails
+    statement_timeout: str | int = "30min"
     concurrent_lock_timeout: str = "0"  # CONCURRENTLY steps; "0": bounded by statement_timeout only
     retries: int | None = None  # at most this many attempts after the first (None: lock_deadline decides)
     # the pause after attempt n: min(backoff_max, backoff * 2^(n-1)) seconds, times a random factor in

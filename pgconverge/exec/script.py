@@ -141,7 +141,9 @@ def blockers_sql(tables: list[str], relations: list[str]) -> str:
                  coalesce(nullif(a.application_name, ''), '(none)') AS app,
                  coalesce(a.state, 'not visible to this role') AS state, a.xact_start AS since,
                  coalesce(round(extract(epoch FROM clock_timestamp() - a.xact_start)::numeric, 1)::text, '?') AS age"""
-    return f"""
+    # when nobody holds a lock on these tables (a row lock, a lock on a type), the transactions older
+    # than the wait. One line: the block is repeated in every unit of the script.
+    return " ".join(f"""
         SELECT string_agg({who}, '; ' ORDER BY b.since NULLS LAST, b.pid) INTO blockers
           FROM (SELECT {columns},
                        ', ' || string_agg(DISTINCT CASE WHEN l.granted THEN 'holds ' ELSE 'waits for ' END
@@ -159,7 +161,6 @@ def blockers_sql(tables: list[str], relations: list[str]) -> str:
         IF blockers IS NOT NULL THEN
           blockers := 'blocked by ' || blockers;
         ELSE
-          -- a row lock, or a lock on something other than these tables: the transactions older than the wait
           SELECT string_agg({who}, '; ' ORDER BY b.since, b.pid) INTO blockers
             FROM (SELECT {columns}, '' AS locks
                     FROM pg_catalog.pg_stat_activity a
@@ -167,7 +168,7 @@ def blockers_sql(tables: list[str], relations: list[str]) -> str:
                    ORDER BY a.xact_start LIMIT 10) b;
           blockers := coalesce('sessions with a transaction open since before the wait began: ' || blockers,
                                'no other session holds a lock on its tables now (the holder may just have left)');
-        END IF;"""
+        END IF;""".split())
 
 
 def retry_block(statements: list[tuple[str, str]], lock_timeout: str, settings: ExecSettings,

@@ -6,17 +6,22 @@
 A table of --rows rows takes pgbench write load from 4 clients (a custom script: one UPDATE
 by primary key and one INSERT per transaction, every transaction logged with its latency).
 While they write, one change set is applied to the existing tables: an index, a foreign key,
-a CHECK, a SET NOT NULL and a UNIQUE constraint. Two ways, each on a fresh copy of the same
-database:
+a CHECK, a SET NOT NULL and a UNIQUE constraint. Each way on a fresh copy of the same database:
 
-  pgconverge   pgconverge.apply() (API), with lock_timeout --lock-timeout
-  plain DDL    the SQL `migra --unsafe` generates for the same change, run with psql
+  pgconverge                 pgconverge.apply() (API) with its default settings
+  plain DDL                  the SQL `migra --unsafe` generates for the same change, run with psql
+  pgconverge, long reader    the defaults again, while a reader keeps a transaction open on the
+                             table (ACCESS SHARE) for the first --holder seconds of the change
+  old defaults, long reader  the same with the settings pgconverge shipped before (lock_timeout 2s,
+                             5 retries, pauses doubling from 0.5 s to 8 s)
 
 For each it prints the writers' latency per second around the change, and a summary: how long
 the change took, the longest time no writer completed a transaction (stall), p99 and max
-latency of the transactions that overlapped the change, and the transactions completed
-meanwhile. The target: no writer waits longer than lock_timeout + 100 ms because of
-pgconverge, while the plain DDL stalls the writers for the length of its builds and scans.
+latency of the transactions that overlapped the change, the writers' time in waits (the summed
+latency of their transactions over 100 ms), and the transactions completed meanwhile. The
+target: no writer waits longer than lock_timeout + 100 ms because of pgconverge, long reader or
+not, while the plain DDL stalls the writers for the length of its builds and scans. The machine's
+load average at the start and the end is part of the results (other work may share it).
 
 Uses the embedded cluster .pgconverge/bench-cluster; migra runs from .pgconverge/bench-venv
 (created on first use: pip install migra psycopg2-binary).
@@ -32,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -43,12 +49,17 @@ sys.path.insert(0, str(REPO))
 import pgconverge  # noqa: E402
 from pgconverge.dev.embedded import Cluster
 from pgconverge.exec.runner import LocalRunner, find_psql
+from pgconverge.exec.durations import seconds
+from pgconverge.exec.script import ExecSettings
 
 from peers import CLUSTER_DIR, ensure_migra  # noqa: E402 (bench/ is on sys.path)
 BASE_DB = "bench_online_base"
 TARGET_DB = "bench_online_target"  # migra's "after" side: the desired schema, empty
 CLIENTS = 4
 WARMUP = 5.0  # seconds of load before the change starts
+SLOW = 0.100  # a writer's transaction slower than this waited (at most ~20 ms without contention)
+# what pgconverge shipped with before the lock_deadline: 2 s per attempt, 5 retries
+OLD_DEFAULTS = ExecSettings(lock_timeout="2s", retries=5, backoff=0.5, backoff_max=8.0, lock_deadline="10min")
 
 BEFORE_SQL = """
 CREATE TABLE parents (id int PRIMARY KEY, name text NOT NULL);
@@ -137,6 +148,11 @@ class Run:
     def max_latency(self) -> float:
         return max((t.latency for t in self.overlapping()), default=0.0)
 
+    def time_lost(self) -> float:
+        """The writers' time in waits: the latencies over SLOW of the transactions overlapping the change,
+        summed over all clients (CPU contention slows every transaction a little; a lock queue stops them)."""
+        return sum(t.latency for t in self.overlapping() if t.latency > SLOW)
+
     def baseline_tps(self) -> float:
         before = [t for t in self.txs if t.end < self.change_start]
         if not before:
@@ -172,11 +188,13 @@ def read_logs(prefix: Path) -> list[Tx]:
 
 
 class Bench:
-    def __init__(self, cluster: Cluster, rows: int, seconds: int, lock_timeout: str, work: Path):
+    def __init__(self, cluster: Cluster, rows: int, seconds: int, settings: ExecSettings, holder: float,
+                 work: Path):
         self.cluster = cluster
         self.rows = rows
         self.seconds = seconds
-        self.lock_timeout = lock_timeout
+        self.settings = settings
+        self.holder = holder
         self.work = work
         self.psql = find_psql()
         self.pgbench = str(cluster.bindir / "pgbench")
@@ -243,17 +261,33 @@ class Bench:
         print(f"  {mode}: change took {run.change_seconds:.1f}s, {len(run.txs):,} transactions logged", flush=True)
         return run
 
-    def with_pgconverge(self) -> Run:
+    def with_pgconverge(self, mode: str = "pgconverge", settings: ExecSettings | None = None,
+                        holder: bool = False) -> Run:
         db = self.copy("bench_online_pgconverge")
         conninfo = self.cluster.conninfo(db)
         plan = pgconverge.plan(conninfo, [AFTER_SQL])
 
         def change(run: Run) -> None:
-            result = pgconverge.apply(conninfo, [AFTER_SQL], allow_hazards="index_build,may_fail_on_existing_data",
-                                      lock_timeout=self.lock_timeout)
+            reader = None
+            if holder:
+                # a report that read the table and keeps its transaction open: ACCESS SHARE until it ends
+                import psycopg
+
+                reader = psycopg.connect(conninfo, application_name="long-reader")
+                reader.execute("SELECT count(*) FROM parents JOIN accounts ON accounts.parent_id = parents.id")
+                timer = threading.Timer(self.holder, reader.rollback)
+                timer.start()
+            try:
+                result = pgconverge.apply(conninfo, [AFTER_SQL],
+                                          allow_hazards="index_build,may_fail_on_existing_data",
+                                          settings=settings or self.settings)
+            finally:
+                if reader is not None:
+                    timer.join()
+                    reader.close()
             run.steps = [s.sql for s in result.executed]
 
-        run = self.under_load("pgconverge", db, change)
+        run = self.under_load(mode, db, change)
         run.steps = run.steps or [s.sql for s in plan.steps]
         assert pgconverge.plan(conninfo, [AFTER_SQL]).is_empty
         return run
@@ -295,12 +329,13 @@ def ms(seconds: float) -> str:
 
 
 def summary(runs: list[Run]) -> str:
-    head = ("| how | change took | longest stall | p99 latency | max latency | transactions during the change "
-            "| tps before |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    head = ("| how | change took | longest stall | p99 latency | max latency | writers' time in waits > 100 ms "
+            "| transactions during the change | tps before |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         lines.append(f"| {r.mode} | {r.change_seconds:.1f} s | {ms(r.longest_stall())} | {ms(r.p99())} | "
-                     f"{ms(r.max_latency())} | {r.completed_during():,} | {r.baseline_tps():,.0f} |")
+                     f"{ms(r.max_latency())} | {r.time_lost():,.1f} s | {r.completed_during():,} "
+                     f"| {r.baseline_tps():,.0f} |")
     return "\n".join(lines)
 
 
@@ -320,27 +355,20 @@ def per_second(runs: list[Run]) -> str:
 
 
 def verdict(runs: list[Run], lock_timeout: str) -> list[str]:
-    limit = _seconds(lock_timeout) + 0.100
+    limit = seconds(lock_timeout, "--lock-timeout") + 0.100
     out = []
-    pgc = runs[0]
-    worst = pgc.max_latency()
-    out.append(f"pgconverge: max writer latency {ms(worst)} against the target lock_timeout + 100 ms = {ms(limit)}: "
-               + ("met" if worst <= limit else "MISSED"))
-    for r in runs[1:]:
-        out.append(f"{r.mode}: writers stalled up to {ms(r.longest_stall())} (max latency {ms(r.max_latency())}) "
-                   f"during a {r.change_seconds:.1f} s change")
+    for r in runs:
+        worst = r.max_latency()
+        if r.mode.startswith("pgconverge"):
+            out.append(f"{r.mode}: max writer latency {ms(worst)} against the target lock_timeout + 100 ms = "
+                       f"{ms(limit)}: " + ("met" if worst <= limit else "MISSED"))
+        else:
+            out.append(f"{r.mode}: writers stalled up to {ms(r.longest_stall())} (max latency {ms(worst)}, "
+                       f"{r.time_lost():.1f} s in waits over 100 ms between them) during a {r.change_seconds:.1f} s change")
     for r in runs:
         if r.note:
             out.append(f"{r.mode}: {r.note}")
     return out
-
-
-def _seconds(text: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "min": 60.0}
-    for unit in ("ms", "min", "s"):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * units[unit]
-    return float(text) / 1000  # PostgreSQL's default unit for lock_timeout
 
 
 def machine() -> str:
@@ -351,23 +379,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows of the table under load (default 1,000,000)")
     ap.add_argument("--seconds", type=int, default=60, help="pgbench -T for each way (default 60)")
-    ap.add_argument("--lock-timeout", default="500ms", help="pgconverge's lock_timeout (default 500ms)")
+    ap.add_argument("--lock-timeout", default=ExecSettings().lock_timeout,
+                    help=f"pgconverge's lock_timeout (default: its own, {ExecSettings().lock_timeout})")
+    ap.add_argument("--holder", type=float, default=15.0,
+                    help="seconds the long reader keeps its transaction open from the change start (default 15)")
     ap.add_argument("--results", type=Path, help="also write the tables as markdown to this file")
     args = ap.parse_args(argv)
 
     cluster = Cluster(CLUSTER_DIR)
     work = Path(tempfile.mkdtemp(prefix="pgconverge-online-"))
     runs: list[Run] = []
+    settings = ExecSettings(lock_timeout=args.lock_timeout)
+    load_start = os.getloadavg()
     with cluster.session():
-        bench = Bench(cluster, args.rows, args.seconds, args.lock_timeout, work)
+        bench = Bench(cluster, args.rows, args.seconds, settings, args.holder, work)
         try:
             bench.prepare()
             runs.append(bench.with_pgconverge())
             runs.append(bench.with_plain_ddl())
+            runs.append(bench.with_pgconverge("pgconverge, long reader", holder=True))
+            runs.append(bench.with_pgconverge("old defaults, long reader", OLD_DEFAULTS, holder=True))
         finally:
             bench.cleanup()
             shutil.rmtree(work, ignore_errors=True)
-    notes = verdict(runs, args.lock_timeout)
+    load_end = os.getloadavg()
+    notes = verdict(runs[:3], args.lock_timeout) + verdict(runs[3:], OLD_DEFAULTS.lock_timeout)
+    load = (f"load average (1, 5, 15 min) {' / '.join(f'{x:.1f}' for x in load_start)} at the start, "
+            f"{' / '.join(f'{x:.1f}' for x in load_end)} at the end (other work shares the machine)")
     report = (f"{summary(runs)}\n\nWriters' transactions completed and worst latency per second "
               f"(second 0 = the change starts):\n\n{per_second(runs)}")
     print()
@@ -375,15 +413,21 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in notes:
         print(line)
+    print(load)
     if args.results:
         steps = "\n".join(f"    {s}" for s in runs[0].steps)
         plain = "\n".join(f"    {s}" for s in runs[1].steps)
         args.results.write_text(
             "# Online changes benchmark\n\n"
             f"Measured {dt.date.today().isoformat()} with `bench/online.py --rows {args.rows} --seconds "
-            f"{args.seconds} --lock-timeout {args.lock_timeout}`.\n"
-            f"Machine: {machine()}. Load: pgbench, {CLIENTS} clients, one UPDATE by key and one INSERT per "
-            f"transaction, on a table of {args.rows:,} rows.\n\n"
+            f"{args.seconds} --lock-timeout {args.lock_timeout} --holder {args.holder:g}`.\n"
+            f"Machine: {machine()}; {load}. Load: pgbench, {CLIENTS} clients, one UPDATE by key and one "
+            f"INSERT per transaction, on a table of {args.rows:,} rows. pgconverge ran with its defaults "
+            f"(lock_timeout {settings.lock_timeout}, lock_deadline {settings.lock_deadline}, pauses from "
+            f"{settings.backoff:g} s doubling to {settings.backoff_max:g} s, jittered); the long reader kept "
+            f"ACCESS SHARE on the tables for the first {args.holder:g} s of the change; the old defaults were "
+            f"lock_timeout {OLD_DEFAULTS.lock_timeout}, {OLD_DEFAULTS.retries} retries, pauses from "
+            f"{OLD_DEFAULTS.backoff:g} s doubling to {OLD_DEFAULTS.backoff_max:g} s.\n\n"
             f"{report}\n\n" + "".join(f"- {line}\n" for line in notes)
             + f"\npgconverge ran:\n\n{steps}\n\nThen the {runs[1].mode}:\n\n{plain}\n")
         print(f"\nwritten: {args.results}")

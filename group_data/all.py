@@ -15,9 +15,12 @@ pgconverge_allow_hazards = [
 ]
 pgconverge_drops = []
 
-# Lock discipline: every step waits at most lock_timeout for its lock, then retries.
-pgconverge_lock_timeout = "2s"
-pgconverge_lock_retries = 5  # then the run fails, naming the step; nothing of that step was applied
+# Lock discipline: each attempt of a step waits at most lock_timeout for its lock (the longest any
+# other session queues behind it), then rolls back, pauses (jittered, growing) and tries again; after
+# lock_deadline the run fails, naming the step and the sessions holding the lock; nothing of that step
+# was applied. pgconverge_lock_retries caps the attempts too (unset: as many as fit the deadline).
+pgconverge_lock_timeout = "500ms"
+pgconverge_lock_deadline = "60s"
 pgconverge_statement_timeout = "30min"
 
 # Schema scoping (empty: every non-system schema).

@@ -111,8 +111,8 @@ class Options:
             return tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x and x.strip())
 
         # None means "not given": the defaults of ExecSettings apply
-        timing = {k: kw.pop(k) for k in ("lock_timeout", "statement_timeout", "retries", "concurrent_lock_timeout")
-                  if k in kw}
+        timing = {k: kw.pop(k) for k in ("lock_timeout", "lock_deadline", "statement_timeout", "retries",
+                                         "concurrent_lock_timeout") if k in kw}
         settings = kw.pop("settings", None) or ExecSettings(**{k: v for k, v in timing.items() if v is not None})
         unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
                              "compare_extension_versions", "cache_dir", "use_cache", "permissive_source",

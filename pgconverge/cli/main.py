@@ -40,9 +40,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="plan extension updates even where sql/ pins no VERSION")
     p.add_argument("--no-cache", action="store_true", help="always rebuild the desired catalog")
     p.add_argument("--lock-timeout", default=None, metavar="DURATION",
-                   help="how long each step waits for its lock before it rolls back and retries (default 2s)")
+                   help="how long each attempt of a step waits for its lock before it rolls back, pauses and "
+                        "retries: the longest any other session queues behind it (default 500ms)")
+    p.add_argument("--lock-deadline", default=None, metavar="DURATION",
+                   help="how long a step keeps retrying for its lock, pauses included, before the run fails "
+                        "naming the sessions that hold it (default 60s)")
     p.add_argument("--lock-retries", type=int, default=None, metavar="N",
-                   help="retries of a step whose lock was not granted, with backoff (default 5)")
+                   help="at most this many retries of a step whose lock was not granted (default: as many as "
+                        "fit in --lock-deadline)")
     p.add_argument("--statement-timeout", default=None, metavar="DURATION",
                    help="statement_timeout of each step (default 30min)")
     p.add_argument("--allow-empty", action="store_true",
@@ -89,7 +94,8 @@ def _options(args: argparse.Namespace) -> dict:
     return dict(only_schemas=args.only_schemas, exclude_schemas=args.exclude_schemas,
                 allow_hazards=args.allow_hazards, drops=args.drop,
                 compare_extension_versions=args.compare_extension_versions, use_cache=not args.no_cache,
-                lock_timeout=args.lock_timeout or None, statement_timeout=args.statement_timeout or None,
+                lock_timeout=args.lock_timeout or None, lock_deadline=args.lock_deadline or None,
+                statement_timeout=args.statement_timeout or None,
                 retries=args.lock_retries, allow_empty=args.allow_empty, prove=not args.no_proof,
                 allow_extensions=args.allow_extension)
 

@@ -24,6 +24,7 @@ import pglast
 from pglast.parser import ParseError
 
 from pgconverge.errors import PlanError
+from pgconverge.quoting import q
 from pgconverge.source import DataBlock
 
 # Statements that cannot share the block's transaction with its ledger row.
@@ -99,3 +100,23 @@ def statements(block: DataBlock) -> list[str]:
     if not out:
         raise DataBlockError(f"{block.file}:{block.line}: the data block '{block.name}' holds no statement")
     return out
+
+
+def relations(block: DataBlock) -> list[str]:
+    """The tables a block's statements name, quoted as ``to_regclass`` takes them (for the report of
+    who holds the locks a block waits for); unqualified names resolve on the server's search_path."""
+    from pglast.visitors import Visitor
+
+    found: list[str] = []
+
+    class Tables(Visitor):
+        def visit_RangeVar(self, ancestors, node) -> None:  # noqa: N802 - pglast's naming
+            name = q(node.schemaname, node.relname) if node.schemaname else q(node.relname)
+            if name not in found:
+                found.append(name)
+
+    try:
+        Tables()(pglast.parse_sql(block.sql))
+    except ParseError:
+        return []  # statements() reports it, naming the file and line
+    return found

@@ -44,6 +44,7 @@ def converge(
     exclude_schemas: list[str] | None = None,
     compare_extension_versions: bool = False,
     lock_timeout: str | None = None,
+    lock_deadline: str | None = None,
     statement_timeout: str | None = None,
     lock_retries: int | None = None,
     check: bool = False,
@@ -61,9 +62,12 @@ def converge(
     + drops: object ids that may be dropped, e.g. ``table:public.legacy``
     + only_schemas / exclude_schemas: schema scoping
     + compare_extension_versions: also converge extension versions
-    + lock_timeout / statement_timeout: per step, e.g. ``"2s"`` / ``"30min"``
-    + lock_retries: how often a step whose lock was not granted within lock_timeout is
-      retried (rolled back, then again after a backoff); default 5
+    + lock_timeout: how long each attempt of a step waits for its lock before it is rolled back,
+      pauses (jittered backoff) and tries again; default ``"500ms"``
+    + lock_deadline: how long a step keeps trying, pauses included, before the run fails naming
+      the sessions that hold the lock; default ``"60s"``
+    + statement_timeout: per step, default ``"30min"``
+    + lock_retries: at most this many retries of a step (default: as many as fit the deadline)
     + check: fail when changes are pending, changing nothing (CI drift check)
     + psql: the psql binary on the host
     + on_plan: called with the plan at prepare time (used by the deploy to write plan files)
@@ -86,14 +90,19 @@ def converge(
     except ValueError as e:  # an unknown option, an unset url_env: a message for this host, not a traceback
         yield from refuse(executing(host), f"converge: {e}; nothing was run")
         return
+    run_now = executing(host)
+    try:
+        options = _options(dict(
+            allow_hazards=allow_hazards, drops=drops, only_schemas=only_schemas, exclude_schemas=exclude_schemas,
+            compare_extension_versions=compare_extension_versions, lock_timeout=lock_timeout,
+            lock_deadline=lock_deadline, statement_timeout=statement_timeout, retries=lock_retries))
+    except ValueError as e:  # a misspelt duration: this host fails with the setting's name, before anything
+        yield from refuse(run_now, f"{conn.describe()}: {e}; nothing was run")
+        return
     runner = HostRunner(host, conn, psql)
     # parsed once per sql/ content: the body runs at plan and at execute time, for every database
-    engine = Engine(runner, load_source(sql, cache_dir=default_cache_dir()), _options(dict(
-        allow_hazards=allow_hazards, drops=drops, only_schemas=only_schemas, exclude_schemas=exclude_schemas,
-        compare_extension_versions=compare_extension_versions, lock_timeout=lock_timeout,
-        statement_timeout=statement_timeout, retries=lock_retries)))
+    engine = Engine(runner, load_source(sql, cache_dir=default_cache_dir()), options)
     key = (host.name, conn.describe())
-    run_now = executing(host)
     try:
         try:
             plan = engine.plan()

@@ -22,6 +22,7 @@ from typing import Any, Callable, get_args
 
 import msgspec
 
+from pgconverge.exec.durations import seconds
 from pgconverge.exec.runner import ENV_FOR_KEYWORD
 
 BACKUP_FORMATS = ("custom", "sql.gz")
@@ -80,6 +81,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     only_schemas: Names = None
     exclude_schemas: Names = None
     lock_timeout: str | int | None = None
+    lock_deadline: str | int | None = None
     statement_timeout: str | int | None = None
     lock_retries: int | None = None
     prove: bool | None = None
@@ -190,6 +192,16 @@ def validate(data: Any, origin: Origin | str | None = None) -> GroupData:
             key = PREFIX + ("shadow" if spec is record.shadow else "databases")
             raise SettingsError(key, "a password in group data would end up in the repository: use url_env, "
                                      "a pg service file or a password file", where(key))
+    for name in ("lock_timeout", "lock_deadline", "statement_timeout"):
+        value = getattr(record, name)
+        if value is not None:
+            try:
+                length = seconds(value, PREFIX + name)
+            except ValueError as e:
+                raise SettingsError(PREFIX + name, str(e).split(": ", 1)[1], where(PREFIX + name)) from None
+            if name == "lock_deadline" and length <= 0:
+                raise SettingsError(PREFIX + name, "must be longer than 0 (e.g. 60s): it bounds how long a step "
+                                    "retries for its lock", where(PREFIX + name))
     if record.backup_format is not None and record.backup_format.lstrip(".") not in BACKUP_FORMATS:
         key = PREFIX + "backup_format"
         raise SettingsError(key, f"must be one of {', '.join(BACKUP_FORMATS)}, not {record.backup_format!r}",
@@ -219,9 +231,11 @@ class EnvSettings:
     drops: tuple[str, ...] = ()
     only_schemas: tuple[str, ...] = ()
     exclude_schemas: tuple[str, ...] = ()
-    lock_timeout: str | None = None
-    statement_timeout: str | None = None
-    lock_retries: int | None = None  # retries of a step whose lock was not granted (engine default: 5)
+    # lock discipline (engine defaults: 500ms per attempt, retried with jittered pauses for up to 60s)
+    lock_timeout: str | int | None = None
+    lock_deadline: str | int | None = None
+    statement_timeout: str | int | None = None
+    lock_retries: int | None = None  # at most this many retries (engine default: as many as fit the deadline)
     # every non-empty plan rehearsed on a copy of the target and judged by pg_dump (off: dev only)
     prove: bool = True
     allow_extensions: tuple[str, ...] = ()  # extensions that reach outside, allowed in sql/ by name
@@ -281,6 +295,7 @@ class EnvSettings:
             only_schemas=as_list(g.only_schemas),
             exclude_schemas=as_list(g.exclude_schemas),
             lock_timeout=g.lock_timeout,
+            lock_deadline=g.lock_deadline,
             statement_timeout=g.statement_timeout,
             lock_retries=g.lock_retries,
             prove=as_bool(g.prove, True),
@@ -313,8 +328,8 @@ class EnvSettings:
         """Keyword options for ``api.Options.build``."""
         return dict(allow_hazards=list(self.allow_hazards), drops=list(self.drops),
                     only_schemas=list(self.only_schemas), exclude_schemas=list(self.exclude_schemas),
-                    lock_timeout=self.lock_timeout or None, statement_timeout=self.statement_timeout or None,
-                    retries=self.lock_retries, prove=self.prove,
+                    lock_timeout=self.lock_timeout or None, lock_deadline=self.lock_deadline or None,
+                    statement_timeout=self.statement_timeout or None, retries=self.lock_retries, prove=self.prove,
                     allow_extensions=list(self.allow_extensions))
 
     def tool(self, name: str) -> str:

@@ -99,7 +99,7 @@ def test_plan_script_run_with_psql_gives_the_catalog_apply_gives(make_db, tmp_pa
     text = script.read_text()
     # the protections are in the file itself
     assert "\\set ON_ERROR_STOP on" in text and "pg_try_advisory_lock" in text
-    assert text.count("SET lock_timeout = '2s';") >= 3 and "SET statement_timeout = '30min';" in text
+    assert text.count("SET lock_timeout = '500ms';") >= 3 and "SET statement_timeout = '30min';" in text
     concurrent = text.index("CREATE INDEX CONCURRENTLY users_email_idx")
     assert text.rfind("BEGIN;", 0, concurrent) < text.rfind("COMMIT;", 0, concurrent)  # outside a transaction
     assert text.rfind("SET lock_timeout = '0';", 0, concurrent) > text.rfind("COMMIT;", 0, concurrent)
@@ -142,7 +142,7 @@ def test_json_and_the_script_carry_the_timeouts_apply_runs_under(db, tmp_path, c
     doc = json.loads(capsys.readouterr().out)
     assert doc["proof"]["status"] == "proved"
     assert doc["execution"] == {"lock_timeout": "3s", "statement_timeout": "10min", "concurrent_lock_timeout": "0",
-                                "retries": 5}
+                                "lock_deadline": "60s", "retries": None}
     for step in doc["steps"]:
         assert step["statement_timeout"] == "10min"
         assert step["lock_timeout"] == ("3s" if step["transactional"] else "0"), step

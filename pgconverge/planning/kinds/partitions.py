@@ -297,7 +297,13 @@ def _attach(p: Diff, eff: Table, want: Table, parent: str, checks: list) -> None
         cid = constraint_id(want.schema, want.name, con.name)
         requires |= {cid, cid + "#valid"}
     if want.partition_of:
-        attach_partition(p, want, parent, frozenset(requires), frozenset(after))
+        # a partition that moves (new bound or parent) is checked against its new bound while it
+        # is still attached: its DETACH and ATTACH then follow each other in one transaction
+        leaves = frozenset(rel_id(eff, renamed(p, par)) for par in parents(eff))
+        # the CHECK needs the table's columns only (the partition key's), not the parent's steps
+        check_requires = frozenset({want.id} | {column_id(want.schema, want.name, c) for c in want.columns
+                                                if not leaves or c in eff.columns})
+        attach_partition(p, want, parent, frozenset(requires), frozenset(after), leaves, check_requires)
         return
     p.add(f"ALTER TABLE {cq} INHERIT {pq}", "attach", want.id, provides=frozenset({rel_id(want, parent)}),
           requires=frozenset(requires), after=frozenset(after), table=want.id)
@@ -306,7 +312,8 @@ def _attach(p: Diff, eff: Table, want: Table, parent: str, checks: list) -> None
 ATTACH_CHECK = "pgconverge_partition_bound"
 
 
-def attach_partition(p: Diff, want: Table, parent: str, requires: frozenset[str], after: frozenset[str]) -> None:
+def attach_partition(p: Diff, want: Table, parent: str, requires: frozenset[str], after: frozenset[str],
+                     leaves: frozenset[str] = frozenset(), check_requires: frozenset[str] = frozenset()) -> None:
     """ATTACH PARTITION of an existing table, online: a CHECK of the partition constraint (as the
     shadow's declared partition prints it, pg_get_partition_constraintdef) is added NOT VALID
     (brief lock) and validated (SHARE UPDATE EXCLUSIVE: reads and writes go on), so ATTACH finds
@@ -323,10 +330,13 @@ def attach_partition(p: Diff, want: Table, parent: str, requires: frozenset[str]
     online = bool(check) and "satisfies_hash_partition(" not in (check or "")
     if online:
         cid = constraint_id(want.schema, want.name, ATTACH_CHECK)
+        # `after` holds the table's constraints that go: a leftover CHECK of an interrupted run among them
         p.add(f"ALTER TABLE {cq} ADD CONSTRAINT {q(ATTACH_CHECK)} CHECK ({check}) NOT VALID", "add_constraint", cid,
-              provides=frozenset({cid}), requires=requires, after=after, table=want.id)
+              provides=frozenset({cid}), requires=check_requires, after=after, table=want.id,
+              drop_before=leaves)
         p.add(f"ALTER TABLE {cq} VALIDATE CONSTRAINT {q(ATTACH_CHECK)}", "validate", cid, mode=OWN,
-              hazards=(fails,), requires=frozenset({cid}), provides=frozenset({cid + "#valid"}), table=want.id)
+              hazards=(fails,), requires=frozenset({cid}), provides=frozenset({cid + "#valid"}), table=want.id,
+              drop_before=leaves)
         requires |= {cid + "#valid"}
     elif check:
         hazards += [fails, hz.blocks_reads_writes(want.id, where, f"{hz.SCANNED} to check its rows fit the bound "
@@ -406,7 +416,7 @@ def diff(p: Diff) -> None:
             con = t.constraints.get(name) if t else None
             if con is not None and con.ref_table and con.ref_table != s.table:
                 drop_before.add(con.ref_table)
-        if s.table in detached and s.kind not in ("detach", "drop_table"):
+        if s.table in detached and s.kind not in ("detach", "drop_table") and not (s.drop_before & detached[s.table]):
             after |= detached[s.table]
         if s.kind == "drop_column" and s.table:
             t = p.actual.tables.get(s.table)

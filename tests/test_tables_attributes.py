@@ -12,6 +12,7 @@ import pgconverge
 from pgconverge.catalog.kinds import catalog_hash
 from pgconverge.catalog.model import Casts, Catalog, Column, Table, to_plain
 from pgconverge.errors import PlanError
+from pgconverge.planning.hazards import HazardRefused
 from pgconverge.planning.context import Diff, PlanOptions
 from pgconverge.planning.kinds.columns import has_cast
 from pgconverge.source import SourceError, load_source
@@ -177,6 +178,23 @@ def test_cluster_on(make_db):
     assert plans[3] == ['ALTER TABLE "public"."t" SET WITHOUT CLUSTER']
 
 
+def test_replica_identity_and_cluster_on_follow_an_index_rename(make_db):
+    table = "CREATE TABLE t (id int NOT NULL, code text);\n"
+    plans = steps_through(make_db, [
+        table + "CREATE UNIQUE INDEX old_i ON t (id); CREATE INDEX c_i ON t (code);\n"
+                "ALTER TABLE t REPLICA IDENTITY USING INDEX old_i; ALTER TABLE t CLUSTER ON old_i;",
+        table + "CREATE UNIQUE INDEX new_i ON t (id); -- @renamed-from old_i\nCREATE INDEX c_i ON t (code);\n"
+                "ALTER TABLE t REPLICA IDENTITY USING INDEX new_i; ALTER TABLE t CLUSTER ON new_i;",
+        # a primary key's index renamed with its constraint
+        "CREATE TABLE t (id int NOT NULL, code text, CONSTRAINT t_pk PRIMARY KEY (id));\n"
+        "ALTER TABLE t REPLICA IDENTITY USING INDEX t_pk; ALTER TABLE t CLUSTER ON t_pk;",
+        "CREATE TABLE t (id int NOT NULL, code text,\n  CONSTRAINT t_key PRIMARY KEY (id) -- @renamed-from t_pk\n);\n"
+        "ALTER TABLE t REPLICA IDENTITY USING INDEX t_key; ALTER TABLE t CLUSTER ON t_key;",
+    ])
+    assert plans[1] == ['ALTER INDEX "public"."old_i" RENAME TO "new_i"']  # nothing re-planned for either
+    assert plans[3] == ['ALTER TABLE "public"."t" RENAME CONSTRAINT "t_pk" TO "t_key"']
+
+
 # --------------------------------------------------------------------------- typed tables
 
 
@@ -191,6 +209,43 @@ def test_typed_tables(make_db):
     ])
     assert 'ALTER TABLE "public"."plain" OF public.pt' in plans[1]
     assert plans[2] == ['ALTER TABLE "public"."typed" NOT OF']
+
+
+def test_a_typed_tables_type_gains_loses_and_retypes_attributes(make_db):
+    def version(attrs: str, options: str = "") -> str:
+        return (f"CREATE TYPE pt AS ({attrs}); CREATE TABLE typed OF pt{options}; CREATE TABLE other OF pt;"
+                "CREATE TABLE plain (x int);")
+
+    db = make_db()
+    plans = steps_through(make_db, [
+        version("a int, b text"),
+        version("a int, b text, c int", " (c WITH OPTIONS NOT NULL DEFAULT 5)"),  # added: both tables get c
+        version("a bigint, c int", " (c WITH OPTIONS NOT NULL DEFAULT 5)"),  # b dropped, a retyped
+        version("a bigint, c int"),
+    ])
+    assert plans[1][0] == 'ALTER TYPE "public"."pt" ADD ATTRIBUTE "c" integer CASCADE'
+    assert 'ALTER TABLE "public"."typed" ALTER COLUMN "c" SET DEFAULT 5' in plans[1]
+    assert set(plans[2]) == {'ALTER TYPE "public"."pt" DROP ATTRIBUTE "b" CASCADE',
+                             'ALTER TYPE "public"."pt" ALTER ATTRIBUTE "a" TYPE bigint CASCADE'}
+    # the columns of both typed tables go and change with the type: their hazards name them
+    load(db, version("a int, b text"))
+    plan = pgconverge.plan(db, version("a bigint"), **ALL)
+    named = {(h.name, h.object) for s in plan.steps for h in s.hazards}
+    assert {("deletes_data", "column:public.typed.b"), ("deletes_data", "column:public.other.b"),
+            ("rewrites_table", "column:public.typed.a"), ("rewrites_table", "column:public.other.a")} <= named
+    with pytest.raises(HazardRefused):
+        pgconverge.apply(db, plan, allow_hazards=["rewrites_table", "blocks_reads_writes", "may_fail_on_existing_data"])
+
+
+def test_reordered_attributes_of_a_typed_tables_type_are_refused(make_db):
+    db = make_db()
+    converge(db, "CREATE TYPE pt AS (a int, b text); CREATE TABLE t OF pt;")
+    with pytest.raises(PlanError, match=r"composite type public\.pt: its attributes are reordered, but typed "
+                                        r"table\(s\) public\.t .*Nothing was changed"):
+        pgconverge.plan(db, "CREATE TYPE pt AS (b text, a int); CREATE TABLE t OF pt;", **ALL)
+    # a table that leaves the type first (NOT OF) lets the type change without CASCADE
+    steps = sqls(converge(db, "CREATE TYPE pt AS (a int, b text, c int); CREATE TABLE t (a int, b text);"))
+    assert steps == ['ALTER TABLE "public"."t" NOT OF', 'ALTER TYPE "public"."pt" ADD ATTRIBUTE "c" integer']
 
 
 def test_a_table_that_cannot_become_typed_is_refused_before_anything_runs(make_db):

@@ -330,6 +330,10 @@ class Table:
     # CREATE TABLE ... OF type: the qualified composite type (format_type); its type id in depends
     of_type: str | None = optional(None)
     of_type_id: str | None = optional(None)
+    # pg_get_partition_constraintdef of a partition: follows from the bounds, so never hashed
+    partition_constraint: str | None = None
+
+    HASH_IGNORED: ClassVar[tuple[str, ...]] = ("partition_constraint",)
 
     @property
     def id(self) -> str:

@@ -145,6 +145,7 @@ class TableRow(msgspec.Struct, **_ROW):
     cluster_index: str | None = None
     of_type: str | None = None
     of_type_dep: str | None = None
+    partition_constraint: str | None = None
 
     def record(self, parts: Parts) -> Table:
         key = (self.schema, self.name)
@@ -170,6 +171,7 @@ class TableRow(msgspec.Struct, **_ROW):
             options=tuple(self.options) if self.options else (), replica_identity=self.replica_identity,
             replica_index=self.replica_index, cluster_index=self.cluster_index, of_type=self.of_type,
             of_type_id=oid_key("type", self.of_type_dep) if self.of_type_dep else None,
+            partition_constraint=self.partition_constraint,
         )
 
 

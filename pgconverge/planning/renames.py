@@ -180,7 +180,9 @@ def _emit_constraint_rename(p: Renaming, t: Table, old: str, new: str, hazards: 
     # a primary key or unique constraint renames its index with it
     cons = {(new if k == old else k): (replace(c, name=new, index=new if c.index == old else c.index)
                                        if k == old else c) for k, c in t.constraints.items()}
-    p.actual.tables[t.id] = replace(t, constraints=cons)
+    index = t.constraints[old].index if old in t.constraints else None
+    p.actual.tables[t.id] = _follow_index(replace(t, constraints=cons), index, new) if index else \
+        replace(t, constraints=cons)
 
 
 def _emit_index_rename(p: Renaming, owner: Table, old: str, new: str, hazards: tuple[Hazard, ...] = ()) -> None:
@@ -189,7 +191,18 @@ def _emit_index_rename(p: Renaming, owner: Table, old: str, new: str, hazards: t
           provides=frozenset({iid}), requires=frozenset({owner.id}), table=owner.id)
     idx = {(new if k == old else k): (replace(i, name=new, definition=swap_ident(i.definition, old, new))
                                       if k == old else i) for k, i in owner.indexes.items()}
-    p.actual.tables[owner.id] = replace(owner, indexes=idx)
+    p.actual.tables[owner.id] = _follow_index(replace(owner, indexes=idx), old, new)
+
+
+def _follow_index(t: Table, old: str, new: str) -> Table:
+    """REPLICA IDENTITY USING INDEX and CLUSTER ON name the index by its oid: they follow a
+    rename, so the table's record names the new name and the diff plans nothing for them."""
+    changes = {}
+    if t.replica_index == old:
+        changes["replica_index"] = new
+    if t.cluster_index == old:
+        changes["cluster_index"] = new
+    return replace(t, **changes) if changes else t
 
 
 def derived_name(name: str, old: str, new: str) -> str | None:

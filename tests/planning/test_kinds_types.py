@@ -272,8 +272,11 @@ def test_partitioned_table_partitions_and_partitioned_index(converge, db, conn):
     assert one(conn, "SELECT count(*) FROM m") == 2
     wider = "CREATE TABLE m_2024 PARTITION OF m FOR VALUES FROM ('2023-01-01') TO ('2025-01-01');"
     plan = converge(db, [PARENT, wider, P2, PDEF])
-    assert [s.kind for s in plan.steps] == ["detach", "attach"]
-    assert "FOR VALUES FROM ('2023-01-01') TO ('2025-01-01')" in plan.steps[1].sql
+    # checked against the new bound while still attached (SHARE UPDATE EXCLUSIVE), so that DETACH
+    # and ATTACH follow each other in one transaction and ATTACH scans nothing of it
+    assert [s.kind for s in plan.steps] == ["add_constraint", "validate", "detach", "attach", "alter_table"]
+    assert "FOR VALUES FROM ('2023-01-01') TO ('2025-01-01')" in plan.steps[3].sql
+    assert plan.steps[2].transactional and plan.steps[3].transactional
     assert one(conn, "SELECT count(*) FROM m") == 2
 
     # drop a partition and the default one; the parent's index stays
@@ -302,7 +305,10 @@ def test_existing_table_attached_as_partition(converge, db, conn):
     # the table gets the parent's shape first: junk goes, day becomes NOT NULL
     assert index_of(plan, 'DROP COLUMN "junk"') < index_of(plan, "ATTACH PARTITION")
     assert index_of(plan, 'SET NOT NULL') < index_of(plan, "ATTACH PARTITION")
-    assert {"may_fail_on_existing_data", "blocks_reads_writes"} <= hazards(plan)
+    # online: the bound is proved by a validated CHECK first, so ATTACH scans nothing under ACCESS EXCLUSIVE
+    assert "may_fail_on_existing_data" in hazards(plan) and "blocks_reads_writes" not in hazards(plan)
+    assert index_of(plan, 'VALIDATE CONSTRAINT "pgconverge_partition_bound"') < index_of(plan, "ATTACH PARTITION") \
+        < index_of(plan, 'DROP CONSTRAINT "pgconverge_partition_bound"')
     assert one(conn, "SELECT count(*) FROM m") == 1
     assert one(conn, "SELECT bool_and(NOT attislocal) FROM pg_attribute WHERE attrelid = 'm_2024'::regclass "
                      "AND attnum > 0 AND NOT attisdropped") is True

@@ -76,6 +76,9 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersisten
        greatest(c.reltuples, 0)::bigint AS estimated_rows,
        CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
        CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS partition_bound,
+       -- what a row must satisfy to belong there (ancestors' bounds included): the CHECK that lets an
+       -- existing table be attached without the scan under ACCESS EXCLUSIVE
+       CASE WHEN c.relispartition THEN pg_get_partition_constraintdef(c.oid) END AS partition_constraint,
        (SELECT pn.nspname || '.' || pc.relname FROM pg_inherits i
           JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
           WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_of,

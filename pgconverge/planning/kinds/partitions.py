@@ -28,7 +28,7 @@ from pgconverge.planning.kinds.columns import alter_column
 from pgconverge.planning.kinds.constraints import add_constraint, drop_constraint
 from pgconverge.planning.kinds.lineage import (children_keep, kept_parents, local_view, parent_id, parents, rel_id,
                                                renamed)
-from pgconverge.planning.steps import Step
+from pgconverge.planning.steps import OWN, Step
 from pgconverge.quoting import q
 
 
@@ -297,16 +297,68 @@ def _attach(p: Diff, eff: Table, want: Table, parent: str, checks: list) -> None
         cid = constraint_id(want.schema, want.name, con.name)
         requires |= {cid, cid + "#valid"}
     if want.partition_of:
-        sql = f"ALTER TABLE {pq} ATTACH PARTITION {cq} {want.partition_bound}"
-        hazards: tuple[Hazard, ...] = (
-            hz.may_fail(want.id, "ATTACH PARTITION", f" fails if a row of {want.schema}.{want.name} is outside "
-                        f"{want.partition_bound}"),
-            hz.blocks_reads_writes(want.id, f"{want.schema}.{want.name}", f"{hz.SCANNED} to check its rows fit the bound"))
-    else:
-        sql = f"ALTER TABLE {cq} INHERIT {pq}"
-        hazards = ()
-    p.add(sql, "attach", want.id, hazards=hazards, provides=frozenset({rel_id(want, parent)}),
+        # a partition that moves (new bound or parent) is checked against its new bound while it
+        # is still attached: its DETACH and ATTACH then follow each other in one transaction
+        leaves = frozenset(rel_id(eff, renamed(p, par)) for par in parents(eff))
+        # the CHECK needs the table's columns only (the partition key's), not the parent's steps
+        check_requires = frozenset({want.id} | {column_id(want.schema, want.name, c) for c in want.columns
+                                                if not leaves or c in eff.columns})
+        attach_partition(p, want, parent, frozenset(requires), frozenset(after), leaves, check_requires)
+        return
+    p.add(f"ALTER TABLE {cq} INHERIT {pq}", "attach", want.id, provides=frozenset({rel_id(want, parent)}),
           requires=frozenset(requires), after=frozenset(after), table=want.id)
+
+
+ATTACH_CHECK = "pgconverge_partition_bound"
+
+
+def attach_partition(p: Diff, want: Table, parent: str, requires: frozenset[str], after: frozenset[str],
+                     leaves: frozenset[str] = frozenset(), check_requires: frozenset[str] = frozenset()) -> None:
+    """ATTACH PARTITION of an existing table, online: a CHECK of the partition constraint (as the
+    shadow's declared partition prints it, pg_get_partition_constraintdef) is added NOT VALID
+    (brief lock) and validated (SHARE UPDATE EXCLUSIVE: reads and writes go on), so ATTACH finds
+    the bound implied and skips its scan under ACCESS EXCLUSIVE; the CHECK is dropped afterwards.
+    A hash partition's constraint names the shadow's parent by OID, so there the CHECK cannot be
+    written: ATTACH scans. A default partition of the parent is scanned by ATTACH either way (for
+    rows that belong to the new partition)."""
+    cq, pq = q(want.schema, want.name), q(*split_qualified(parent))
+    where = f"{want.schema}.{want.name}"
+    bound = want.partition_bound or ""
+    fails = hz.may_fail(want.id, "ATTACH PARTITION", f" fails if a row of {where} is outside {bound}")
+    hazards: list[Hazard] = []
+    check = want.partition_constraint
+    online = bool(check) and "satisfies_hash_partition(" not in (check or "")
+    if online:
+        cid = constraint_id(want.schema, want.name, ATTACH_CHECK)
+        # `after` holds the table's constraints that go: a leftover CHECK of an interrupted run among them
+        p.add(f"ALTER TABLE {cq} ADD CONSTRAINT {q(ATTACH_CHECK)} CHECK ({check}) NOT VALID", "add_constraint", cid,
+              provides=frozenset({cid}), requires=check_requires, after=after, table=want.id,
+              drop_before=leaves)
+        p.add(f"ALTER TABLE {cq} VALIDATE CONSTRAINT {q(ATTACH_CHECK)}", "validate", cid, mode=OWN,
+              hazards=(fails,), requires=frozenset({cid}), provides=frozenset({cid + "#valid"}), table=want.id,
+              drop_before=leaves)
+        requires |= {cid + "#valid"}
+    elif check:
+        hazards += [fails, hz.blocks_reads_writes(want.id, where, f"{hz.SCANNED} to check its rows fit the bound "
+                                                  "(a hash bound has no CHECK to prove it first)")]
+    for other in p.actual.tables.values():
+        if (other.partition_of and renamed(p, other.partition_of) == parent and other.partition_bound == "DEFAULT"
+                and other.id != want.id and other.id in p.desired.tables and other.id not in p.recreated):
+            hazards += [hz.may_fail(want.id, f"ATTACH PARTITION {where}", f": rows of the default partition "
+                                    f"{other.schema}.{other.name} that belong to it make it fail"),
+                        hz.blocks_reads_writes(want.id, f"the default partition {other.schema}.{other.name}",
+                                               hz.SCANNED)]
+    if bound == "DEFAULT":
+        # after the siblings this plan creates or attaches: the CHECK excludes their bounds, and a
+        # sibling attached or created later would have the default partition scanned for its rows
+        for sib in p.desired.tables.values():
+            if sib.partition_of == want.partition_of and sib.id != want.id:
+                requires |= {sib.id, rel_id(sib, parent)}
+    p.add(f"ALTER TABLE {pq} ATTACH PARTITION {cq} {bound}", "attach", want.id, hazards=tuple(hazards),
+          provides=frozenset({rel_id(want, parent)}), requires=requires, after=after, table=want.id)
+    if online:
+        p.add(f"ALTER TABLE {cq} DROP CONSTRAINT {q(ATTACH_CHECK)}", "alter_table", cid,
+              requires=frozenset({rel_id(want, parent)}), table=want.id)  # removes nothing: its add provides cid
 
 
 # --------------------------------------------------------------------------- ordering
@@ -364,7 +416,7 @@ def diff(p: Diff) -> None:
             con = t.constraints.get(name) if t else None
             if con is not None and con.ref_table and con.ref_table != s.table:
                 drop_before.add(con.ref_table)
-        if s.table in detached and s.kind not in ("detach", "drop_table"):
+        if s.table in detached and s.kind not in ("detach", "drop_table") and not (s.drop_before & detached[s.table]):
             after |= detached[s.table]
         if s.kind == "drop_column" and s.table:
             t = p.actual.tables.get(s.table)

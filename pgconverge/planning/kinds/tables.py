@@ -16,6 +16,8 @@ Table settings (``table_settings``), none of which rewrites the table:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pgconverge.catalog.model import Column, Index, Table, column_id, constraint_id, index_id, oid_key, schema_id
 from pgconverge.errors import PlanError
 from pgconverge.planning import hazards as hz
@@ -27,7 +29,7 @@ from pgconverge.planning.kinds.columns import (add_column, alter_column, attribu
 from pgconverge.planning.kinds.constraints import (add_constraint, drop_constraint, unvalidate_constraint,
                                                    validate_constraint)
 from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index, drop_index, needs_rebuild
-from pgconverge.planning.kinds.lineage import local_view
+from pgconverge.planning.kinds.lineage import kept_parents, local_view
 from pgconverge.quoting import lit, q
 
 
@@ -119,7 +121,7 @@ def drop_table(p: Diff, t: Table) -> None:
 
 def alter_table(p: Diff, have: Table, want: Table) -> None:
     tid = want.id
-    full_want = want
+    full_have, full_want = have, want
     if have.persistence != want.persistence:
         word = "UNLOGGED" if want.persistence == "u" else "LOGGED"
         p.add(f"ALTER TABLE {q(want.schema, want.name)} SET {word}", "alter_table", tid,
@@ -152,9 +154,14 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
     typed = bool(have.of_type) and have.of_type == want.of_type
     for name, c in want.columns.items():
         old = have.columns.get(name)
+        if typed:
+            # a typed table's columns come, go and change type with its type's attributes (ALTER
+            # TYPE ... CASCADE, see composites): what the table adds is diffed from that
+            old = (replace(old, type=c.type, collation=c.collation) if old is not None
+                   else Column(c.name, c.type, collation=c.collation, position=c.position,
+                               depends_on=c.depends_on))
         if old is None:
-            if not typed:  # a typed table's columns come and go with its type's attributes
-                add_column(p, want, c)
+            add_column(p, want, c)
         elif not old.same_definition(c):
             alter_column(p, want, old, c)
     for name, c in have.columns.items():
@@ -174,14 +181,15 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
             continue
         if new is None and adopted_by_parent_index(p, full_want, idx):
             continue
-        if new is None or needs_rebuild(idx, new, have.kind == "p"):
+        if new is None or rebuilt(p, have, idx, new):
             drop_index(p, have, idx)
     for name, idx in want.indexes.items():
         old = have.indexes.get(name)
-        if old is None or needs_rebuild(old, idx, want.kind == "p"):
+        if old is None or rebuilt(p, have, old, idx):
             create_index(p, want, idx, existing=True)
         else:
             alter_index(p, old, idx, table=want.id)  # storage parameters and statistics, in place
+    attach_partition_indexes(p, full_have, full_want)
     table_settings(p, have, want)
     comments(p, want, have)
 
@@ -194,10 +202,11 @@ def _index_shape(definition: str) -> tuple[bool, str]:
 
 
 def adopted_by_parent_index(p: Diff, want: Table, idx: Index) -> bool:
-    """A partition's own index that sql/ declares attached to an index its partitioned parent gets
-    in this plan: CREATE INDEX on the parent attaches a matching index of each partition instead of
-    building one, so it is kept (under its declared name) rather than dropped and built again
-    under a generated one. The partitions' diff orders the parent's CREATE after the drops."""
+    """A partition's own index that sql/ declares attached to an index of its partitioned parent:
+    kept (under its declared name) rather than dropped and built again under a generated one.
+    Either the parent's index is created in this plan (CREATE INDEX on the parent attaches a
+    matching index of each partition instead of building one; the partitions' diff orders that
+    CREATE after the drops), or it exists and is completed in place (attach_partition_indexes)."""
     declared = want.indexes.get(idx.name)
     if (declared is None or not declared.inherited or not idx.valid or not want.partition_of
             or _index_shape(declared.definition) != _index_shape(idx.definition)):
@@ -207,8 +216,78 @@ def adopted_by_parent_index(p: Diff, want: Table, idx: Index) -> bool:
     if pw is None or ph is None:
         return False
     return any(_index_shape(pi.definition) == _index_shape(idx.definition)
-               and (pi.name not in ph.indexes or needs_rebuild(ph.indexes[pi.name], pi, True))
+               and (pi.name not in ph.indexes or rebuilt(p, ph, ph.indexes[pi.name], pi)
+                    or completes_in_place(p, ph, ph.indexes[pi.name], pi))
                for pi in pw.indexes.values())
+
+
+def rebuilt(p: Diff, have: Table, old: Index, new: Index) -> bool:
+    """Whether an index is dropped and built again (see indexes.needs_rebuild), except an INVALID
+    partitioned index that completes_in_place."""
+    return needs_rebuild(old, new, have.kind == "p") and not completes_in_place(p, have, old, new)
+
+
+def _declared_child(want: Table, parent_index: Index) -> Index | None:
+    """The index of partition `want` that sql/ attaches to `parent_index` (matched by shape: the
+    partition's index prints the same method, columns and clauses)."""
+    shape = _index_shape(parent_index.definition)
+    return next((i for i in want.indexes.values() if i.inherited and _index_shape(i.definition) == shape), None)
+
+
+def completes_in_place(p: Diff, parent: Table, old: Index, new: Index) -> bool:
+    """An INVALID partitioned index that sql/ declares as it is (CREATE INDEX ON ONLY, with some
+    partitions' indexes not attached yet): it is completed by attaching the partitions' indexes
+    (ALTER INDEX ... ATTACH PARTITION, building a missing one CONCURRENTLY first), not dropped and
+    built again, which would drop every index already attached to it and build them again under
+    generated names. Where a partition cannot be completed so (another index of it is attached,
+    its index differs, or it is partitioned itself) the index is rebuilt, and the proof judges."""
+    if parent.kind != "p" or old.valid or old.definition != new.definition:
+        return False
+    pname = f"{parent.schema}.{parent.name}"
+    shape = _index_shape(new.definition)
+    for key, w in p.desired.tables.items():
+        h = p.actual.tables.get(key)
+        if w.partition_of != pname or h is None or key in p.recreated or pname not in kept_parents(p, h, w):
+            continue  # created or attached by this plan: PostgreSQL attaches or builds its index
+        child = _declared_child(w, new)
+        if child is None:
+            continue  # sql/ leaves this partition's index unattached too
+        mine = h.indexes.get(child.name)
+        if mine is not None and mine.inherited:
+            continue
+        if any(i.inherited and _index_shape(i.definition) == shape for i in h.indexes.values()):
+            return False
+        if mine is not None and (not mine.valid or _index_shape(mine.definition) != shape):
+            return False
+        if mine is None and h.kind != "r":
+            return False
+    return True
+
+
+def attach_partition_indexes(p: Diff, have: Table, want: Table) -> None:
+    """The ALTER INDEX parent ATTACH PARTITION of an index of this partition that sql/ declares
+    attached to a parent's index that completes_in_place; a missing one is built first,
+    CONCURRENTLY, under its declared name. Catalog only, brief lock: no hazard beyond the build.
+    Once every partition has its index attached, PostgreSQL marks the parent's index valid."""
+    if not want.partition_of or not have.partition_of:
+        return
+    parent_key = oid_key("table", want.partition_of)
+    ph, pw = p.actual.tables.get(parent_key), p.desired.tables.get(parent_key)
+    if ph is None or pw is None or want.partition_of not in kept_parents(p, have, want):
+        return
+    for pi in pw.indexes.values():
+        old = ph.indexes.get(pi.name)
+        if old is None or not completes_in_place(p, ph, old, pi):
+            continue
+        child = _declared_child(want, pi)
+        mine = have.indexes.get(child.name) if child is not None else None
+        if child is None or (mine is not None and mine.inherited):
+            continue
+        if mine is None:
+            create_index(p, want, child, existing=True)
+        p.add(f"ALTER INDEX {q(pi.schema, pi.name)} ATTACH PARTITION {q(child.schema, child.name)}", "alter_index",
+              child.id, requires=frozenset({pi.id, child.id}), provides=frozenset({pi.id + "#attached"}),
+              table=want.id)
 
 
 def _index_ids(t: Table, name: str) -> frozenset[str]:
@@ -274,7 +353,9 @@ def of_type(p: Diff, have: Table, want: Table) -> None:
         return
     tq = q(want.schema, want.name)
     if have.of_type:
+        # removes typed:<table>: an ALTER TYPE of its old type waits for it (composites.typed_tables)
         p.add(f"ALTER TABLE {tq} NOT OF", "alter_table", want.id, table=want.id, provides=frozenset({want.id}),
+              removes=frozenset({f"typed:{want.id}"}),
               drop_before=frozenset({have.of_type_id} if have.of_type_id else set()))
     if not want.of_type:
         return

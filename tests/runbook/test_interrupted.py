@@ -59,6 +59,7 @@ class EnvironSampler:
     def __init__(self, secret: str):
         self.secret = secret.encode()
         self.excluded = {os.getpid()}
+        self.commands: set[str] = set()  # the command lines of the runs it started
         self._hits: list[tuple[int, str]] = []
         self.seen = 0
         self._stop = threading.Event()
@@ -82,7 +83,9 @@ class EnvironSampler:
     @property
     def hits(self) -> list[str]:
         # filtered now: a run's pid is excluded only once Popen returned, the sampler may be quicker
-        return [cmd for pid, cmd in self._hits if pid not in self.excluded]
+        # a process still showing a run's own command line is that run, or a fork of it before its
+        # exec (subprocess forks, then execs the tool with the clean environment): not an inheritor
+        return [cmd for pid, cmd in self._hits if pid not in self.excluded and not any(cmd.rstrip().endswith(c) for c in self.commands)]
 
     def __enter__(self) -> EnvironSampler:
         self._thread.start()
@@ -126,6 +129,7 @@ def start(cmd: list[str], project: Project, url: str, sampler: EnvironSampler) -
     proc = subprocess.Popen(cmd, cwd=project.root, env={**project.env, "APP_URL": url}, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sampler.excluded.add(proc.pid)
+    sampler.commands.add(" ".join([Path(cmd[0]).name, *cmd[1:]]))
     return proc
 
 
@@ -159,7 +163,9 @@ def test_kill_9_of_deploys_leaves_no_password_and_the_next_run_marks_the_row_int
                 killed_in_run.append(proc.pid)
             # the psql and pg_dump it had started stop (they would run their scripts on otherwise)
             wait_for(lambda: backends(admin, name) == 0, "the killed run's backends gone")
-            assert files_holding(pw, Path("/tmp"), project.root, home, REPO) == [], f"trial {trial}"
+            # the host wrapper removes its password file once its tool is gone (it may outlive psql by a moment)
+            wait_for(lambda: files_holding(pw, Path("/tmp"), project.root, home, REPO) == [],
+                     f"trial {trial}: no file holds the password")
         assert sampler.hits == [], "a child inherited the password"
     assert sampler.seen, "the sampler saw the tools"
     assert killed_in_run, "at least one kill landed inside a run"
@@ -215,7 +221,9 @@ def test_kill_9_of_cli_applies_leaves_no_password(project: Project, role_db, clu
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             wait_for(lambda: backends(admin, name) == 0, "the killed run's backends gone")
-            assert files_holding(pw, Path("/tmp"), project.root, home, REPO) == [], f"trial {trial}"
+            # the host wrapper removes its password file once its tool is gone (it may outlive psql by a moment)
+            wait_for(lambda: files_holding(pw, Path("/tmp"), project.root, home, REPO) == [],
+                     f"trial {trial}: no file holds the password")
         assert sampler.hits == [], "a child inherited the password"
     assert sampler.seen, "the sampler saw psql"
     res = project.cli("apply", "--target", "env:APP_URL", "--sql", "sql/schema", "--allow-hazards", "all",

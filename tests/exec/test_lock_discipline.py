@@ -4,6 +4,7 @@ never leaves the run fails at the deadline, naming it, with nothing of the step 
 
 from __future__ import annotations
 
+from tests.waiting import wait_for  # noqa: E402
 import os
 import subprocess
 import sys
@@ -35,11 +36,7 @@ def waiting(conn: psycopg.Connection) -> bool:
 
 
 def wait_until(predicate, what: str) -> None:
-    for _ in range(1200):
-        if predicate():
-            return
-        time.sleep(0.025)
-    raise AssertionError(f"never happened: {what}")
+    wait_for(predicate, what, seconds=30.0, step=0.025)
 
 
 def schema(conn: psycopg.Connection) -> list[tuple]:

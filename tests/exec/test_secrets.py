@@ -6,6 +6,7 @@ clear errors for an unknown option and a wrong password.
 
 from __future__ import annotations
 
+from tests.waiting import wait_for  # noqa: E402
 import os
 import secrets
 import signal
@@ -104,14 +105,6 @@ def backends(admin: str, dbname: str) -> int:
                          (dbname,)).fetchone()[0]
 
 
-def wait_for(predicate, what: str) -> None:
-    import time
-
-    for _ in range(3000):
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 def while_sleeping(run, admin: str, dbname: str, check) -> None:

@@ -5,6 +5,7 @@ children stopped, and the next run marks the row left ``running`` as ``interrupt
 
 from __future__ import annotations
 
+from tests.waiting import wait_for  # noqa: E402
 import os
 import random
 import signal
@@ -117,12 +118,6 @@ def backends(admin: str, dbname: str) -> int:
                          (dbname,)).fetchone()[0]
 
 
-def wait_for(predicate, what: str) -> None:
-    for _ in range(6000):
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 def start(cmd: list[str], project: Project, url: str, sampler: EnvironSampler) -> subprocess.Popen:

@@ -133,6 +133,20 @@ def plan_runs(folder: Path) -> list[PlanFiles]:
     return [PlanFiles(folder / name) for name in sorted(names, key=order)]
 
 
+def latest_for(settings: EnvSettings, label: str, plan: Plan) -> PlanFiles | None:
+    """The newest run of this database's folder that shows `plan` (matched by its hash), if any."""
+    mine = [r for r in plan_runs(plans_folder(settings, label))
+            if (m := _RUN_NAME.match(r.base.name)) and m.group(2) == plan.plan_hash[:12]]
+    return mine[-1] if mine else None
+
+
+def add_to_page(files: PlanFiles, text: str) -> None:
+    """Append a section to a run's review page (.md) once that run is over: what the change did
+    (table sizes after). Appended only; what the reviewer read before stays as it was."""
+    with Path(f"{files.base}.md").open("a") as f:
+        f.write(text)
+
+
 def prune_plan_files(folder: Path, keep: int) -> list[PlanFiles]:
     """Removes the oldest runs beyond `keep` (0: keep every run); returns those removed."""
     runs = plan_runs(folder)

@@ -171,6 +171,15 @@ def analyze(db: Database, plan: Plan) -> str:
     return f"analyze: VACUUM ANALYZE {len(names)} table(s): {', '.join(names)}"
 
 
+def measure_before(db: Database, plan: Plan) -> dict[str, sizes.TableSize]:
+    """The changed tables' sizes before the change; a failure to measure is a warning, not a refusal."""
+    try:
+        return sizes.measure(db.runner, plan.changed_tables)
+    except PsqlError as e:
+        db.say(f"sizes: warning: {e.message}", fg="yellow")
+        return {}
+
+
 def record_sizes(db: Database, plan: Plan, run_id: int, before: dict[str, sizes.TableSize]) -> list[sizes.SizeChange]:
     """Each changed table's size and row estimate before and after: in the ledger row, on the
     console and appended to the plan page the run showed (when there is one). A failure to measure
@@ -213,7 +222,7 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
             db.say("backup: skipped, the plan is empty")
         after_hash = plan.actual_hash
         if not plan.is_empty:
-            size_before = sizes.measure(db.runner, plan.changed_tables)
+            size_before = measure_before(db, plan)
             db.say(f"converge: applying {len(plan.steps)} step(s)"
                    + (f" and {len(plan.data_blocks)} data block(s)" if plan.data_blocks else ""))
             changed = True

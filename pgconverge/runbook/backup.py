@@ -205,11 +205,13 @@ END $pgconverge$;
 """
 
 
-def _as_sql(shell: Shell, settings: EnvSettings, backup: Backup, directory: str) -> str:
-    """The backup as a plain SQL file next to it (pg_restore -f, or gunzip); returns its path."""
+def _as_sql(shell: Shell, settings: EnvSettings, backup: Backup, directory: str, no_owner: bool = False) -> str:
+    """The backup as a plain SQL file next to it (pg_restore -f, or gunzip); returns its path.
+    `no_owner` leaves out the archive's OWNER TO (custom format only): another environment's roles."""
     tmp = write_private_file(shell, "", directory)
     if backup.format == "custom":
-        cmd = f"{shlex.quote(settings.tool('pg_restore'))} -f {shlex.quote(tmp)} {shlex.quote(backup.path)}"
+        cmd = (f"{shlex.quote(settings.tool('pg_restore'))}{' --no-owner' if no_owner else ''} -f {shlex.quote(tmp)} "
+               f"{shlex.quote(backup.path)}")
     else:
         cmd = f"gzip -dc {shlex.quote(backup.path)} > {shlex.quote(tmp)}"
     res = shell.run(f"umask 077 && {cmd}")
@@ -228,12 +230,14 @@ class ScriptFailed(BackupError):
 
 
 def replay(shell: Shell, runner: ShellRunner, settings: EnvSettings, backup: Backup, *,
-           prologue: str = "", epilogue: str = "", scripts: list[tuple[str, str]] | None = None) -> None:
+           prologue: str = "", epilogue: str = "", scripts: list[tuple[str, str]] | None = None,
+           no_owner: bool = False) -> None:
     """Replay a backup through psql in a single transaction (-1): all of it, or nothing.
     `scripts` ((name, SQL) pairs) run after the backup and before `epilogue`, in that same
-    transaction; one that fails raises ScriptFailed naming it."""
+    transaction; one that fails raises ScriptFailed naming it. `no_owner`: objects are owned by the
+    role that replays them (a backup of another environment names roles this one may not have)."""
     directory = backup.path.rsplit("/", 1)[0] if "/" in backup.path else "."
-    sql_file = _as_sql(shell, settings, backup, directory)
+    sql_file = _as_sql(shell, settings, backup, directory, no_owner)
     extra: list[str] = []
     try:
         pro = write_private_file(shell, prologue, directory) if prologue else None

@@ -259,7 +259,8 @@ def apply_refresh(db: Database, snap: Snapshot, masking: Masking, on_host: backu
         db.say(f"refresh: replaying {on_host.path} into {db.label} and masking it, in one transaction")
         keep = backups.keep_name()
         backups.replay(db.shell, db.runner, s, on_host, prologue=backups.restore_prologue(keep, version),
-                       epilogue=epilogue(keep), scripts=[(name, MASK_PREAMBLE + text) for name, text in masking.scripts])
+                       epilogue=epilogue(keep), scripts=[(name, MASK_PREAMBLE + text) for name, text in masking.scripts],
+                       no_owner=True)
         after = db.actual_hash()
         try:
             db.runner.run_script("ANALYZE;\n")  # a restore brings rows but no statistics

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 import shutil
+import threading
 from pathlib import Path
 
 import psycopg
@@ -203,3 +206,60 @@ def test_refresh_refuses_changing_nothing(project: Project, make_db) -> None:
     res = project.pyinfra("staging", "refresh.py", extra_env=env)
     assert res.rc == 0, res
     assert tables(env["STAGING_URL"]) == {"people"} and runs(env["STAGING_URL"])[-1]["outcome"] == "refreshed"
+
+
+@pytest.fixture
+def password_dbs(cluster):
+    """Production and staging reached over TCP by roles with passwords: (urls by variable, passwords)."""
+    made: list[tuple[str, str]] = []
+
+    def make() -> tuple[str, str]:
+        role, pw, name = f"pgc_role_{secrets.token_hex(4)}", secrets.token_hex(16), f"pgc_test_{secrets.token_hex(6)}"
+        with psycopg.connect(cluster.conninfo(), autocommit=True) as c:
+            c.execute(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{pw}'")
+            c.execute(f"CREATE DATABASE {name} OWNER {role} TEMPLATE template0")
+        made.append((role, name))
+        return f"postgresql://{role}:{pw}@127.0.0.1:{cluster.port}/{name}", pw
+
+    (prod, prod_pw), (staging, staging_pw) = make(), make()
+    yield {"PROD_URL": prod, "STAGING_URL": staging}, (prod_pw, staging_pw)
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as c:
+        for role, name in made:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            c.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_refresh_keeps_passwords_out_of_argv_output_and_ledger(project: Project, password_dbs) -> None:
+    env, passwords = password_dbs
+    with psycopg.connect(env["PROD_URL"], autocommit=True) as c:
+        c.execute(PEOPLE)
+        c.execute("INSERT INTO people VALUES (1, 'someone@example.com', 'Real Name')")
+    environments(project)
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        me = str(os.getpid())
+        while not stop.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit() and pid != me:
+                    try:
+                        seen.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                    except OSError:
+                        pass
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    try:
+        deployed = project.pyinfra("production", extra_env=env)
+        refreshed = project.pyinfra("staging", "refresh.py", "-vv", extra_env=env)
+    finally:
+        stop.set()
+        watcher.join()
+    assert deployed.rc == 0, deployed
+    assert refreshed.rc == 0, refreshed.out[-3000:]
+    assert people(env["STAGING_URL"]) == [(1, "person-1@example.invalid", "Person 1")]
+    assert any("pg_restore" in c for c in seen) and any("psql" in c for c in seen), "the sampler saw the tools"
+    for pw in passwords:
+        assert not [c for c in seen if pw in c], "a password in a process's argv"
+        assert pw not in refreshed.out and pw not in str(runs(env["STAGING_URL"]))

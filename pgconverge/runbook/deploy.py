@@ -104,7 +104,8 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
     if not executing:
         shown_plans[db.key] = plan.plan_hash
     if first_sight:
-        path = write_plan_files(s, db.host_name, db.label, plan, refused, verdict.note)
+        path = write_plan_files(s, db.host_name, db.label, plan, refused, verdict.note,
+                                snapshot=ledger.snapshot_note(db.runner))
         db.say(f"plan files: {path}.sql, {path}.md, {path}.json")
     if verdict.note:
         db.say(f"gate: {verdict.note}", fg="red" if verdict.refusal else "green")

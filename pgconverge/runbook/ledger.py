@@ -353,6 +353,17 @@ def refresh_before(runner: Runner, run_id: int) -> Run | None:
     return found[0] if found else None
 
 
+def snapshot_note(runner: Runner) -> str | None:
+    """What the database's data came from, for its plan page: the newest refresh, if any."""
+    found = _runs(runner, "action = 'refresh' AND outcome = 'refreshed'", 1)
+    if not found or not found[0].snapshot:
+        return None
+    run, snap = found[0], found[0].snapshot
+    return (f"refreshed from {snap.get('environment')} {snap.get('database')}'s backup sha256 "
+            f"{str(snap.get('sha256'))[:12]} ({snap.get('environment')} schema {str(snap.get('schema_hash'))[:12]}, "
+            f"masking {str(snap.get('mask_sha256') or 'none')[:12]}) by ledger run #{run.id} at {run.finished_at}")
+
+
 def evidence(runner: Runner, desired_hash: str, smoke_hash: str | None = None) -> Run | None:
     """The newest deploy run that reached ``desired_hash`` and passed its smoke checks
     (the checks with ``smoke_hash``, when given): what a sign-off is based on."""

@@ -136,6 +136,13 @@ def test_refresh_restores_production_masks_it_and_records_the_snapshot(project: 
     assert res.rc == 0, res
     assert people(env["STAGING_URL"]) == masked
     assert runs(env["STAGING_URL"])[-1]["snapshot"]["file"] == str(backup)
+    # staging's next plan page says what its data is
+    dry = project.pyinfra("staging", "deploy.py", "--dry", extra_env=env)
+    assert dry.rc == 0, dry
+    page = sorted((project.root / "plans" / "staging" / "app").glob("*.md"))[-1].read_text()
+    assert (f"- data: refreshed from production app's backup sha256 {snap['sha256'][:12]} (production schema "
+            f"{snap['schema_hash'][:12]}, masking {mask_hash[:12]}) by ledger run #{runs(env['STAGING_URL'])[-1]['id']}"
+            in page), page
 
     # the restore drill finds production's tables in the backup, items having come after it
     res = project.pyinfra("production", "drill.py", extra_env=env)

@@ -72,7 +72,11 @@ def parse_name(path: str) -> Backup | None:
 
 def listing(shell: Shell, settings: EnvSettings, label: str) -> list[Backup]:
     """The backups of one database on the host, newest first."""
-    where = folder(settings, label)
+    return listing_in(shell, folder(settings, label))
+
+
+def listing_in(shell: Shell, where: str) -> list[Backup]:
+    """The backups in the folder `where` (files of other names are not ours), newest first."""
     res = shell.run(f"[ -d {shlex.quote(where)} ] && ls -1 {shlex.quote(where)} || true")
     found = [b for b in (parse_name(f"{where}/{n.strip()}") for n in res.stdout if n.strip()) if b]
     return sorted(found, key=lambda b: (b.taken_at, b.path), reverse=True)

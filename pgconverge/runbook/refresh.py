@@ -114,8 +114,8 @@ class Origin:
     ledger: Runner  # the source's ledger, read from the machine running the refresh
 
 
-# The databases of an environment: (label, settings, runner to its ledger) per database; raises
-# RefreshRefused when the environment cannot be read.
+# The databases of an environment, each with its settings and its ledger; raises RefreshRefused
+# when the environment cannot be read or its ledgers reached.
 Sources = Callable[[str], list[Origin]]
 
 
@@ -171,7 +171,7 @@ def pick(db: Database, origin: Origin, reader: Shell, folder: str, wanted: str |
             path = wanted if "/" in wanted else f"{folder.rstrip('/')}/{wanted}"
             chosen = backups.choose(reader, EnvSettings(), origin.label, path if "/" in path else f"./{path}")
         else:
-            found = _listing(reader, folder)
+            found = backups.listing_in(reader, folder)
             if not found:
                 raise RefreshRefused(f"no backups of {origin.label} in {folder} on {reader.name}: deploy "
                                      f"{origin.environment} first (its deploys take them), or name one with "
@@ -190,15 +190,6 @@ def pick(db: Database, origin: Origin, reader: Shell, folder: str, wanted: str |
                              f"{chosen.path} (sha256 {sha[:16]}...): it is not one of its recorded backups, or it "
                              "changed since it was taken")
     return Snapshot(origin, chosen, size, sha, run)
-
-
-def _listing(reader: Shell, folder: str) -> list[backups.Backup]:
-    """The backups directly in `folder`, newest first."""
-    import shlex
-
-    res = reader.run(f"[ -d {shlex.quote(folder)} ] && ls -1 {shlex.quote(folder)} || true")
-    found = [b for b in (backups.parse_name(f"{folder}/{n.strip()}") for n in res.stdout if n.strip()) if b]
-    return sorted(found, key=lambda b: (b.taken_at, b.path), reverse=True)
 
 
 def busy(db: Database) -> str | None:

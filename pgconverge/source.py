@@ -923,12 +923,17 @@ def _looks_like_sql(s: str) -> bool:
     return any(c.isspace() for c in s) and not s.rstrip().lower().endswith(".sql")
 
 
+# Folders directly inside sql/ that hold SQL of other kinds: read by their own steps, never
+# loaded as the desired state (smoke checks are queries, masking scripts change rows).
+NOT_DESIRED_STATE = ("smoke", "mask")
+
+
 def _walk(root: str) -> list[tuple[str, str]]:
     """(path for messages, base name) of the .sql files below root, in sorted path order."""
     found: list[tuple[tuple[str, ...], str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (rel_dir == "." and d == "smoke")]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (rel_dir == "." and d in NOT_DESIRED_STATE)]
         for f in filenames:
             if f.lower().endswith(".sql") and not f.startswith("."):
                 rel = os.path.normpath(os.path.join(rel_dir, f))
@@ -989,8 +994,8 @@ def load_source(sql: str | os.PathLike | Sequence[str | os.PathLike], *,
                 allow_alter_drop: bool = False, cache_dir: str | os.PathLike | None = None) -> Source:
     """Read the desired state.
 
-    `sql` is a .sql file, a folder (every *.sql below it in sorted path order, except a
-    ``smoke/`` folder directly inside it), SQL text, or a list of those.
+    `sql` is a .sql file, a folder (every *.sql below it in sorted path order, except the
+    ``smoke/`` and ``mask/`` folders directly inside it), SQL text, or a list of those.
     `allow_alter_drop` also accepts ``ALTER TABLE ... DROP COLUMN / DROP CONSTRAINT`` (the
     API's ``permissive_source`` option): they only shape the shadow database.
     With `cache_dir`, the result is kept there, keyed by the files' text and this module's

@@ -41,13 +41,15 @@ def test_single_file_path_and_pathlike(tmp_path):
         assert src.statements == (Statement(str(p), 1, "CREATE TABLE a (x int)", "CreateStmt"),)
 
 
-def test_folder_is_read_recursively_in_sorted_path_order_and_skips_smoke(tmp_path):
+def test_folder_is_read_recursively_in_sorted_path_order_and_skips_smoke_and_mask(tmp_path):
     write(tmp_path, "sql/schema/20_b.sql", "CREATE TABLE b (x int);")
     write(tmp_path, "sql/schema/10_a.sql", "CREATE TABLE a (x int);")
     write(tmp_path, "sql/00_first.sql", "CREATE SCHEMA s;")
     write(tmp_path, "sql/schema/sub/05_c.sql", "CREATE TABLE c (x int);")
     write(tmp_path, "sql/smoke/01_check.sql", "SELECT true;")  # would be refused if read
     write(tmp_path, "sql/schema/smoke/01_kept.sql", "CREATE TABLE kept (x int);")  # only the top smoke/ is skipped
+    # masking scripts change rows of a refreshed staging: refused if read as the desired state
+    write(tmp_path, "sql/mask/10_emails.sql", "UPDATE a SET x = 0;")
     write(tmp_path, "sql/.hidden/x.sql", "INSERT INTO a VALUES (1);")
     write(tmp_path, "sql/schema/notes.txt", "not sql")
     root = str(tmp_path / "sql")
@@ -648,7 +650,7 @@ def test_example_schema_loads_and_declares_the_credit_packs_rename():
     tables = {s.text.split("(")[0].split()[-1] for s in src.statements if s.kind == "CreateStmt"}
     assert tables == {'"bazaar-vid_user"', "users", '"bazaar-vid_project"', "models", '"bazaar-vid_exports"',
                       '"bazaar-vid_export_analytics"', "videos", '"creditTransactions"'}
-    assert src.sha256 == load_source(str(REPO / "sql")).sha256  # sql/smoke is not part of the schema
+    assert src.sha256 == load_source(str(REPO / "sql")).sha256  # sql/smoke and sql/mask are not part of the schema
     assert src.data_blocks == () and src.drops == ()
 
 

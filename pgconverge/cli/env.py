@@ -43,7 +43,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--database", default=None, help="with --env: only the database with this label")
     p.add_argument("--root", default=".", help="with --env: the project folder holding inventory/ (default: .)")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="the N newest runs (default 20)")
-    p.add_argument("--action", choices=["deploy", "restore", "drill"], default=None,
+    p.add_argument("--action", choices=["deploy", "restore", "drill", "refresh"], default=None,
                    help="only the runs of this runbook")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.set_defaults(env_command=history_main)
@@ -283,6 +283,8 @@ def signoff_main(args: argparse.Namespace) -> int:
     for r in made.staging_runs:
         print(f"  evidence: {from_env} {r.database} run #{r.run_id} {r.outcome} at {r.finished_at}, "
               f"smoke {r.smoke}")
+        if r.snapshot:
+            print(f"    on snapshot: {r.describe_snapshot()}")
     print("commit both files; the deploy verifies the signature against the allowed signers file")
     return EXIT_OK
 

@@ -12,7 +12,8 @@ which this demo points at the cluster. Then, with the real ``pyinfra`` and
     3. the sign-off                (from staging's ledger evidence, signed with an SSH key)
     4. production, wrong sign-off  (an edited copy of it: refused, nothing changes, non-zero exit)
     5. the production converge     (the gate passes: backup, converge, smoke, ledger)
-    6. a restore drill             (newest backup -> scratch database -> hash vs ledger)
+    6. a restore drill             (newest backup -> scratch database -> hash vs ledger, every table in it)
+    7. refresh staging             (production's newest verified backup, masked by sql/mask, recorded)
 
 Artefacts: plans/ and backups/ as configured; the demo's sign-offs go to
 .pgconverge/demo/signoffs/ so that the repository's signoffs/ stays untouched. The approver's
@@ -71,6 +72,11 @@ def schema_of(url: str) -> list[str]:
         return [r[0] for r in conn.execute(
             "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
             "WHERE table_schema = 'public' ORDER BY 1")]
+
+
+def emails(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT email FROM users ORDER BY \"createdAt\"")]
 
 
 def demo_approver(folder: Path) -> tuple[Path, Path]:
@@ -147,7 +153,14 @@ def _demo(keys: Path) -> int:
     run(pyinfra + ["-y", "inventory/production.py", "drill.py"], env)
     run(pgconverge + ["history", "--target", "env:PRODUCTION_DATABASE_URL", "--limit", "5"], env)
 
-    banner("done", "staging and production converged; the backup restores to the recorded schema")
+    banner(7, "refresh staging from production's newest verified backup, masked by sql/mask in the same transaction")
+    print(f"production users: {', '.join(emails(urls['production']))}")
+    run(pyinfra + ["-y", "inventory/staging.py", "refresh.py"], env)
+    print(f"staging users now: {', '.join(emails(urls['staging']))}")
+    run(pgconverge + ["history", "--target", "env:STAGING_DATABASE_URL", "--limit", "3"], env)
+
+    banner("done", "staging and production converged; the backup restores to the recorded schema; staging holds "
+                   "production's data, masked")
     return 0
 
 

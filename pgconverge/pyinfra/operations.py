@@ -24,7 +24,7 @@ from pgconverge.catalog.shadow import default_cache_dir
 from pgconverge.pyinfra.host import HostRunner, executing, fail_command, refuse, say, show_plan
 from pgconverge.source import SourceError, load_source
 
-__all__ = ["converge", "deploy", "restore", "drill"]
+__all__ = ["converge", "deploy", "restore", "drill", "refresh"]
 
 # Plans shown at prepare time, by (host, database): the execute stage must match them.
 _SHOWN: dict[tuple[str, str], str] = {}
@@ -161,4 +161,4 @@ def converge(
 
 
 # The runbook's operations, importable from here like every other operation of pgconverge.
-from pgconverge.pyinfra.runbook import deploy, drill, restore  # noqa: E402,F401
+from pgconverge.pyinfra.runbook import deploy, drill, refresh, restore  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""The runbooks as pyinfra operations: ``deploy``, ``restore`` and ``drill``.
+"""The runbooks as pyinfra operations: ``deploy``, ``restore``, ``drill`` and ``refresh``.
 
 The runbooks themselves live in ``pgconverge.runbook`` (deploy.py, restore.py); these
 operations only run them on a pyinfra host. An operation body runs at prepare time
@@ -19,10 +19,12 @@ from pgconverge.pyinfra.host import PyinfraConsole, PyinfraShell, executing, fai
 from pgconverge.runbook import backup as backups
 from pgconverge.runbook import gate
 from pgconverge.runbook import deploy as deploy_runbook
+from pgconverge.runbook import refresh as refresh_runbook
 from pgconverge.runbook import restore as restore_runbook
 from pgconverge.runbook.database import Database
 from pgconverge.runbook.deploy import ShownPlans
-from pgconverge.runbook.settings import EnvSettings
+from pgconverge.runbook.settings import EnvSettings, safe_name
+from pgconverge.runbook.shell import LocalShell
 
 # Plans shown at prepare time, by (host, database): execute refuses when the plan moved.
 _SHOWN: ShownPlans = {}
@@ -214,5 +216,143 @@ def drill(database: str | dict, settings: EnvSettings | None = None, backup: str
 
     def apply(state, host):  # noqa: ARG001
         return restore_runbook.apply_drill(db, picked.backup, run)
+
+    yield FunctionCommand(apply, (), {})
+
+
+# --------------------------------------------------------------------------- refresh
+
+# The hosts of the environments refreshes read from: (settings, database spec), loaded once per run.
+_SOURCE_SPECS: dict[str, list[tuple[EnvSettings, str | dict]]] = {}
+
+
+def _sources(env: str) -> list[refresh_runbook.Origin]:
+    """The databases of inventory/<env>.py (production), their ledgers read from this machine."""
+    from pgconverge.exec.runner import LocalRunner, PsqlError, conn_from_spec
+    from pgconverge.pyinfra.inventory import load_hosts
+
+    if env not in _SOURCE_SPECS:
+        try:
+            _SOURCE_SPECS[env] = [(h.settings(), spec) for h in load_hosts(env, ".") for spec in h.databases()]
+        except (FileNotFoundError, ValueError) as e:
+            raise refresh_runbook.RefreshRefused(f"cannot read environment {env}, whose ledger verifies the "
+                                                 f"backup: {e}") from None
+    found = []
+    for settings, spec in _SOURCE_SPECS[env]:
+        try:
+            runner = LocalRunner(conn_from_spec(spec))
+            label = (spec.get("name") or spec.get("dbname")) if isinstance(spec, dict) else None
+            label = label or runner.query_json("SELECT to_json(current_database());")
+        except (ValueError, PsqlError) as e:
+            raise refresh_runbook.RefreshRefused(
+                f"cannot reach {env}'s ledger from this machine to verify the backup against it: "
+                f"{getattr(e, 'message', None) or e}") from None
+        found.append(refresh_runbook.Origin(env, str(label), settings, runner))
+    return found
+
+
+def _send(db: Database, host_: Any, snap: refresh_runbook.Snapshot) -> backups.Backup:
+    """The snapshot's file on the host: sent there by pyinfra's file transfer (SSH: sftp/scp; a
+    local host: a copy) into a hidden file of the database's backup folder, which backup listings
+    and pruning never take for one of the database's own, and its sha256 checked again there."""
+    import secrets
+    import shlex
+
+    folder = backups.folder(db.settings, db.label)
+    remote = f"{folder}/.refresh-{secrets.token_hex(4)}{backups.SUFFIX[snap.backup.format]}"
+    res = db.shell.run(f"umask 077 && mkdir -p {shlex.quote(folder)}")
+    if not res.ok:
+        raise refresh_runbook.RefreshRefused(f"cannot create {folder} on {db.host_name}: {res.error}")
+    if not host_.put_file(snap.backup.path, remote):
+        raise refresh_runbook.RefreshRefused(f"sending {snap.backup.path} to {db.host_name}:{remote} failed")
+    copy = backups.Backup(remote, snap.backup.format, snap.backup.taken_at)
+    try:
+        backups.checksum_matches(db.shell, copy, snap.sha256)
+    except backups.BackupError as e:
+        backups.remove(db.shell, remote)
+        raise refresh_runbook.RefreshRefused(f"the copy on {db.host_name} does not verify: {e}") from None
+    return copy
+
+
+@operation()
+def refresh(database: str | dict, settings: EnvSettings | None = None, backup: str | None = None,
+            confirm: str | None = None, only: str | None = None):
+    """
+    Rebuild a staging database from production's newest verified backup (or ``backup``), masked
+    by the scripts of ``pgconverge_mask``, in one transaction; recorded as a ``refresh`` row.
+
+    + database: connection spec, as for ``deploy``
+    + settings: an ``EnvSettings``; default: from the host's group data
+    + backup: a backup of the source environment, a path (or a file name in its backup folder)
+      where the refresh reads backups; default: the newest
+    + confirm: ``"yes"`` to skip the question environments with ``pgconverge_confirm_restore`` ask
+    + only: refresh only the database with this label (hosts carrying several)
+
+    **Example:**
+
+    .. code:: python
+
+        pgc.refresh(name="Refresh app from production", database={"url_env": "STAGING_DATABASE_URL"})
+    """
+    settings = settings or host_settings(host)
+    run_now = executing(host)
+    db = None
+    try:
+        db = _database(host, database, settings)
+        report = db.preflight()
+        if not report.info:
+            raise refresh_runbook.RefreshRefused("; ".join(report.problems))
+        if not restore_runbook.selected(db.label, only):
+            db.close()
+            host.noop(f"refresh: {db.label} not selected")
+            return
+        refresh_runbook.check_target(db)
+        masking = refresh_runbook.load_masking(settings)
+        origin = refresh_runbook.find_origin(db, _sources)
+        if settings.refresh_dir:  # a folder the host shares with the source: read there, nothing to send
+            reader, folder = db.shell, f"{settings.refresh_dir.rstrip('/')}/{safe_name(origin.label)}"
+        else:  # the source's backup folder on this machine (where a managed database's backups land)
+            reader, folder = LocalShell("this machine"), backups.folder(origin.settings, origin.label)
+        # pgconverge_backup is also the deploy's switch (True/False): only a string names a file
+        snap = refresh_runbook.pick(db, origin, reader, folder, backup if isinstance(backup, str) else None)
+        busy = refresh_runbook.busy(db)
+        if busy:
+            raise refresh_runbook.RefreshRefused(busy)
+        say(host, refresh_runbook.describe(db, snap, masking), bold=True)
+        if not run_now:
+            db.close()
+            yield StringCommand("#", "pgconverge", "refresh", snap.backup.path)
+            return
+        refusal = restore_runbook.confirmation_refused(db, restore_runbook.Picked(snap.backup, snap.size, snap.sha256,
+                                                                                  None), confirm)
+        if refusal:
+            db.close()
+            yield fail_command(f"refresh: {refusal}")
+            return
+    except Exception as e:
+        if db:
+            db.close()
+        nothing = "" if "nothing" in str(e) else "; nothing was changed"
+        yield from _cannot(run_now, f"refresh refused: {e}{nothing}", "refresh")
+        return
+
+    def apply(state, host):  # noqa: ARG001
+        try:
+            db.note_interrupted(db.actual_hash, "a refresh")
+            still = refresh_runbook.busy(db)
+            if still:
+                raise refresh_runbook.RefreshRefused(still)
+            before_hash = db.actual_hash()
+            sent = reader is not db.shell
+            on_host = _send(db, host, snap) if sent else snap.backup
+        except Exception as e:
+            say(host, f"refresh refused: {e}; nothing was changed", fg="red", bold=True)
+            db.close()
+            return False
+        try:
+            return refresh_runbook.apply_refresh(db, snap, masking, on_host, before_hash)
+        finally:
+            if sent:
+                backups.remove(db.shell, on_host.path)
 
     yield FunctionCommand(apply, (), {})

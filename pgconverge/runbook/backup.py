@@ -72,7 +72,11 @@ def parse_name(path: str) -> Backup | None:
 
 def listing(shell: Shell, settings: EnvSettings, label: str) -> list[Backup]:
     """The backups of one database on the host, newest first."""
-    where = folder(settings, label)
+    return listing_in(shell, folder(settings, label))
+
+
+def listing_in(shell: Shell, where: str) -> list[Backup]:
+    """The backups in the folder `where` (files of other names are not ours), newest first."""
     res = shell.run(f"[ -d {shlex.quote(where)} ] && ls -1 {shlex.quote(where)} || true")
     found = [b for b in (parse_name(f"{where}/{n.strip()}") for n in res.stdout if n.strip()) if b]
     return sorted(found, key=lambda b: (b.taken_at, b.path), reverse=True)
@@ -167,7 +171,7 @@ def choose(shell: Shell, settings: EnvSettings, label: str, wanted: str | None) 
 # --------------------------------------------------------------------------- putting one back
 
 
-def _keep_name() -> str:
+def keep_name() -> str:
     return f"pgconverge_keep_{secrets.token_hex(4)}"
 
 
@@ -205,11 +209,13 @@ END $pgconverge$;
 """
 
 
-def _as_sql(shell: Shell, settings: EnvSettings, backup: Backup, directory: str) -> str:
-    """The backup as a plain SQL file next to it (pg_restore -f, or gunzip); returns its path."""
+def _as_sql(shell: Shell, settings: EnvSettings, backup: Backup, directory: str, no_owner: bool = False) -> str:
+    """The backup as a plain SQL file next to it (pg_restore -f, or gunzip); returns its path.
+    `no_owner` leaves out the archive's OWNER TO (custom format only): another environment's roles."""
     tmp = write_private_file(shell, "", directory)
     if backup.format == "custom":
-        cmd = f"{shlex.quote(settings.tool('pg_restore'))} -f {shlex.quote(tmp)} {shlex.quote(backup.path)}"
+        cmd = (f"{shlex.quote(settings.tool('pg_restore'))}{' --no-owner' if no_owner else ''} -f {shlex.quote(tmp)} "
+               f"{shlex.quote(backup.path)}")
     else:
         cmd = f"gzip -dc {shlex.quote(backup.path)} > {shlex.quote(tmp)}"
     res = shell.run(f"umask 077 && {cmd}")
@@ -219,29 +225,54 @@ def _as_sql(shell: Shell, settings: EnvSettings, backup: Backup, directory: str)
     return tmp
 
 
+class ScriptFailed(BackupError):
+    """One of the scripts run after the backup in its transaction failed (everything was rolled back)."""
+
+    def __init__(self, name: str, message: str):
+        self.name = name
+        super().__init__(message)
+
+
 def replay(shell: Shell, runner: ShellRunner, settings: EnvSettings, backup: Backup, *,
-           prologue: str = "", epilogue: str = "") -> None:
-    """Replay a backup through psql in a single transaction (-1): all of it, or nothing."""
+           prologue: str = "", epilogue: str = "", scripts: list[tuple[str, str]] | None = None,
+           no_owner: bool = False) -> None:
+    """Replay a backup through psql in a single transaction (-1): all of it, or nothing.
+    `scripts` ((name, SQL) pairs) run after the backup and before `epilogue`, in that same
+    transaction; one that fails raises ScriptFailed naming it. `no_owner`: objects are owned by the
+    role that replays them (a backup of another environment names roles this one may not have)."""
     directory = backup.path.rsplit("/", 1)[0] if "/" in backup.path else "."
-    sql_file = _as_sql(shell, settings, backup, directory)
+    sql_file = _as_sql(shell, settings, backup, directory, no_owner)
     extra: list[str] = []
     try:
         pro = write_private_file(shell, prologue, directory) if prologue else None
+        extra = [p for p in (pro,) if p]
+        named: dict[str, str] = {}
+        for name, text in scripts or []:
+            named[write_private_file(shell, text, directory)] = name
+        extra += list(named)
         epi = write_private_file(shell, epilogue, directory) if epilogue else None
-        extra = [p for p in (pro, epi) if p]
-        files = [x for f in (pro, sql_file, epi) if f for x in ("-f", f)]
+        extra += [epi] if epi else []
+        files = [x for f in (pro, sql_file, *named, epi) if f for x in ("-f", f)]
         cmd = pg_tool(runner.env(), settings.tool("psql"),
                       ["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-1", *files])
         res = runner.run_connected(f"{cmd} > /dev/null")
         if not res.ok:
-            raise BackupError(f"restoring {backup.path} failed, nothing was changed: {res.error}")
+            error = res.error
+            for path, name in named.items():
+                if path in error:  # psql names the file it stopped in: give the script's own name
+                    lines = error.replace(path, name).splitlines()
+                    # from the error on: the NOTICEs of the schemas dropped before it say nothing of it
+                    first = next((i for i, ln in enumerate(lines) if "ERROR:" in ln), 0)
+                    raise ScriptFailed(name, f"{name} failed, the whole transaction was rolled back and nothing was "
+                                             f"changed: {chr(10).join(lines[first:])}")
+            raise BackupError(f"restoring {backup.path} failed, nothing was changed: {error}")
     finally:
         remove(shell, sql_file, *extra)
 
 
 def restore(shell: Shell, runner: ShellRunner, settings: EnvSettings, backup: Backup, server_version: int) -> None:
     """Put `backup` back into the database `runner` points at, keeping the current ledger."""
-    keep = _keep_name()
+    keep = keep_name()
     replay(shell, runner, settings, backup, prologue=restore_prologue(keep, server_version),
            epilogue=restore_epilogue(keep))
 

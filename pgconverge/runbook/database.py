@@ -7,6 +7,7 @@ from typing import Any, Callable
 from pgconverge.api import Engine, Options
 from pgconverge.catalog import introspect
 from pgconverge.catalog.introspect import catalog_hash
+from pgconverge.catalog.model import Catalog
 from pgconverge.catalog.shadow import default_cache_dir
 from pgconverge.exec.runner import conn_from_spec
 from pgconverge.runbook import ledger, preflight
@@ -54,10 +55,14 @@ class Database:
                 self.label = report.info["database"]
         return report
 
+    def actual_catalog(self, engine: Engine | None = None) -> Catalog:
+        """What is there now (scoped like the plan's)."""
+        engine = engine or self.engine
+        return engine.scoped(introspect.parse_catalog(engine.actual_doc()))
+
     def actual_hash(self, engine: Engine | None = None) -> str:
         """The schema hash of what is there now (scoped like the plan's)."""
-        engine = engine or self.engine
-        return catalog_hash(engine.scoped(introspect.parse_catalog(engine.actual_doc())))
+        return catalog_hash(self.actual_catalog(engine))
 
     def note_interrupted(self, current: Callable[[], str | None], by: str) -> None:
         """Before a run writes its own ledger row: rows left ``running`` by a process that is gone

@@ -25,7 +25,7 @@ from pgconverge.planning.hazards import Hazard
 from pgconverge.planning.steps import Plan
 from pgconverge.quoting import lit, q
 from pgconverge.runbook import backup as backups
-from pgconverge.runbook import gate, ledger, preflight, signoff, smoke
+from pgconverge.runbook import gate, ledger, planfiles, preflight, signoff, sizes, smoke
 from pgconverge.runbook.database import Database
 from pgconverge.runbook.planfiles import write_plan_files
 
@@ -104,7 +104,8 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
     if not executing:
         shown_plans[db.key] = plan.plan_hash
     if first_sight:
-        path = write_plan_files(s, db.host_name, db.label, plan, refused, verdict.note)
+        path = write_plan_files(s, db.host_name, db.label, plan, refused, verdict.note,
+                                snapshot=ledger.snapshot_note(db.runner))
         db.say(f"plan files: {path}.sql, {path}.md, {path}.json")
     if verdict.note:
         db.say(f"gate: {verdict.note}", fg="red" if verdict.refusal else "green")
@@ -171,6 +172,33 @@ def analyze(db: Database, plan: Plan) -> str:
     return f"analyze: VACUUM ANALYZE {len(names)} table(s): {', '.join(names)}"
 
 
+def measure_before(db: Database, plan: Plan) -> dict[str, sizes.TableSize]:
+    """The changed tables' sizes before the change; a failure to measure is a warning, not a refusal."""
+    try:
+        return sizes.measure(db.runner, plan.changed_tables)
+    except PsqlError as e:
+        db.say(f"sizes: warning: {e.message}", fg="yellow")
+        return {}
+
+
+def record_sizes(db: Database, plan: Plan, run_id: int, before: dict[str, sizes.TableSize]) -> list[sizes.SizeChange]:
+    """Each changed table's size and row estimate before and after: in the ledger row, on the
+    console and appended to the plan page the run showed (when there is one). A failure to measure
+    is a warning: the change itself is done."""
+    try:
+        changes = sizes.compare(before, sizes.measure(db.runner, plan.changed_tables), plan.changed_tables)
+    except PsqlError as e:
+        db.say(f"sizes: warning: {e.message}", fg="yellow")
+        return []
+    ledger.update(db.runner, run_id, sizes=sizes.to_json(changes))
+    for c in changes:
+        db.say(f"sizes: {c.describe()}")
+    shown = planfiles.latest_for(db.settings, db.label, plan)
+    if shown is not None and changes:
+        planfiles.add_to_page(shown, sizes.markdown(changes, f"ledger run #{run_id}"))
+    return changes
+
+
 def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: RestoreCommand) -> bool:
     """The changing part of the runbook. Returns False (the host fails) on any problem,
     after recording it in the ledger. Closes `db`."""
@@ -195,6 +223,7 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
             db.say("backup: skipped, the plan is empty")
         after_hash = plan.actual_hash
         if not plan.is_empty:
+            size_before = measure_before(db, plan)
             db.say(f"converge: applying {len(plan.steps)} step(s)"
                    + (f" and {len(plan.data_blocks)} data block(s)" if plan.data_blocks else ""))
             changed = True
@@ -202,6 +231,7 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
             after_hash = result.actual_hash
             db.say(f"converge: done in {result.seconds:.2f}s; {db.label} is at the desired schema")
             db.say(analyze(db, plan))
+            record_sizes(db, plan, run_id, size_before)
         report = smoke.run(db.runner, smoke.load(s.smoke))
         db.say(f"smoke: {sum(r.passed for r in report.results)}/{len(report.results)} check(s) passed")
         for line in report.lines():

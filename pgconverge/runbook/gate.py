@@ -90,6 +90,9 @@ def check(path: str, allowed_signers: str, current: Current, staging: StagingRea
         if refusal:
             return Verdict(refusal, signer, signed)
         notes = (note,)
+    snapshots = [d for d in (r.describe_snapshot() for r in signed.staging_runs) if d]
+    if snapshots:
+        notes += ("staging snapshot: " + "; ".join(snapshots),)
     return Verdict(None, signer, signed, notes)
 
 
@@ -131,9 +134,12 @@ def _same_time(a: str | None, b: str | None) -> bool:
         return False
 
 
-def _mismatch(signed: EvidenceRun, run: ledger.Run) -> list[str]:
-    now = EvidenceRun.of(signed.database, run)
+def _mismatch(signed: EvidenceRun, run: ledger.Run, refresh: ledger.Run | None) -> list[str]:
+    now = EvidenceRun.of(signed.database, run, refresh)
     out = []
+    if signed.snapshot is not None and (now.snapshot or {}).get("sha256") != signed.snapshot.get("sha256"):
+        # (a sign-off written before refreshes existed names no snapshot: nothing to compare)
+        out.append(f"snapshot {differ(signed.snapshot.get('sha256'), (now.snapshot or {}).get('sha256'))}")
     for name in ("outcome", "desired_hash", "before_hash", "after_hash", "smoke_sha256", "actor"):
         a, b = getattr(signed, name), getattr(now, name)
         if a != b:
@@ -168,7 +174,7 @@ def _evidence(path: str, s: Signoff, staging: StagingReader) -> tuple[str | None
             if run is None:
                 return (f"the staging evidence in {path} does not match {env}'s ledger: {env} {signed.database} has "
                         f"no run #{signed.run_id}. Deploy {env} again and sign off again."), ""
-            wrong = _mismatch(signed, run)
+            wrong = _mismatch(signed, run, ledger.refresh_before(runner, run.id))
             if wrong:
                 return (f"the staging evidence in {path} does not match {env}'s ledger: {env} {signed.database} "
                         f"run #{signed.run_id}: {'; '.join(wrong)}. Deploy {env} again and sign off again."), ""

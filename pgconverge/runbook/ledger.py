@@ -11,6 +11,7 @@ that dies half way is visible as such) and finished with its outcome:
     deploy:  converged | unchanged | smoke_failed | failed
     restore: restored | failed
     drill:   passed | failed
+    refresh: refreshed | failed     (staging rebuilt from another environment's backup)
     any:     interrupted (set by a later run: the process that wrote the row is gone)
 
 Each row names its ``owner`` (machine, pid, process start). A later run on the same machine
@@ -44,6 +45,8 @@ _LATER_COLUMNS = {
     "host": "text",
     "target": "text",
     "owner": "jsonb",
+    "snapshot": "jsonb",
+    "sizes": "jsonb",
 }
 
 # Idempotent; safe to run at the start of every apply script.
@@ -68,7 +71,9 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
     action text NOT NULL DEFAULT 'deploy',
     host text,
     target text,
-    owner jsonb
+    owner jsonb,
+    snapshot jsonb,
+    sizes jsonb
 );
 CREATE TABLE IF NOT EXISTS {DATA_BLOCKS} (
     name text PRIMARY KEY,
@@ -92,8 +97,8 @@ _ENSURE_LOCK = 1885365111
 
 COLUMNS = ("id", "action", "environment", "actor", "host", "target", "started_at", "finished_at", "source_hash",
            "desired_hash", "before_hash", "after_hash", "plan_hash", "plan", "backup", "smoke", "outcome", "message",
-           "owner")
-JSON_COLUMNS = ("plan", "backup", "smoke", "owner")
+           "owner", "snapshot", "sizes")
+JSON_COLUMNS = ("plan", "backup", "smoke", "owner", "snapshot", "sizes")
 
 DEPLOY_OK = ("converged", "unchanged")
 
@@ -121,6 +126,10 @@ class Run:
     smoke: dict | None = None
     message: str | None = None
     owner: dict | None = None
+    # refresh: where the data came from (environment, database, run_id, sha256, schema_hash, mask_sha256, mask_files)
+    snapshot: dict | None = None
+    # deploy: each changed table's size and row estimate, before and after ({table id: {before, after}})
+    sizes: dict | None = None
 
     @property
     def smoke_passed(self) -> bool:
@@ -145,6 +154,7 @@ class RunStart:
     plan_hash: str | None = None
     plan: dict | None = None
     backup: dict | None = None
+    snapshot: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -224,10 +234,10 @@ def start(runner: Runner, run: RunStart, ensure_first: bool = False) -> int:
     """Insert a row with outcome ``running``; returns its id. The ledger must exist, or
     ``ensure_first`` creates it in the same psql call."""
     sql = (_ensure_script() if ensure_first else "") + (f"INSERT INTO {RUNS} (action, environment, actor, host, target, source_hash, desired_hash, "
-           f"before_hash, plan_hash, plan, backup, owner, outcome) VALUES ("
+           f"before_hash, plan_hash, plan, backup, snapshot, owner, outcome) VALUES ("
            f"{lit(run.action)}, {lit(run.environment)}, {lit(run.actor)}, {lit(run.host)}, {lit(run.target)}, "
            f"{lit(run.source_hash)}, {lit(run.desired_hash)}, {lit(run.before_hash)}, {lit(run.plan_hash)}, "
-           f"{_json(run.plan)}, {_json(run.backup)}, {_json(Owner.me().to_json())}, 'running') "
+           f"{_json(run.plan)}, {_json(run.backup)}, {_json(run.snapshot)}, {_json(Owner.me().to_json())}, 'running') "
            "RETURNING to_json(id);")
     return int(runner.query_json(sql))
 
@@ -329,6 +339,29 @@ def run_for_backup(runner: Runner, sha256: str) -> Run | None:
     """The deploy run that took the backup with this checksum."""
     found = _runs(runner, f"action = 'deploy' AND backup->>'sha256' = {lit(sha256)}", 1)
     return found[0] if found else None
+
+
+def in_progress(runner: Runner) -> list[Run]:
+    """Rows still ``running`` (call ``close_interrupted`` first: what is left is a live run, or
+    another machine's, which only that machine can tell)."""
+    return _runs(runner, "outcome = 'running'")
+
+
+def refresh_before(runner: Runner, run_id: int) -> Run | None:
+    """The newest ``refresh`` that succeeded before run `run_id`: the snapshot that run worked on."""
+    found = _runs(runner, f"action = 'refresh' AND outcome = 'refreshed' AND id < {int(run_id)}", 1)
+    return found[0] if found else None
+
+
+def snapshot_note(runner: Runner) -> str | None:
+    """What the database's data came from, for its plan page: the newest refresh, if any."""
+    found = _runs(runner, "action = 'refresh' AND outcome = 'refreshed'", 1)
+    if not found or not found[0].snapshot:
+        return None
+    run, snap = found[0], found[0].snapshot
+    return (f"refreshed from {snap.get('environment')} {snap.get('database')}'s backup sha256 "
+            f"{str(snap.get('sha256'))[:12]} ({snap.get('environment')} schema {str(snap.get('schema_hash'))[:12]}, "
+            f"masking {str(snap.get('mask_sha256') or 'none')[:12]}) by ledger run #{run.id} at {run.finished_at}")
 
 
 def evidence(runner: Runner, desired_hash: str, smoke_hash: str | None = None) -> Run | None:

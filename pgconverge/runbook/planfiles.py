@@ -49,7 +49,8 @@ def run_name(plan: Plan, now: datetime) -> str:
 
 
 def plan_markdown(settings: EnvSettings, host_name: str, label: str, plan: Plan, refused: list[Hazard],
-                  gate_note: str | None, now: datetime | None = None, script_name: str | None = None) -> str:
+                  gate_note: str | None, now: datetime | None = None, script_name: str | None = None,
+                  snapshot: str | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     lines = [f"# Plan for {label} on {host_name} ({settings.env})", "",
              f"- written: {now.replace(microsecond=0).isoformat()}",
@@ -63,6 +64,8 @@ def plan_markdown(settings: EnvSettings, host_name: str, label: str, plan: Plan,
         lines.append(f"- one-time data blocks: {', '.join(b.name for b in plan.data_blocks)}")
     if plan.proof is not None:
         lines.append(f"- proof ({plan.proof.status}): {plan.proof.summary()}")
+    if snapshot:
+        lines.append(f"- data: {snapshot}")
     if gate_note:
         lines.append(f"- production gate: {gate_note}")
     if plan.hazards:
@@ -100,9 +103,10 @@ def _write_new(path: Path, text: str) -> None:
 
 
 def write_plan_files(settings: EnvSettings, host_name: str, label: str, plan: Plan, refused: list[Hazard],
-                     gate_note: str | None, now: datetime | None = None) -> PlanFiles:
+                     gate_note: str | None, now: datetime | None = None, snapshot: str | None = None) -> PlanFiles:
     """Writes this run's .sql, .md and .json files, then prunes the oldest runs beyond
-    ``settings.plans_keep``; returns the new files."""
+    ``settings.plans_keep``; returns the new files. `snapshot` says where the database's data
+    came from (its newest refresh), for the reviewer."""
     now = now or datetime.now(timezone.utc)
     folder = plans_folder(settings, label)
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,10 +115,10 @@ def write_plan_files(settings: EnvSettings, host_name: str, label: str, plan: Pl
               f"plan {plan.plan_hash}; from schema {plan.actual_hash}; to {plan.desired_hash}")
     _write_new(Path(f"{base}.sql"), render_plan_script(plan, header=header))
     _write_new(Path(f"{base}.md"), plan_markdown(settings, host_name, label, plan, refused, gate_note, now,
-                                                 script_name=f"{base.name}.sql"))
+                                                 script_name=f"{base.name}.sql", snapshot=snapshot))
     doc = plan_json(plan)
     doc.update({"environment": settings.env, "host": host_name, "database": label,
-                "written_at": now.replace(microsecond=0).isoformat(),
+                "written_at": now.replace(microsecond=0).isoformat(), "snapshot": snapshot,
                 "refused": [{"name": h.name, "object": h.object, "reason": h.reason} for h in refused]})
     _write_new(Path(f"{base}.json"), json.dumps(doc, indent=2) + "\n")
     prune_plan_files(folder, settings.plans_keep)
@@ -131,6 +135,20 @@ def plan_runs(folder: Path) -> list[PlanFiles]:
         return m.group(1), int(m.group(3) or 1)
 
     return [PlanFiles(folder / name) for name in sorted(names, key=order)]
+
+
+def latest_for(settings: EnvSettings, label: str, plan: Plan) -> PlanFiles | None:
+    """The newest run of this database's folder that shows `plan` (matched by its hash), if any."""
+    mine = [r for r in plan_runs(plans_folder(settings, label))
+            if (m := _RUN_NAME.match(r.base.name)) and m.group(2) == plan.plan_hash[:12]]
+    return mine[-1] if mine else None
+
+
+def add_to_page(files: PlanFiles, text: str) -> None:
+    """Append a section to a run's review page (.md) once that run is over: what the change did
+    (table sizes after). Appended only; what the reviewer read before stays as it was."""
+    with Path(f"{files.base}.md").open("a") as f:
+        f.write(text)
 
 
 def prune_plan_files(folder: Path, keep: int) -> list[PlanFiles]:

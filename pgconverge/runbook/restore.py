@@ -3,7 +3,8 @@
     restore   the newest backup of a database (or a chosen one), replayed in one transaction,
               its schema hash checked against the ledger run that took it, recorded
     drill     the same backup restored into a scratch database, its schema hash compared
-              with the ledger, the scratch database dropped, the drill recorded
+              with the ledger, every table of the current schema looked for in it, the
+              scratch database dropped, the drill recorded
 
 ``pick_backup`` is the read-only part of both (it runs in the dry run too).
 """
@@ -15,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 
 from pgconverge.api import Engine
+from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.quoting import q
 from pgconverge.runbook import backup as backups
 from pgconverge.runbook import ledger, preflight
@@ -128,6 +130,33 @@ def drill_run(db: Database, picked: Picked) -> ledger.Run:
     return picked.run
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Which tables of the current schema a backup lacks: `missing` ones hold data no backup
+    has; `after` ones were created (or renamed) by the very run that took the backup, right
+    after it, so the next backup covers them."""
+
+    missing: tuple[str, ...]
+    after: tuple[str, ...]
+    tables: int
+
+    def describe(self, run: ledger.Run) -> str:
+        text = f"all {self.tables} table(s) of the current schema are in it"
+        if self.after:
+            text = (f"{self.tables - len(self.after)} of the {self.tables} table(s) of the current schema are in it; "
+                    f"{', '.join(self.after)} came with run #{run.id} after the backup (the next backup covers them)")
+        return text
+
+
+def covered(current: set[str], restored: set[str], run: ledger.Run) -> Coverage:
+    """The current schema's tables (ids) against those a restored backup holds."""
+    by_run = {str(step.get("object")) for step in ((run.plan or {}).get("steps") or [])
+              if str(step.get("object", "")).startswith("table:")}
+    absent = sorted(current - restored)
+    return Coverage(tuple(t.removeprefix("table:") for t in absent if t not in by_run),
+                    tuple(t.removeprefix("table:") for t in absent if t in by_run), len(current))
+
+
 def describe_drill(picked: Picked, run: ledger.Run) -> str:
     return (f"drill: newest backup {picked.backup.path}, taken by run #{run.id} at {run.started_at}; expected "
             f"schema {(run.before_hash or '?')[:12]}")
@@ -146,16 +175,22 @@ def apply_drill(db: Database, chosen: backups.Backup, run: ledger.Run) -> bool:
             db.say(f"drill: restoring {chosen.path} into scratch database {scratch}")
             backups.replay(db.shell, scratch_runner, s, chosen)
             scratch_engine = Engine(scratch_runner, db.source, db.options)
-            got = db.actual_hash(scratch_engine)
+            restored = db.actual_catalog(scratch_engine)
+            got = catalog_hash(restored)
         finally:
             server.run_script(f"DROP DATABASE IF EXISTS {q(scratch)} WITH (FORCE);\n")
         expected = run.before_hash
-        if got == expected:
-            outcome, msg = "passed", (f"backup {chosen.path} restores to schema {got[:12]}, as recorded by run "
-                                      f"#{run.id} when it was taken")
-        else:
+        coverage = covered(set(db.actual_catalog().tables), set(restored.tables), run)
+        if got != expected:
             msg = (f"backup {chosen.path} restores to schema {(got or '?')[:12]}, but run #{run.id} recorded "
                    f"{(expected or '?')[:12]} when it was taken")
+        elif coverage.missing:
+            msg = (f"backup {chosen.path} restores to schema {got[:12]}, as recorded, but it lacks table(s) of the "
+                   f"current schema: {', '.join(coverage.missing)}; their data has no backup: take one "
+                   "(a deploy with pgconverge_backup_when_unchanged) and drill again")
+        else:
+            outcome, msg = "passed", (f"backup {chosen.path} restores to schema {got[:12]}, as recorded by run "
+                                      f"#{run.id} when it was taken; {coverage.describe(run)}")
     except Exception as e:
         msg = f"drill could not restore {chosen.path}: {e}"
     try:

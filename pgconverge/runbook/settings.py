@@ -105,6 +105,11 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     signoff_from: str | None = None
     allowed_signers: str | None = None
     confirm_restore: bool | None = None
+    # refresh.py: the environment whose newest verified backup rebuilds this one, the masking
+    # scripts run in the same transaction, and a folder the host shares with that environment
+    refresh_from: str | None = None
+    mask: str | bool | None = None  # False: refresh without masking (only for data with nothing to hide)
+    refresh_dir: str | None = None
     plans_dir: str | None = None
     plans_keep: int | None = None
     actor: str | None = None
@@ -262,6 +267,13 @@ class EnvSettings:
     allowed_signers: str = "signoffs/allowed_signers"  # who may sign sign-offs (ssh-keygen's format)
     # restore
     confirm_restore: bool = False
+    # refresh (refresh.py): rebuilt from refresh_from's newest verified backup, masked by the scripts
+    # in `mask` (None: no masking, set as pgconverge_mask = False); the backups are read in
+    # refresh_dir/<database>/ on the host when set (a shared folder), else in refresh_from's backup
+    # folder on the machine running pyinfra and sent to the host by pyinfra's file transfer
+    refresh_from: str = "production"
+    mask: str | None = "sql/mask"
+    refresh_dir: str | None = None
     # where things are written and who does it
     plans_dir: str = "plans"
     plans_keep: int = 30  # runs of plan files kept per database (0: every one)
@@ -286,6 +298,7 @@ class EnvSettings:
 
         sql = pick(g.sql, "sql/schema")
         smoke = pick(g.smoke, "sql/smoke")
+        mask = "sql/mask" if g.mask is None or g.mask is True else g.mask
         return cls(
             env=env,
             sql=as_list(sql) if not isinstance(sql, str) or "," in sql else (sql,),
@@ -318,6 +331,9 @@ class EnvSettings:
             signoff_from=pick(g.signoff_from, default.signoff_from),
             allowed_signers=str(pick(g.allowed_signers, default.allowed_signers)),
             confirm_restore=as_bool(g.confirm_restore),
+            refresh_from=pick(g.refresh_from, default.refresh_from),
+            mask=str(mask) if mask is not False and str(mask).strip().lower() not in _FALSE else None,
+            refresh_dir=str(g.refresh_dir).format(env=env) if g.refresh_dir else None,
             plans_dir=pick(g.plans_dir, default.plans_dir),
             plans_keep=int(pick(g.plans_keep, default.plans_keep)),
             actor=g.actor,

@@ -12,7 +12,8 @@ still is at that schema. It signs the file with the approver's SSH key (``<file>
     databases: [{database, start_hash, plan_hash, steps, hazards}]
                                               per production database: its schema when signed,
                                               and the exact plan that may run
-    staging: {environment, runs: [...]}       the staging ledger rows it rests on
+    staging: {environment, runs: [...]}       the staging ledger rows it rests on, each with the
+                                              snapshot staging was refreshed from (if it was)
 
 Who approved is not written in the file: it is the principal that ``signoffs/allowed_signers``
 names for the key that signed it. The gate (``runbook.gate``) checks all of it.
@@ -83,15 +84,43 @@ class EvidenceRun:
     after_hash: str | None
     smoke_sha256: str | None
     smoke: str  # "4/4 passed", for people
+    # the snapshot staging was refreshed from before this run (None: never refreshed; absent from
+    # sign-offs written before refreshes existed, which stay valid)
+    snapshot: dict | None = None
 
     @classmethod
-    def of(cls, database: str, run: ledger.Run) -> EvidenceRun:
+    def of(cls, database: str, run: ledger.Run, refresh: ledger.Run | None = None) -> EvidenceRun:
         checks = (run.smoke or {}).get("checks") or []
         return cls(database=database, run_id=run.id, outcome=run.outcome, actor=run.actor,
                    started_at=run.started_at, finished_at=run.finished_at, desired_hash=run.desired_hash,
                    before_hash=run.before_hash, after_hash=run.after_hash,
                    smoke_sha256=(run.smoke or {}).get("sha256"),
-                   smoke=f"{sum(1 for c in checks if c.get('passed'))}/{len(checks)} passed")
+                   smoke=f"{sum(1 for c in checks if c.get('passed'))}/{len(checks)} passed",
+                   snapshot=snapshot_of(refresh))
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = dict(vars(self))
+        if doc["snapshot"] is None:
+            del doc["snapshot"]  # the same bytes as before for a staging that was never refreshed
+        return doc
+
+    def describe_snapshot(self) -> str | None:
+        snap = self.snapshot
+        if not snap:
+            return None
+        return (f"{self.database} rehearsed on {snap.get('environment')}'s backup sha256 "
+                f"{str(snap.get('sha256'))[:12]} ({snap.get('environment')} schema {str(snap.get('schema_hash'))[:12]}, "
+                f"masking {str(snap.get('mask_sha256') or 'none')[:12]}; refresh run #{snap.get('refresh_run_id')})")
+
+
+def snapshot_of(refresh: ledger.Run | None) -> dict | None:
+    """What a sign-off names of the refresh a staging run was rehearsed on."""
+    if refresh is None or not refresh.snapshot:
+        return None
+    snap = refresh.snapshot
+    return {"refresh_run_id": refresh.id, "refreshed_at": refresh.finished_at, "environment": snap.get("environment"),
+            "database": snap.get("database"), "sha256": snap.get("sha256"), "schema_hash": snap.get("schema_hash"),
+            "mask_sha256": snap.get("mask_sha256")}
 
 
 @dataclass(frozen=True)
@@ -117,7 +146,7 @@ class Signoff:
             "databases": [{"database": d.database, "start_hash": d.start_hash, "plan_hash": d.plan_hash,
                            "steps": d.steps, "hazards": list(d.hazards)} for d in self.databases],
             "staging": {"environment": self.staging_environment,
-                        "runs": [dict(vars(r)) for r in self.staging_runs]},
+                        "runs": [r.to_doc() for r in self.staging_runs]},
         }
         return HEADER + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
@@ -206,7 +235,7 @@ def staging_evidence(staging: list[StagingDatabase], desired_hash: str, smoke_ha
                 f"staging {db.label}'s ledger has no run that converged to the current sql/ and passed the current "
                 "smoke checks: deploy staging (set pgconverge_verify_unchanged to re-check an unchanged "
                 "database).")
-        runs.append(EvidenceRun.of(db.label, run))
+        runs.append(EvidenceRun.of(db.label, run, ledger.refresh_before(db.runner, run.id)))
     return tuple(runs)
 
 

@@ -59,7 +59,8 @@ def test_bash_completion_completes_commands_options_and_environments(tmp_path) -
     assert _complete(script, ["pgconverge", "apply", "--scr"], tmp_path) == []  # plan only
     assert sorted(_complete(script, ["pgconverge", "apply", "--env", ""], tmp_path)) == ["production", "staging"]
     assert _complete(script, ["pgconverge", "plan", "--sql", "sch"], tmp_path) == ["schema.sql"]
-    assert _complete(script, ["pgconverge", "history", "--action", "re"], tmp_path) == ["restore"]
+    assert _complete(script, ["pgconverge", "history", "--action", "res"], tmp_path) == ["restore"]
+    assert _complete(script, ["pgconverge", "history", "--action", "ref"], tmp_path) == ["refresh"]
     assert _complete(script, ["pgconverge", "completion", "z"], tmp_path) == ["zsh"]
     assert _complete(script, ["pgconverge", "plan", "--lock-timeout", ""], tmp_path) == []  # a value, not an option
 

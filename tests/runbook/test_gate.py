@@ -254,3 +254,48 @@ def test_failed_smoke_is_no_evidence(db: str) -> None:
     with pytest.raises(signoff.SignoffRefused, match="ledger has no run"):
         signoff.make("production", SOURCE, SMOKE, POLICY, [("app", plan())], "staging",
                      [signoff.StagingDatabase("app", runner, converged)])
+
+
+# --------------------------------------------------------------------------- the snapshot staging rehearsed on
+
+
+def test_evidence_names_the_snapshot_staging_was_refreshed_from(tmp_path: Path, allowed: Path, signing_keys,
+                                                                db: str) -> None:
+    runner = LocalRunner(db)
+    converged = Plan(steps=[], desired_hash="d" * 64, actual_hash="d" * 64, source_hash=SOURCE)
+    staging = [signoff.StagingDatabase("app", runner, converged)]
+    # never refreshed: the evidence names no snapshot, and the file reads as before refreshes existed
+    staging_run(runner)
+    plain = signoff.make("production", SOURCE, SMOKE, POLICY, [("app", plan())], "staging", staging)
+    assert plain.staging_runs[0].snapshot is None and "snapshot" not in plain.to_yaml()
+
+    snap = {"environment": "production", "database": "app", "run_id": 7, "file": "backups/production/app/x.dump",
+            "sha256": "b" * 64, "schema_hash": "a" * 64, "mask_sha256": "m" * 64, "mask_files": ["10_people.sql"]}
+    refresh_id = ledger.record(runner, ledger.RunStart(action="refresh", environment="staging", actor="ci",
+                                                       target="app", snapshot=snap), "refreshed", after_hash="a" * 64)
+    run = staging_run(runner)
+    made = signoff.make("production", SOURCE, SMOKE, POLICY, [("app", plan())], "staging", staging)
+    [evidence] = made.staging_runs
+    assert evidence.run_id == run.id
+    assert evidence.snapshot["refresh_run_id"] == refresh_id
+    assert evidence.snapshot["sha256"] == "b" * 64 and evidence.snapshot["schema_hash"] == "a" * 64
+    assert evidence.snapshot["mask_sha256"] == "m" * 64
+    # it survives the file: written, parsed back
+    path = signed(tmp_path / "production.yml", document(runs=made.staging_runs), signing_keys["alice"])
+    assert signoff.parse(path.read_bytes(), str(path)).staging_runs == made.staging_runs
+
+    reader = gate.reader_of(lambda env: [{"name": "app", **_keywords(db)}] if env == "staging" else [])
+    verdict = gate.check(str(path), str(allowed), current(), reader)
+    assert verdict.refusal is None, verdict.refusal
+    assert verdict.notes[-1] == (f"staging snapshot: app rehearsed on production's backup sha256 {'b' * 12} "
+                                 f"(production schema {'a' * 12}, masking {'m' * 12}; refresh run #{refresh_id})")
+
+    # a snapshot that is not the one staging's ledger shows before that run is refused
+    other = dataclasses.replace(evidence, snapshot={**evidence.snapshot, "sha256": "c" * 64})
+    path = signed(tmp_path / "production.yml", document(runs=(other,)), signing_keys["alice"])
+    reason = refusal(path, allowed, staging=reader)
+    assert f"staging app run #{run.id}: snapshot signed {'c' * 12}" in reason
+    # a sign-off written before refreshes existed (no snapshot key) still passes against that ledger
+    old = dataclasses.replace(evidence, snapshot=None)
+    path = signed(tmp_path / "production.yml", document(runs=(old,)), signing_keys["alice"])
+    assert gate.check(str(path), str(allowed), current(), reader).refusal is None

@@ -1,0 +1,136 @@
+"""The drift policy (pgconverge_unmanaged): objects in the target that sql/ does not declare."""
+
+from __future__ import annotations
+
+import pytest
+
+import pgconverge
+from pgconverge import proof
+from pgconverge.exec.script import plan_json
+from pgconverge.planning.hazards import HazardRefused
+from pgconverge.planning.unmanaged import UnmanagedConflict
+
+DECLARED = ["CREATE TABLE public.users (id int PRIMARY KEY, email text NOT NULL, age int);",
+            "CREATE VIEW public.adults AS SELECT id, email FROM public.users WHERE age >= 18;"]
+# the same, plus a declared change (a new column), so that the plan is not empty
+CHANGED = [DECLARED[0].replace("age int)", "age int, name text)"), DECLARED[1]]
+
+# what a DBA did by hand on the target: a hotfix column, an extra index, an extra table
+HOTFIX = ["ALTER TABLE public.users ADD COLUMN hotfix text DEFAULT 'x'",
+          "CREATE INDEX users_email_lower ON public.users (lower(email))",
+          "CREATE TABLE public.audit_tmp (id int PRIMARY KEY, note text)"]
+DRIFT = {("column", "public.users.hotfix"), ("index", "public.users_email_lower"), ("table", "public.audit_tmp")}
+
+
+def drifted(db, conn):
+    pgconverge.apply(db, DECLARED)
+    for statement in HOTFIX:
+        conn.execute(statement)
+
+
+def exists(conn) -> dict[str, bool]:
+    one = lambda q: conn.execute(q).fetchone()[0]  # noqa: E731
+    return {"column": one("SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'public.users'::regclass "
+                          "AND attname = 'hotfix' AND NOT attisdropped"),
+            "index": one("SELECT to_regclass('public.users_email_lower') IS NOT NULL"),
+            "table": one("SELECT to_regclass('public.audit_tmp') IS NOT NULL")}
+
+
+def listed(plan) -> set[tuple[str, str]]:
+    return {(u.kind, u.name) for u in plan.unmanaged}
+
+
+def test_refuse_plans_drops_and_refuses_them_with_a_remedy(db, conn):
+    drifted(db, conn)
+    plan = pgconverge.plan(db, CHANGED)
+    assert DRIFT <= listed(plan)
+    assert any(s.sql.startswith("DROP TABLE") and "audit_tmp" in s.sql for s in plan.steps)
+    with pytest.raises(HazardRefused) as e:
+        pgconverge.apply(db, CHANGED, allow_hazards="all")
+    assert "pgconverge_unmanaged" in str(e.value) and "-- @drop" in str(e.value)
+    assert "column public.users.hotfix" in str(e.value) or "public.users.hotfix" in str(e.value)
+    assert exists(conn) == {"column": True, "index": True, "table": True}
+
+
+def test_report_leaves_them_lists_them_and_proves(db, conn):
+    drifted(db, conn)
+    plan = pgconverge.plan(db, CHANGED, unmanaged="report")
+    assert listed(plan) == DRIFT
+    assert [s.kind for s in plan.steps] == ["add_column"], plan.to_sql()
+    assert plan.proof.status == proof.PROVED
+    doc = plan_json(plan)
+    assert {(u["kind"], u["name"]) for u in doc["unmanaged"]} == DRIFT and doc["unmanaged_policy"] == "report"
+    # no hazard allowed: nothing is dropped, so nothing needs allowing; NotConverged is not raised
+    result = pgconverge.apply(db, CHANGED, unmanaged="report")
+    assert [s.kind for s in result.executed] == ["add_column"]
+    assert exists(conn) == {"column": True, "index": True, "table": True}
+    assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' "
+                        "AND column_name = 'name'").fetchone() == (1,)
+    again = pgconverge.plan(db, CHANGED, unmanaged="report")
+    assert again.is_empty and listed(again) == DRIFT
+    assert exists(conn) == {"column": True, "index": True, "table": True}
+
+
+def test_report_proof_still_catches_a_difference_of_its_own(db, conn):
+    """The rehearsal is compared with sql/ after only the reported objects are set apart: an
+    unreported difference still fails. A grant made by hand is reported, and only it."""
+    drifted(db, conn)
+    conn.execute("CREATE ROLE drift_reader")
+    try:
+        conn.execute("GRANT SELECT ON public.users TO drift_reader")
+        plan = pgconverge.plan(db, CHANGED, unmanaged="report")
+        assert ("grant", "SELECT on table public.users to drift_reader") in listed(plan)
+        assert plan.proof.status == proof.PROVED
+        pgconverge.apply(db, CHANGED, unmanaged="report")
+        assert conn.execute("SELECT has_table_privilege('drift_reader', 'public.users', 'SELECT')").fetchone() == (True,)
+        assert pgconverge.plan(db, CHANGED, unmanaged="report").is_empty
+    finally:
+        conn.execute("DROP OWNED BY drift_reader")
+        conn.execute("DROP ROLE drift_reader")
+
+
+def test_drop_drops_them_with_their_hazards_shown(db, conn):
+    drifted(db, conn)
+    plan = pgconverge.plan(db, CHANGED, unmanaged="drop")
+    assert DRIFT <= listed(plan)
+    names = {h.name for h in plan.hazards}
+    assert {"deletes_data", "index_dropped"} <= names
+    result = pgconverge.apply(db, CHANGED, unmanaged="drop")
+    assert result.plan.steps
+    assert exists(conn) == {"column": False, "index": False, "table": False}
+    assert pgconverge.plan(db, CHANGED, unmanaged="drop").is_empty
+
+
+def test_report_refuses_a_retype_under_an_unmanaged_index(db, conn):
+    drifted(db, conn)
+    retyped = [DECLARED[0].replace("email text", "email varchar(200)"), DECLARED[1]]
+    with pytest.raises(UnmanagedConflict) as e:
+        pgconverge.plan(db, retyped, unmanaged="report", allow_hazards="all")
+    assert "index public.users_email_lower" in str(e.value) and "public.users.email" in str(e.value)
+    assert "-- @drop" in str(e.value) and "pgconverge_unmanaged" in str(e.value)
+
+
+def test_report_refuses_a_declared_drop_under_an_unmanaged_view(db, conn):
+    pgconverge.apply(db, ["CREATE TABLE public.legacy (id int);", *DECLARED])
+    conn.execute("CREATE VIEW public.legacy_ids AS SELECT id FROM public.legacy")
+    with pytest.raises(UnmanagedConflict) as e:
+        pgconverge.plan(db, ["-- @drop table public.legacy\n" + DECLARED[0], DECLARED[1]], unmanaged="report",
+                        allow_hazards="all")
+    assert "view public.legacy_ids depends on table public.legacy" in str(e.value)
+    assert conn.execute("SELECT to_regclass('public.legacy_ids') IS NOT NULL").fetchone() == (True,)
+
+
+def test_report_drops_what_is_named(db, conn):
+    """A named drop is no drift: it is planned and allowed as before, the rest stays alone."""
+    drifted(db, conn)
+    sql = ["-- @drop table public.audit_tmp\n" + CHANGED[0], CHANGED[1]]
+    plan = pgconverge.plan(db, sql, unmanaged="report")
+    assert ("table", "public.audit_tmp") not in listed(plan)
+    pgconverge.apply(db, sql, unmanaged="report", allow_hazards="deletes_data")
+    assert exists(conn) == {"column": True, "index": True, "table": False}
+    assert pgconverge.plan(db, sql, unmanaged="report").is_empty
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match=r"unmanaged: must be one of refuse, report, drop, not 'keep'"):
+        pgconverge.plan("postgresql:///nowhere", ["CREATE TABLE t (id int);"], unmanaged="keep")

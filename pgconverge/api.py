@@ -321,7 +321,7 @@ class Engine:
     def check(self, plan: Plan) -> None:
         refused = self.policy(plan).refused(plan.hazards)
         if refused:
-            raise HazardRefused(refused, unmanaged_remedy(plan, refused))
+            raise HazardRefused(refused, drift.remedy(plan, refused))
 
     # -- execution
 
@@ -361,17 +361,6 @@ class Engine:
             if differences:
                 raise NotConverged(Plan(steps=[]), differences)
         return ApplyResult(plan, time.monotonic() - started, executed, catalog_hash(seen.actual))
-
-
-def unmanaged_remedy(plan: Plan, refused: list) -> str:
-    """What to do when refused hazards fall on objects sql/ does not declare."""
-    ids = {i for u in plan.unmanaged for i in (u.id, *u.parts)}
-    if plan.unmanaged_policy != drift.REFUSE or not any(h.object in ids for h in refused):
-        return ""
-    return (f"These objects are in the database but not in sql/ ({drift.KEY} = refuse plans them as drops). "
-            "Declare them in sql/ to keep them, name a drop with '-- @drop <kind> <name>' in sql/ (or "
-            f"pgconverge_drops / --drop), or set {drift.KEY} (--unmanaged, unmanaged=) to report, which "
-            "leaves them alone and lists them, or to drop, which drops them.")
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
 import pytest
 
 import pgconverge
@@ -58,6 +62,11 @@ def test_report_leaves_them_lists_them_and_proves(db, conn):
     assert listed(plan) == DRIFT
     assert [s.kind for s in plan.steps] == ["add_column"], plan.to_sql()
     assert plan.proof.status == proof.PROVED
+    # the rehearsal sets apart exactly the reported objects before it is compared with sql/
+    assert {s.object for s in plan.forget} == {"column:public.users.hotfix", "index:public.users_email_lower",
+                                               "table:public.audit_tmp"}
+    assert all(s.kind.startswith("drop_") for s in plan.forget)
+    assert plan.proof.expected is not None
     doc = plan_json(plan)
     assert {(u["kind"], u["name"]) for u in doc["unmanaged"]} == DRIFT and doc["unmanaged_policy"] == "report"
     # no hazard allowed: nothing is dropped, so nothing needs allowing; NotConverged is not raised
@@ -134,3 +143,23 @@ def test_report_drops_what_is_named(db, conn):
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError, match=r"unmanaged: must be one of refuse, report, drop, not 'keep'"):
         pgconverge.plan("postgresql:///nowhere", ["CREATE TABLE t (id int);"], unmanaged="keep")
+
+
+def test_cli_unmanaged_option_lists_them(db, conn, capsys):
+    from pgconverge.cli.main import main
+
+    drifted(db, conn)
+    with tempfile.TemporaryDirectory() as where:
+        path = Path(where) / "schema.sql"
+        path.write_text("\n".join(CHANGED))
+        sql = ["--target", db, "--sql", str(path)]
+        assert main(["plan", *sql, "--unmanaged", "report"]) == 2
+        out = capsys.readouterr().out
+        assert "-- unmanaged: table public.audit_tmp: not in sql/, left alone (pgconverge_unmanaged = report)" in out
+        assert "DROP" not in out
+        assert main(["plan", *sql, "--unmanaged", "report", "--json"]) == 2
+        doc = json.loads(capsys.readouterr().out)
+        assert {(u["kind"], u["name"]) for u in doc["unmanaged"]} == DRIFT and doc["refused"] == []
+        assert main(["plan", *sql]) == 3
+        err = capsys.readouterr().err
+        assert "-- @drop <kind> <name>" in err and "pgconverge_unmanaged" in err

@@ -185,6 +185,17 @@ def _keep_part(actual: Catalog, desired: Catalog, u: Unmanaged) -> None:
         desired.tables[tid] = replace(want, constraints={**want.constraints, name: con}, indexes=indexes)
 
 
+def remedy(plan, refused: list) -> str:
+    """What to do when refused hazards fall on objects sql/ does not declare."""
+    ids = {i for u in plan.unmanaged for i in (u.id, *u.parts)}
+    if plan.unmanaged_policy != REFUSE or not any(h.object in ids for h in refused):
+        return ""
+    return (f"These objects are in the database but not in sql/ ({KEY} = refuse plans them as drops). "
+            "Declare them in sql/ to keep them, name a drop with '-- @drop <kind> <name>' in sql/ (or "
+            f"pgconverge_drops / --drop), or set {KEY} (--unmanaged, unmanaged=) to report, which "
+            "leaves them alone and lists them, or to drop, which drops them.")
+
+
 class UnmanagedConflict(PlanError):
     """A declared change would drop, retype or recreate an object sql/ does not declare, which
     ``report`` leaves alone. Nothing was changed."""

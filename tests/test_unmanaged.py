@@ -163,3 +163,52 @@ def test_cli_unmanaged_option_lists_them(db, conn, capsys):
         assert main(["plan", *sql]) == 3
         err = capsys.readouterr().err
         assert "-- @drop <kind> <name>" in err and "pgconverge_unmanaged" in err
+
+
+def test_report_leaves_every_kind_alone(db, conn):
+    """A constraint, a view, a function with its trigger, a policy, a sequence and a materialized
+    view made by hand on declared tables: listed, left alone by the apply, the proof passes (it sets
+    apart exactly these), a second plan is empty."""
+    pgconverge.apply(db, DECLARED)
+    for statement in (
+            "ALTER TABLE public.users ADD CONSTRAINT users_age_check CHECK (age >= 0)",
+            "CREATE VIEW public.user_emails AS SELECT email FROM public.users",
+            "CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$",
+            "CREATE TRIGGER users_touch BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.touch()",
+            "ALTER TABLE public.users ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY users_own ON public.users USING (true)",
+            "CREATE SEQUENCE public.hotfix_seq",
+            "CREATE MATERIALIZED VIEW public.user_count AS SELECT count(*) AS n FROM public.users"):
+        conn.execute(statement)
+    sql = CHANGED + ["ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;"]
+    plan = pgconverge.plan(db, sql, unmanaged="report")
+    assert listed(plan) == {("constraint", "public.users.users_age_check"), ("view", "public.user_emails"),
+                            ("function", "public.touch()"), ("trigger", "public.users.users_touch"),
+                            ("policy", "public.users.users_own"), ("sequence", "public.hotfix_seq"),
+                            ("view", "public.user_count")}
+    assert [s.kind for s in plan.steps] == ["add_column"], plan.to_sql()
+    assert plan.proof.status == proof.PROVED
+    pgconverge.apply(db, sql, unmanaged="report")
+    one = lambda q: conn.execute(q).fetchone()[0]  # noqa: E731
+    assert one("SELECT count(*) FROM pg_constraint WHERE conname = 'users_age_check'") == 1
+    assert one("SELECT count(*) FROM pg_trigger WHERE tgname = 'users_touch'") == 1
+    assert one("SELECT count(*) FROM pg_policy WHERE polname = 'users_own'") == 1
+    assert one("SELECT to_regclass('public.user_emails') IS NOT NULL AND to_regclass('public.hotfix_seq') "
+               "IS NOT NULL AND to_regclass('public.user_count') IS NOT NULL")
+    assert pgconverge.plan(db, sql, unmanaged="report").is_empty
+
+
+def test_report_refuses_a_retype_under_an_unmanaged_view(db, conn):
+    drifted(db, conn)
+    conn.execute("CREATE VIEW public.ages AS SELECT id, age FROM public.users")
+    retyped = [DECLARED[0].replace("age int", "age bigint"), DECLARED[1]]
+    with pytest.raises(UnmanagedConflict) as e:
+        pgconverge.plan(db, retyped, unmanaged="report", allow_hazards="all")
+    assert "view public.ages" in str(e.value) and "public.users.age" in str(e.value)
+
+
+def test_with_env_the_policy_comes_from_group_data(capsys):
+    from pgconverge.cli.main import main
+
+    assert main(["plan", "--env", "staging", "--unmanaged", "report"]) == 1
+    assert "pgconverge_unmanaged" in capsys.readouterr().err

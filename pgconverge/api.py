@@ -407,7 +407,8 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
     `sql` is a .sql file, a folder of them (read in name order) or a list of SQL strings.
     Options: only_schemas, exclude_schemas, allow_hazards, drops, compare_extension_versions,
     cache_dir, use_cache, permissive_source (accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in `sql`),
-    create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares).
+    create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares),
+    unmanaged ("refuse", "report" or "drop": what becomes of objects `sql` does not declare).
     """
     return Engine(LocalRunner(target), _source(sql, options), Options.build(**options)).plan()
 

@@ -3,6 +3,10 @@ pgconverge_env = "production"
 
 pgconverge_databases = [{"name": "app", "url_env": "PRODUCTION_DATABASE_URL"}]
 
+# Objects sql/ does not declare (a hotfix column, an index a DBA added) are left alone and listed
+# in every plan; a declared change that would break one is refused (see README "Drift").
+pgconverge_unmanaged = "report"
+
 # Preflight
 pgconverge_min_server_version = 15
 pgconverge_required_extensions = []

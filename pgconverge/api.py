@@ -29,7 +29,8 @@ from pgconverge.catalog.model import Catalog
 from pgconverge.planning.steps import Plan, Step
 from pgconverge.planning.context import PlanOptions
 from pgconverge.planning.renames import Rename, Renames
-from pgconverge.planning.planner import diff_with_warnings
+from pgconverge.planning.planner import plan_diff
+from pgconverge.planning import unmanaged as drift
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.exec.runner import LocalRunner, PsqlError, Runner
 from pgconverge.catalog.shadow import default_cache_dir, desired_state, prune_cache
@@ -100,6 +101,8 @@ class Options:
     allow_empty: bool = False
     # extensions that reach outside the database or run untrusted code, which sql/ may create anyway
     allow_extensions: frozenset[str] = frozenset()
+    # objects in the database that sql/ does not declare: refuse | report | drop (planning/unmanaged.py)
+    unmanaged: str = drift.REFUSE
     settings: ExecSettings = field(default_factory=ExecSettings)
 
     @classmethod
@@ -116,7 +119,8 @@ class Options:
         settings = kw.pop("settings", None) or ExecSettings(**{k: v for k, v in timing.items() if v is not None})
         unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
                              "compare_extension_versions", "cache_dir", "use_cache", "permissive_source",
-                             "create_extensions_anywhere", "prove", "allow_empty", "allow_extensions"}
+                             "create_extensions_anywhere", "prove", "allow_empty", "allow_extensions",
+                             "unmanaged"}
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         return cls(
@@ -132,6 +136,7 @@ class Options:
             prove=bool(kw.get("prove", True)),
             allow_empty=bool(kw.get("allow_empty", False)),
             allow_extensions=frozenset(names(kw.get("allow_extensions"))),
+            unmanaged=drift.check_policy(kw.get("unmanaged"), "unmanaged"),
             settings=settings,
         )
 
@@ -233,7 +238,8 @@ class Engine:
                                 for r in self.source.renames))
         return PlanOptions(renames=renames, compare_extension_versions=self.options.compare_extension_versions,
                            pinned_extensions=frozenset(self.source.pinned_extensions),
-                           usings=self.source.usings)
+                           usings=self.source.usings, unmanaged=self.options.unmanaged,
+                           drops=self.options.drops | frozenset(self.source.drops))
 
     def plan(self) -> Plan:
         """The plan for the target, proved on a copy of it before anything touches the target.
@@ -250,11 +256,13 @@ class Engine:
                 return replace(cached, source=self.source, options=self.options)
         seen = self.introspect(snapshot=True)
         try:
-            steps, warnings = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
+            planned = plan_diff(seen.actual, seen.desired, self.plan_options())
             blocks = datablocks.pending(self.source.data_blocks,
                                         datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
-            result = Plan(steps=steps, desired_hash=catalog_hash(seen.desired), actual_hash=catalog_hash(seen.actual),
-                          source_hash=self.source.sha256, warnings=warnings, data_blocks=blocks,
+            result = Plan(steps=planned.steps, desired_hash=catalog_hash(seen.desired),
+                          actual_hash=catalog_hash(seen.actual), source_hash=self.source.sha256,
+                          warnings=planned.warnings, data_blocks=blocks, unmanaged=planned.unmanaged,
+                          forget=planned.forget, unmanaged_policy=self.options.unmanaged,
                           source=self.source, options=self.options)
             result.proof = self.prove(result, seen)
         finally:
@@ -281,7 +289,7 @@ class Engine:
             return proof.Proof(proof.OFF)
         versions = {e.name: e.version for e in seen.actual.extensions.values()}
         return proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
-                              self.scope(), self.options.settings, versions, seen.snapshot)
+                              self.scope(), self.options.settings, versions, seen.snapshot, forget=plan.forget)
 
     def cache_dir(self) -> Path:
         return self.options.cache_dir or default_cache_dir()
@@ -302,15 +310,18 @@ class Engine:
         }, sort_keys=True, default=str)
         return hashlib.sha256(basis.encode()).hexdigest()
 
-    def policy(self) -> Policy:
+    def policy(self, plan: Plan | None = None) -> Policy:
+        # under drop, the drops of the objects sql/ does not declare are allowed (their hazards still shown)
+        undeclared = frozenset(i for u in (plan.unmanaged if plan is not None else ()) for i in (u.id, *u.parts))
         return Policy(allow=self.options.allow_hazards,
                       drops=self.options.drops | frozenset(self.source.drops),
-                      allowed_objects=frozenset(self.source.allowed))
+                      allowed_objects=frozenset(self.source.allowed),
+                      undeclared=undeclared if self.options.unmanaged == drift.DROP else frozenset())
 
     def check(self, plan: Plan) -> None:
-        refused = self.policy().refused(plan.hazards)
+        refused = self.policy(plan).refused(plan.hazards)
         if refused:
-            raise HazardRefused(refused)
+            raise HazardRefused(refused, drift.remedy(plan, refused))
 
     # -- execution
 
@@ -339,12 +350,14 @@ class Engine:
         # judged twice: by our own model (the plan is now empty) and by pg_dump (the target equals the
         # shadow), which shares nothing with that model
         seen = self.introspect()
-        steps, _ = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
+        steps = plan_diff(seen.actual, seen.desired, self.plan_options()).steps
         pending = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
         if steps or pending:
             raise NotConverged(Plan(steps=steps, data_blocks=pending))
         if self.options.prove and (plan.steps or plan.data_blocks):
-            differences = proof.verify(self.runner, self.scope().of(seen.desired_dump), self.scope())
+            # under report, the rehearsal's result before it forgot the objects left alone: sql/ plus them
+            expected = getattr(plan.proof, "expected", None) or self.scope().of(seen.desired_dump)
+            differences = proof.verify(self.runner, expected, self.scope())
             if differences:
                 raise NotConverged(Plan(steps=[]), differences)
         return ApplyResult(plan, time.monotonic() - started, executed, catalog_hash(seen.actual))
@@ -394,7 +407,8 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
     `sql` is a .sql file, a folder of them (read in name order) or a list of SQL strings.
     Options: only_schemas, exclude_schemas, allow_hazards, drops, compare_extension_versions,
     cache_dir, use_cache, permissive_source (accept ALTER TABLE ... DROP COLUMN/CONSTRAINT in `sql`),
-    create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares).
+    create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares),
+    unmanaged ("refuse", "report" or "drop": what becomes of objects `sql` does not declare).
     """
     return Engine(LocalRunner(target), _source(sql, options), Options.build(**options)).plan()
 

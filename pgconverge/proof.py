@@ -21,7 +21,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgconverge import oracle
@@ -58,6 +58,9 @@ class Proof:
     seconds: float = 0.0
     differences: tuple[oracle.Difference, ...] = ()
     error: str | None = None
+    # under pgconverge_unmanaged = report: the rehearsal's result with the objects left alone, which
+    # the target must equal after the apply (None: the shadow's dump is what it must equal)
+    expected: oracle.Dump | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -164,10 +167,14 @@ def _restore(copy: Runner, name: str, snap: Snapshot, extension_versions: dict[s
 
 def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
              settings: ExecSettings | None = None, extension_versions: dict[str, str] | None = None,
-             snap: Snapshot | None = None) -> Proof:
+             snap: Snapshot | None = None, forget: list | None = None) -> Proof:
     """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`.
     `extension_versions` are the target's (pg_dump does not record them). `snap` is the target's
-    schema when it was dumped already (alongside the catalog read); it is discarded here."""
+    schema when it was dumped already (alongside the catalog read); it is discarded here.
+
+    `forget` (under pgconverge_unmanaged = report) drops the objects the plan leaves alone, once the
+    plan ran: the rehearsal is then compared with sql/ alone, so it accounts for exactly those objects.
+    Its result before they were forgotten is what the target must equal after the apply."""
     extension_versions = extension_versions or {}
     if not plan.steps:
         if snap is not None:
@@ -198,8 +205,20 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
                          error=f"the plan fails on a schema-only copy of the target, so it was not run on the "
                                f"target: {e.message}" + (f"\n{e.detail}" if e.detail else ""))
         got = scope.of(copy.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
+        kept = None
+        if forget:
+            kept = got
+            try:
+                copy.run_script(database_guard(name) + render_script(Plan(steps=list(forget)), settings,
+                                                                     take_lock=False, scratch=True))
+            except PsqlError as e:
+                return Proof(FAILED, time.monotonic() - started,
+                             error=f"the proof could not set apart the objects sql/ does not declare on its copy "
+                                   f"of the target (pgconverge_unmanaged = report): {e.message}")
+            got = scope.of(copy.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
         differences = oracle.compare(expected, got)
-        return Proof(FAILED if differences else PROVED, time.monotonic() - started, tuple(differences))
+        return Proof(FAILED if differences else PROVED, time.monotonic() - started, tuple(differences),
+                     expected=kept)
     finally:
         if snap is not None:
             snap.discard()

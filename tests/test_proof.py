@@ -27,13 +27,14 @@ def rehearsals(conn) -> int:
 @pytest.fixture
 def lossy_planner(monkeypatch):
     """A planner with a planted fault: it forgets the last step of every plan it makes."""
-    real = api.diff_with_warnings
+    real = api.plan_diff
 
     def forgetful(actual, desired, options):
-        steps, warnings = real(actual, desired, options)
-        return steps[:-1], warnings
+        planned = real(actual, desired, options)
+        planned.steps = planned.steps[:-1]
+        return planned
 
-    monkeypatch.setattr(api, "diff_with_warnings", forgetful)
+    monkeypatch.setattr(api, "plan_diff", forgetful)
 
 
 def test_a_proved_plan_says_so(db, conn):

@@ -250,7 +250,7 @@ def signoff_main(args: argparse.Namespace) -> int:
                         for label, _r, _e, plan, _s in production]
             return _print_verdicts(out, args.env, verdicts, args.json)
         for label, _r, engine, plan, _s in production:
-            refused = engine.policy().refused(plan.hazards)
+            refused = engine.policy(plan).refused(plan.hazards)
             if refused:
                 raise signoff.SignoffRefused(
                     f"{args.env}'s policy refuses the plan for {label}: "

@@ -29,6 +29,7 @@ _SET_BY_GROUP_DATA = {
     "exclude_schemas": "pgconverge_exclude_schemas", "lock_timeout": "pgconverge_lock_timeout",
     "lock_retries": "pgconverge_lock_retries", "statement_timeout": "pgconverge_statement_timeout",
     "allow_extension": "pgconverge_allow_extensions", "no_proof": "pgconverge_prove",
+    "unmanaged": "pgconverge_unmanaged",
 }
 _NOT_WITH_ENV = ("compare_extension_versions", "allow_empty", "no_cache")
 
@@ -209,7 +210,7 @@ def _one(args: argparse.Namespace, t: EnvTarget, console: CliConsole, staging: A
         raise
     out = Outcome(t.host, db.label, EXIT_OK, "unchanged", checked.plan)
     if checked.plan is not None:
-        out.refused = db.engine.policy().refused(checked.plan.hazards)
+        out.refused = db.engine.policy(checked.plan).refused(checked.plan.hazards)
         out.plan_files = _latest_plan_files(t.settings, db.label, checked.plan)
     pending = checked.plan is not None and not checked.plan.is_empty
     if checked.problem:

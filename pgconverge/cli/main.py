@@ -34,6 +34,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help=f"comma list or 'all'; known: {', '.join(ALL_HAZARDS)}")
     p.add_argument("--drop", action="append", default=[], metavar="ID",
                    help="name an object that may be dropped, e.g. table:public.legacy ('*' for all); repeatable")
+    p.add_argument("--unmanaged", default=None, choices=("refuse", "report", "drop"),
+                   help="objects in the database that sql/ does not declare: refuse (plan them as drops, refused "
+                        "unless a drop is named; the default), report (leave them alone and list them) or drop "
+                        "(drop them, hazards shown)")
     p.add_argument("--only-schemas", default="", metavar="LIST", help="manage only these schemas (comma list)")
     p.add_argument("--exclude-schemas", default="", metavar="LIST", help="never manage these schemas (comma list)")
     p.add_argument("--compare-extension-versions", action="store_true",
@@ -97,7 +101,7 @@ def _options(args: argparse.Namespace) -> dict:
                 lock_timeout=args.lock_timeout or None, lock_deadline=args.lock_deadline or None,
                 statement_timeout=args.statement_timeout or None,
                 retries=args.lock_retries, allow_empty=args.allow_empty, prove=not args.no_proof,
-                allow_extensions=args.allow_extension)
+                allow_extensions=args.allow_extension, unmanaged=args.unmanaged)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pgconverge.exec.runner import Conn, LocalRunner, PsqlError
     from pgconverge.catalog.shadow import default_cache_dir
     from pgconverge.exec.script import plan_json, render_plan_script
+    from pgconverge.planning.unmanaged import remedy as unmanaged_remedy
     from pgconverge.source import SourceError, load_source
 
     parser = build_parser()
@@ -130,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         engine = Engine(LocalRunner(Conn.parse(resolve_target(args.target), "--target")), source, options)
         plan = engine.plan()
-        refused = engine.policy().refused(plan.hazards)
+        refused = engine.policy(plan).refused(plan.hazards)
         if args.command == "plan":
             if args.script:
                 write_script(args.script, render_plan_script(plan, options.settings))
@@ -144,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"\n-- refused by policy: {len(refused)} hazard(s) not allowed", file=sys.stderr)
                     for h in refused:
                         print(f"--   {h.name}: {h.reason}", file=sys.stderr)
+                    remedy = unmanaged_remedy(plan, refused)
+                    if remedy:
+                        print(f"-- {remedy}", file=sys.stderr)
             if plan.is_empty:
                 return EXIT_OK
             return EXIT_REFUSED if refused else EXIT_PENDING

@@ -18,6 +18,10 @@ class PlanOptions:
     pinned_extensions: frozenset[str] = frozenset()
     # (column id, expression) declared by -- @using in sql/: ALTER COLUMN ... TYPE ... USING <expression>
     usings: tuple[tuple[str, str], ...] = ()
+    # what becomes of objects sql/ does not declare: refuse | report | drop (planning/unmanaged.py)
+    unmanaged: str = "refuse"
+    # object ids named for deletion (-- @drop, drops): never unmanaged, whatever the policy
+    drops: frozenset[str] = frozenset()
 
     def using(self, column: str) -> str | None:
         return next((e for c, e in self.usings if c == column), None)
@@ -48,6 +52,8 @@ class Diff:
     # columns retyped in place, and the views, functions, triggers and policies dropped and made again
     retyped: set[str] = field(default_factory=set)
     replaced: set[str] = field(default_factory=set)
+    # objects sql/ does not declare (planning/unmanaged.py): left alone under report, dropped otherwise
+    unmanaged: list = field(default_factory=list)
 
     def add(self, sql_text: str, kind: str, obj: str, **kw) -> None:
         self.steps.append(Step(sql_text, kind, obj, **kw))

@@ -39,6 +39,9 @@ EXTENSION_CHANGE = "extension_change"
 AUTHZ_CHANGE = "authz_change"
 DROPS_OBJECT = "drops_object"
 
+# what dropping an object carries: allowed for undeclared objects under pgconverge_unmanaged = drop
+DROP_HAZARDS = frozenset({DELETES_DATA, DROPS_OBJECT, INDEX_DROPPED, AUTHZ_CHANGE})
+
 ALL_HAZARDS = (
     DELETES_DATA,
     REWRITES_TABLE,
@@ -129,10 +132,12 @@ def drops_object(obj: str, what: str) -> Hazard:
 class HazardRefused(Exception):
     """A plan carries hazards the policy does not allow. Nothing was run."""
 
-    def __init__(self, refused: list[Hazard]):
+    def __init__(self, refused: list[Hazard], remedy: str = ""):
         self.refused = refused
+        self.remedy = remedy
         lines = "\n".join(f"  - {h.name}: {h.reason}" for h in refused)
-        super().__init__(f"refused: {len(refused)} hazard(s) not allowed by the policy; nothing was changed:\n{lines}")
+        super().__init__(f"refused: {len(refused)} hazard(s) not allowed by the policy; nothing was changed:\n{lines}"
+                         + (f"\n{remedy}" if remedy else ""))
 
 
 def parse_hazard_list(value: str | list[str] | tuple[str, ...] | None) -> frozenset[str]:
@@ -160,10 +165,14 @@ class Policy:
     allow: frozenset[str] = frozenset()
     drops: frozenset[str] = frozenset()
     allowed_objects: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    # ids of objects sql/ does not declare, whose drops pgconverge_unmanaged = drop allows
+    undeclared: frozenset[str] = frozenset()
 
     def refused(self, hazards: list[Hazard]) -> list[Hazard]:
         out = []
         for h in hazards:
+            if h.name in DROP_HAZARDS and h.object in self.undeclared:
+                continue
             if h.name not in self.allow:
                 out.append(h)
             elif h.name == DELETES_DATA and not self._named(h):

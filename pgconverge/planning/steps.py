@@ -121,6 +121,11 @@ class Plan:
     data_blocks: list = field(default_factory=list)  # source.DataBlock pending on this database
     # pgconverge.proof.Proof: what the rehearsal on a copy of the target found (None: not proved)
     proof: Any = None
+    # planning.unmanaged.Unmanaged: objects sql/ does not declare (left alone under report, dropped
+    # otherwise), and under report the steps the proof runs on its rehearsal to forget them
+    unmanaged: list = field(default_factory=list)
+    forget: list = field(default_factory=list)
+    unmanaged_policy: str = "refuse"
     # what the plan was made from, so that apply() can plan again and see that nothing moved:
     # the source.Source and the api.Options (no connection, so no secret)
     source: Any = field(default=None, compare=False, repr=False)
@@ -161,7 +166,16 @@ class Plan:
     def to_json(self) -> dict:
         return {"steps": [s.to_json() for s in self.steps], "hashes": self.hashes(), "warnings": list(self.warnings),
                 "data_blocks": [{"name": b.name, "when": b.when, "sha256": b.sha256} for b in self.data_blocks],
-                "proof": self.proof.to_json() if self.proof is not None else None}
+                "proof": self.proof.to_json() if self.proof is not None else None,
+                "unmanaged": [u.to_json() for u in self.unmanaged], "unmanaged_policy": self.unmanaged_policy}
+
+    def unmanaged_lines(self) -> list[str]:
+        """The objects sql/ does not declare and what this plan does with them, one line each."""
+        fate = {"report": "left alone (pgconverge_unmanaged = report)",
+                "drop": "dropped (pgconverge_unmanaged = drop)",
+                "refuse": "planned as a drop (pgconverge_unmanaged = refuse: allowed only where a drop is named)"}
+        return [f"{u.kind} {u.name}: not in sql/, {fate.get(self.unmanaged_policy, self.unmanaged_policy)}"
+                for u in self.unmanaged]
 
 
 

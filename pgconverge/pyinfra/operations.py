@@ -110,7 +110,7 @@ def converge(
             # bad sql/, an unsupported kind, an edited data block: this host fails, with the cause
             yield from refuse(run_now, f"{conn.describe()}: {e}; nothing was run")
             return
-        refused = engine.policy().refused(plan.hazards)
+        refused = engine.policy(plan).refused(plan.hazards)
         if not run_now or key not in _SHOWN:
             # (pyinfra -y skips change detection: the plan is first seen at execute time)
             show_plan(host.name, conn.describe(), plan, refused)

@@ -21,6 +21,7 @@ from typing import Callable
 
 from pgconverge.exec.runner import PsqlError
 from pgconverge.planning import hazards as hz
+from pgconverge.planning import unmanaged
 from pgconverge.planning.hazards import Hazard
 from pgconverge.planning.steps import Plan
 from pgconverge.quoting import lit, q
@@ -95,7 +96,7 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
     plan = db.engine.plan()
     if executing:  # the real run, even one with nothing to do; a dry run writes nothing
         db.note_interrupted(lambda: plan.actual_hash, "a deploy")
-    refused = db.engine.policy().refused(plan.hazards)
+    refused = db.engine.policy(plan).refused(plan.hazards)
     shown = shown_plans.get(db.key)
     first_sight = not executing or shown is None  # without a dry run (-y) the plan is first seen when it runs
     if first_sight:
@@ -129,8 +130,9 @@ def _refusal(db: Database, plan: Plan, refused: list[Hazard], verdict: GateLine,
         return (f"{db.label}: the target changed between the plan shown and now; nothing was run. "
                 "Run again to review the new plan.")
     if refused:
+        remedy = unmanaged.remedy(plan, refused)
         return f"{db.label}: refused by policy, nothing was run: " + "; ".join(
-            f"{x.name}: {x.reason}" for x in refused)
+            f"{x.name}: {x.reason}" for x in refused) + (f". {remedy}" if remedy else "")
     if not s.backup and any(x.name == hz.DELETES_DATA for x in plan.hazards):
         # deleted rows can only come back from a backup taken by this very run
         return (f"{db.label}: the plan deletes data but backups are off (pgconverge_backup = False); "

@@ -68,6 +68,9 @@ def plan_markdown(settings: EnvSettings, host_name: str, label: str, plan: Plan,
         lines.append(f"- data: {snapshot}")
     if gate_note:
         lines.append(f"- production gate: {gate_note}")
+    if plan.unmanaged:
+        lines += ["", f"## Not in sql/ (pgconverge_unmanaged = {plan.unmanaged_policy})", ""]
+        lines += [f"- {line.replace('|', '/')}" for line in plan.unmanaged_lines()]
     if plan.hazards:
         refused_keys = {(h.name, h.object) for h in refused}
         lines += ["", "## Hazards", "", "| hazard | object | reason | policy |", "|---|---|---|---|"]

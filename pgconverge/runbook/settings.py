@@ -78,6 +78,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     smoke: str | bool | None = None  # False or "": no smoke checks
     allow_hazards: Names = None
     drops: Names = None
+    unmanaged: str | None = None  # refuse | report | drop (production: report)
     only_schemas: Names = None
     exclude_schemas: Names = None
     lock_timeout: str | int | None = None
@@ -126,6 +127,11 @@ _BOOL_KEYS = frozenset(f.name for f in msgspec.structs.fields(GroupData) if set(
 
 # environments whose plans are always proved, whatever their group data says
 PROVED_ENVIRONMENTS = frozenset({"staging", "production"})
+
+# what becomes of objects sql/ does not declare (planning/unmanaged.py), and each environment's default:
+# production leaves a hand-made hotfix alone and lists it; elsewhere it is planned as a drop
+UNMANAGED_POLICIES = ("refuse", "report", "drop")
+UNMANAGED_DEFAULTS = {"production": "report"}
 
 
 class SettingsError(ValueError):
@@ -211,6 +217,10 @@ def validate(data: Any, origin: Origin | str | None = None) -> GroupData:
         key = PREFIX + "backup_format"
         raise SettingsError(key, f"must be one of {', '.join(BACKUP_FORMATS)}, not {record.backup_format!r}",
                             where(key))
+    if record.unmanaged is not None and record.unmanaged.strip().lower() not in UNMANAGED_POLICIES:
+        key = PREFIX + "unmanaged"
+        raise SettingsError(key, f"must be one of {', '.join(UNMANAGED_POLICIES)}, not {record.unmanaged!r}",
+                            where(key))
     if record.plans_keep is not None and record.plans_keep < 0:
         key = PREFIX + "plans_keep"
         raise SettingsError(key, f"must be 0 (keep every plan) or more, not {record.plans_keep}", where(key))
@@ -234,6 +244,7 @@ class EnvSettings:
     # planning policy (passed to the engine unchanged)
     allow_hazards: tuple[str, ...] = ()
     drops: tuple[str, ...] = ()
+    unmanaged: str = "refuse"  # objects sql/ does not declare: refuse | report | drop
     only_schemas: tuple[str, ...] = ()
     exclude_schemas: tuple[str, ...] = ()
     # lock discipline (engine defaults: 500ms per attempt, retried with jittered pauses for up to 60s)
@@ -305,6 +316,7 @@ class EnvSettings:
             smoke=str(smoke) if smoke else None,
             allow_hazards=as_list(g.allow_hazards),
             drops=as_list(g.drops),
+            unmanaged=(g.unmanaged or UNMANAGED_DEFAULTS.get(env, "refuse")).strip().lower(),
             only_schemas=as_list(g.only_schemas),
             exclude_schemas=as_list(g.exclude_schemas),
             lock_timeout=g.lock_timeout,
@@ -342,7 +354,7 @@ class EnvSettings:
 
     def engine_options(self) -> dict[str, Any]:
         """Keyword options for ``api.Options.build``."""
-        return dict(allow_hazards=list(self.allow_hazards), drops=list(self.drops),
+        return dict(allow_hazards=list(self.allow_hazards), drops=list(self.drops), unmanaged=self.unmanaged,
                     only_schemas=list(self.only_schemas), exclude_schemas=list(self.exclude_schemas),
                     lock_timeout=self.lock_timeout or None, lock_deadline=self.lock_deadline or None,
                     statement_timeout=self.statement_timeout or None, retries=self.lock_retries, prove=self.prove,

@@ -44,6 +44,8 @@ def format_step(step: Step, colours: bool = False) -> str:
 
 def format_plan(plan: Plan, colours: bool = False) -> str:
     warnings = [paint(f"-- warning: {w}", colours, fg="yellow", bold=True) for w in plan.warnings]
+    # in every plan, empty or not: what is in the database but not in sql/, and what becomes of it
+    warnings += [paint(f"-- unmanaged: {line}", colours, fg="magenta") for line in plan.unmanaged_lines()]
     if plan.is_empty:
         return "\n".join(warnings + ["-- no changes"])
 

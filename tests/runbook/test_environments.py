@@ -675,3 +675,40 @@ def test_deleting_data_without_a_backup_is_refused(project: Project, db: str) ->
     assert res.rc != 0
     assert "deletes data but backups are off" in res.out
     assert tables(db) == {"legacy"}  # nothing ran: not even the new table
+
+
+# --------------------------------------------------------------------------- drift policy
+
+
+def test_production_reports_a_hotfix_by_default(project: Project, db: str) -> None:
+    """A hotfix column, an extra index and an extra table added by hand on production do not block
+    the deploy: production's default pgconverge_unmanaged = report leaves them alone and lists them
+    in the output, the plan files and the ledger row."""
+    project.environment("production", pgconverge_databases=[{"name": "app", "url_env": "APP_URL"}])
+    assert project.pyinfra("production", extra_env={"APP_URL": db}).rc == 0
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("ALTER TABLE items ADD COLUMN hotfix text")
+        c.execute("CREATE INDEX items_hotfix_idx ON items (hotfix)")
+        c.execute("CREATE TABLE audit_tmp (id int)")
+    project.write("sql/schema/00_schema.sql", SCHEMA + "CREATE TABLE notes (id int PRIMARY KEY);\n")
+    res = project.pyinfra("production", extra_env={"APP_URL": db})
+    assert res.rc == 0, res
+    assert "unmanaged: column public.items.hotfix: not in sql/, left alone" in res.out
+    assert tables(db) >= {"items", "notes", "audit_tmp"}
+    with psycopg.connect(db) as c:
+        assert c.execute("SELECT to_regclass('public.items_hotfix_idx') IS NOT NULL").fetchone() == (True,)
+    last = runs(db)[-1]
+    assert last["outcome"] == "converged"
+    assert {(u["kind"], u["name"]) for u in last["plan"]["unmanaged"]} == {
+        ("column", "public.items.hotfix"), ("index", "public.items_hotfix_idx"), ("table", "public.audit_tmp")}
+    md = sorted((project.root / "plans" / "production" / "app").glob("*.md"))[-1].read_text()
+    assert "## Not in sql/ (pgconverge_unmanaged = report)" in md and "table public.audit_tmp" in md
+    # a second deploy has nothing to do, the objects are still there; staging would refuse them
+    again = project.pyinfra("production", "deploy.py", "--dry", extra_env={"APP_URL": db})
+    assert again.rc == 0 and "-- no changes" in again.out and "unmanaged: table public.audit_tmp" in again.out
+    assert "audit_tmp" in tables(db)
+    refuse = project.cli("plan", "--env", "production", "--data", "pgconverge_unmanaged=refuse",
+                         extra_env={"APP_URL": db})
+    assert refuse.rc == 3, refuse
+    assert "refused by policy" in refuse.out and "-- @drop <kind> <name>" in refuse.out
+    assert "set pgconverge_unmanaged" in refuse.out

@@ -113,3 +113,22 @@ def test_setting_keys_cover_the_repo_group_data() -> None:
         used = {k for k in scope if k.startswith("pgconverge_")}
         assert used <= keys, (f, used - keys)
         validate(scope, str(f))  # and every value has the right type
+
+
+def test_unmanaged_defaults_per_environment() -> None:
+    # production leaves objects sql/ does not declare alone; elsewhere they are planned as drops
+    assert EnvSettings.from_data({"pgconverge_env": "production"}).unmanaged == "report"
+    assert EnvSettings.from_data({"pgconverge_env": "staging"}).unmanaged == "refuse"
+    assert DEV.unmanaged == "refuse"
+    s = EnvSettings.from_data({"pgconverge_env": "production", "pgconverge_unmanaged": "Drop"})
+    assert s.unmanaged == "drop" and s.engine_options()["unmanaged"] == "drop"
+    assert EnvSettings.from_data({"pgconverge_env": "staging", "pgconverge_unmanaged": "report"}).unmanaged == "report"
+
+
+def test_unmanaged_wrong_value_names_key_value_and_file() -> None:
+    with pytest.raises(SettingsError) as e:
+        validate({"pgconverge_unmanaged": "keep"}, origin="group_data/production.py")
+    assert str(e.value) == ("pgconverge_unmanaged: must be one of refuse, report, drop, not 'keep' "
+                            "(in group_data/production.py)")
+    with pytest.raises(SettingsError, match=r"pgconverge_unmanaged: expected `str`, got `int`"):
+        validate({"pgconverge_unmanaged": 3})

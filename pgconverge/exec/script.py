@@ -354,7 +354,10 @@ def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: b
         if unit.mode == NONE:
             lock_timeout = setting_text(first.lock_timeout or settings.concurrent_lock_timeout)
             out.append(f"SET lock_timeout = {lit(lock_timeout)};\n")
-            out.append(first.sql.rstrip().rstrip(";") + ";\n")
+            # the step's label in a comment the server keeps in pg_stat_activity, where the progress
+            # watcher reads it (as it reads ``step := '...'`` in a DO block)
+            label = step_label(number[id(first)], total, first).replace("*/", "* /")
+            out.append(f"/* pgconverge: step := {lit(label)} */ " + first.sql.rstrip().rstrip(";") + ";\n")
         else:
             pairs = [(step_label(number[id(s)], total, s), text) for s in unit.steps
                      for text in ((s.scratch or (s.sql,)) if scratch else (s.sql,))]

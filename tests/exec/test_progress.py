@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -28,11 +27,9 @@ def test_slow_concurrent_index_build_reports_progress_lines(db: str, tmp_path: P
     sql = tmp_path / "schema.sql"
     sql.write_text(SLOW + "CREATE TABLE public.t (id integer PRIMARY KEY, v integer NOT NULL);\n"
                    "CREATE INDEX t_slow_idx ON public.t (public.slow(v));\n")
-    started = time.monotonic()
     done = subprocess.run([PGCONVERGE, "apply", "--target", db, "--sql", str(sql), "--allow-hazards", "all",
                            "--no-cache"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started > 0  # (the run itself; the step's own time is read below)
     lines = done.stderr.splitlines()
     build = [ln for ln in lines if ln.startswith("progress: step 1/1 (create_index index:public.t_slow_idx)")]
     assert build, done.stderr

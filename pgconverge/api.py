@@ -23,6 +23,7 @@ from pgconverge.errors import PlanError
 from pgconverge.exec import datablocks
 from pgconverge.proof import NotProved
 from pgconverge.catalog import introspect
+from pgconverge.exec.progress import Reporter, StepTime, run_watched
 from pgconverge.exec.script import MARKER, ExecSettings, failed_step, render_script, units
 from pgconverge.planning.hazards import HazardRefused, Policy, parse_hazard_list
 from pgconverge.catalog.model import Catalog
@@ -159,6 +160,7 @@ class ApplyResult:
     seconds: float
     executed: list[Step]
     actual_hash: str = ""  # the target's schema hash once converged (from the check after the change)
+    step_times: list[StepTime] = field(default_factory=list)  # each unit's time, by the server's clock
 
 
 class Engine:
@@ -325,26 +327,31 @@ class Engine:
 
     # -- execution
 
-    def execute(self, plan: Plan, on_step: Callable[[Step], None] | None = None) -> ApplyResult:
-        """Run a plan that the policy allows, then verify the database converged."""
+    def execute(self, plan: Plan, on_step: Callable[[Step], None] | None = None,
+                progress: Reporter | None = None) -> ApplyResult:
+        """Run a plan that the policy allows, then verify the database converged. `progress` gets
+        samples of the running step while it runs (``exec.progress``) and each step's time at the end."""
         self.check(plan)
         started = time.monotonic()
         executed: list[Step] = []
+        times: list[StepTime] = []
         if plan.steps or plan.data_blocks:
             unit_list = units(plan.steps)
             last: list[str] = []
 
-            def progress(line: str) -> None:
-                if line.startswith("pgconverge:") and not line.endswith(" done"):
-                    last[:] = [line]
-                if line.startswith(MARKER + " ") and not line.endswith(" done"):
-                    for s in unit_list[int(line.split()[-1])].steps:
+            def on_mark(kind: str, key: str, line: str) -> None:
+                if key == "done":
+                    return
+                last[:] = [line]
+                if kind == MARKER:
+                    for s in unit_list[int(key)].steps:
                         executed.append(s)
                         if on_step:
                             on_step(s)
 
             try:
-                self.runner.run_script(render_script(plan, self.options.settings), on_line=progress)
+                times = run_watched(self.runner, plan, render_script(plan, self.options.settings), progress,
+                                    on_mark)
             except PsqlError as e:
                 raise StepFailed(failed_step(plan, last[0] if last else None), e) from e
         # judged twice: by our own model (the plan is now empty) and by pg_dump (the target equals the
@@ -360,7 +367,7 @@ class Engine:
             differences = proof.verify(self.runner, expected, self.scope())
             if differences:
                 raise NotConverged(Plan(steps=[]), differences)
-        return ApplyResult(plan, time.monotonic() - started, executed, catalog_hash(seen.actual))
+        return ApplyResult(plan, time.monotonic() - started, executed, catalog_hash(seen.actual), times)
 
 
 @functools.lru_cache(maxsize=1)
@@ -414,10 +421,12 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
 
 
 def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os.PathLike], *,
-          on_step: Callable[[Step], None] | None = None, **options: Any) -> ApplyResult:
+          on_step: Callable[[Step], None] | None = None, progress: Reporter | None = None,
+          **options: Any) -> ApplyResult:
     """Apply a plan (or plan and apply `sql`). Raises HazardRefused before running anything
     when a hazard is not allowed, PlanChanged when the target moved since `plan` was made,
-    and NotConverged when a fresh plan is not empty afterwards."""
+    and NotConverged when a fresh plan is not empty afterwards. `progress`: a ``Reporter``
+    (``pgconverge.exec.progress``) for the samples of long steps and each step's time."""
     if isinstance(plan_or_sql, Plan):
         if plan_or_sql.source is None:
             raise ValueError("this Plan was not made by pgconverge.plan(); pass the SQL instead")
@@ -429,4 +438,4 @@ def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os
     else:
         engine = Engine(LocalRunner(target), _source(plan_or_sql, options), Options.build(**options))
         current = engine.plan()
-    return engine.execute(current, on_step)
+    return engine.execute(current, on_step, progress)

@@ -136,6 +136,12 @@ class CliConsole:
         print(paint(text, self.colours, fg=fg, bold=bold), file=sys.stderr if self.as_json else sys.stdout,
               flush=True)
 
+    def reporter(self):
+        """Progress of long steps where the lines go: a bar on a terminal, lines otherwise."""
+        from pgconverge.exec.progress import reporter_for_stream
+
+        return reporter_for_stream(sys.stderr if self.as_json else sys.stdout)
+
     def ask(self, question: str) -> str | None:
         if not sys.stdin.isatty():
             return None

@@ -165,11 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.json:
                 print(format_step(step, colours), flush=True)
 
-        result = engine.execute(plan, on_step=show)
+        from pgconverge.exec.progress import reporter_for_stream
+
+        # progress of long steps on stderr: a bar on a terminal, a line every few seconds otherwise
+        result = engine.execute(plan, on_step=show, progress=reporter_for_stream(sys.stderr))
         if args.json:
             doc = plan_json(plan, options.settings)
             doc["applied"] = True
             doc["seconds"] = round(result.seconds, 3)
+            doc["step_times"] = [{"what": t.what, "seconds": round(t.seconds, 3)} for t in result.step_times]
             print(json.dumps(doc, indent=2))
         else:
             print(f"-- applied {len(result.executed)} step(s) in {result.seconds:.2f}s; the database is converged")

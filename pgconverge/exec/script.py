@@ -289,6 +289,39 @@ def data_block_unit(block, settings: ExecSettings) -> str:
                        relations=relations(block))
 
 
+def marker(text: str) -> str:
+    """A line psql echoes between units, with the server's clock (epoch seconds) last: the run's
+    output names the unit that runs, and the marks give each unit's time (``exec.progress``)."""
+    return f"SELECT extract(epoch FROM clock_timestamp()) AS pgconverge_clock \\gset\n\\echo {text} :pgconverge_clock\n"
+
+
+def read_marker(line: str) -> tuple[str, str, float | None] | None:
+    """(marker, unit index / block name / "done", server clock) of a marker line, else None."""
+    parts = line.split()
+    if len(parts) < 2 or parts[0] not in (MARKER, DATA_MARKER):
+        return None
+    try:
+        clock = float(parts[2]) if len(parts) > 2 else None
+    except ValueError:
+        clock = None
+    return parts[0], parts[1], clock
+
+
+def marker_label(plan: Plan, kind: str, key: str) -> str | None:
+    """What a marker announces, as a step is named in messages; None for the end of the run."""
+    if kind == DATA_MARKER:
+        b = next((b for b in plan.data_blocks if b.name == key), None)
+        return f"data block {key}" + (f" ({b.file}:{b.line})" if b else "")
+    if key == "done":
+        return None
+    unit = units(plan.steps)[int(key)]
+    total = len(plan.steps)
+    first = plan.steps.index(unit.steps[0]) + 1
+    if len(unit.steps) == 1:
+        return step_label(first, total, unit.steps[0])
+    return f"steps {first}-{first + len(unit.steps) - 1}/{total} (one transaction)"
+
+
 def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: bool = True,
                   scratch: bool = False) -> str:
     """The psql script that applies a plan: lock, data blocks "before", the steps, data blocks "after".
@@ -306,7 +339,7 @@ def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: b
     def run_blocks(when: str) -> None:
         for b in blocks:
             if b.when == when:
-                out.append(f"\\echo {DATA_MARKER} {b.name}\n")
+                out.append(marker(f"{DATA_MARKER} {b.name}"))
                 out.append(f"SET statement_timeout = {lit(setting_text(settings.statement_timeout))};\n")
                 out.append(data_block_unit(b, settings))
 
@@ -315,13 +348,16 @@ def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: b
     number = {id(s): n for n, s in enumerate(plan.steps, 1)}
     for i, unit in enumerate(units(plan.steps)):
         first = unit.steps[0]
-        out.append(f"\\echo {MARKER} {i}\n")
+        out.append(marker(f"{MARKER} {i}"))
         statement_timeout = setting_text(first.statement_timeout or settings.statement_timeout)
         out.append(f"SET statement_timeout = {lit(statement_timeout)};\n")
         if unit.mode == NONE:
             lock_timeout = setting_text(first.lock_timeout or settings.concurrent_lock_timeout)
             out.append(f"SET lock_timeout = {lit(lock_timeout)};\n")
-            out.append(first.sql.rstrip().rstrip(";") + ";\n")
+            # the step's label in a comment the server keeps in pg_stat_activity, where the progress
+            # watcher reads it (as it reads ``step := '...'`` in a DO block)
+            label = step_label(number[id(first)], total, first).replace("*/", "* /")
+            out.append(f"/* pgconverge: step := {lit(label)} */ " + first.sql.rstrip().rstrip(";") + ";\n")
         else:
             pairs = [(step_label(number[id(s)], total, s), text) for s in unit.steps
                      for text in ((s.scratch or (s.sql,)) if scratch else (s.sql,))]
@@ -331,7 +367,7 @@ def render_script(plan: Plan, settings: ExecSettings | None = None, take_lock: b
     out.append("RESET lock_timeout;\nRESET statement_timeout;\n")
     if take_lock:
         out.append(f"SELECT pg_advisory_unlock({ADVISORY_KEY}) \\g /dev/null\n")
-    out.append(f"\\echo {MARKER} done\n")
+    out.append(marker(f"{MARKER} done"))
     return "".join(out)
 
 
@@ -488,6 +524,6 @@ def failed_step(plan: Plan, last_marker: str | None) -> str:
     return f"steps {first}-{first + len(unit.steps) - 1}/{total} (one transaction)"
 
 
-__all__ = ["ExecSettings", "Unit", "units", "render_script", "render_plan_script", "Timing", "timings",
+__all__ = ["marker", "read_marker", "marker_label", "ExecSettings", "Unit", "units", "render_script", "render_plan_script", "Timing", "timings",
            "unit_timeouts", "plan_json", "plan_settings", "failed_step", "ADVISORY_KEY", "MARKER", "DATA_MARKER",
            "GROUP", "OWN", "NONE"]

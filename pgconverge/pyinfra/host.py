@@ -4,11 +4,13 @@ lines an operation prints."""
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from typing import Any
 
 import click
 from pyinfra.api import FunctionCommand, StringCommand
 from pyinfra.api.state import StateStage
+from pyinfra.context import ContextObject, ctx_config, ctx_host
 
 from pgconverge.exec.runner import Conn
 from pgconverge.planning.steps import Plan
@@ -22,7 +24,11 @@ class PyinfraShell:
     pyinfra reports success or failure only: a failed command has exit code 1."""
 
     def __init__(self, host_: Any):
-        self.host = host_
+        # pyinfra's host and config are greenlet-local (``pyinfra.host`` is a proxy of the current
+        # one): a command run from another greenlet (the progress watcher's thread, under gevent)
+        # runs on the real host, with the config of the operation that made this shell
+        self.host = host_._get_module() if isinstance(host_, ContextObject) else host_
+        self._config = ctx_config.get()
 
     @property
     def name(self) -> str:
@@ -30,7 +36,12 @@ class PyinfraShell:
 
     def run(self, command: str, stdin: str | None = None) -> Result:
         kwargs = {"_stdin": stdin} if stdin is not None else {}
-        ok, out = self.host.run_shell_command(StringCommand(command), **kwargs)
+        with ExitStack() as context:
+            if ctx_host.get() is None:
+                context.enter_context(ctx_host.use(self.host))
+                if self._config is not None:
+                    context.enter_context(ctx_config.use(self._config))
+            ok, out = self.host.run_shell_command(StringCommand(command), **kwargs)
         return Result(0 if ok else 1, list(out.stdout_lines), list(out.stderr_lines))
 
 

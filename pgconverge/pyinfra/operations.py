@@ -16,6 +16,7 @@ from pyinfra import host
 from pyinfra.api import FunctionCommand, StringCommand, operation
 
 from pgconverge.api import Engine, Options
+from pgconverge.exec.progress import LineReporter, run_watched
 from pgconverge.exec.script import render_script
 from pgconverge.planning.steps import Plan
 from pgconverge.errors import PlanError
@@ -146,7 +147,8 @@ def converge(
             # a callback rather than a command: the password (prepended to psql's stdin) never
             # enters pyinfra's state, where a debug print could show a command's stdin
             try:
-                runner.run_script(script)
+                # long steps report while they run, each step's time at the end (exec.progress)
+                run_watched(runner, plan, script, LineReporter(lambda text: say(host, text)))
             except PsqlError as e:
                 say(host, f"{conn.describe()}: {e}", fg="red", bold=True)
                 return False

@@ -20,10 +20,13 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from pgconverge.exec.progress import Count, Progress, Reporter, human_bytes, watching
 from pgconverge.quoting import lit, q
 from pgconverge.runbook.shell import (RemoteError, Shell, ShellRunner, file_facts, must, pg_tool, remove,
                                       write_private_file)
@@ -94,9 +97,26 @@ def verify(shell: Shell, settings: EnvSettings, backup: Backup) -> None:
         raise BackupError(f"backup {backup.path} on {shell.name} is not readable: {res.error}")
 
 
+def file_size_sampler(shell: Shell, path: str, what: str) -> Callable[[], Progress]:
+    """Samples of a file being written (pg_dump's output): its size on the host, read by ``stat``
+    through `shell` (a command of its own, beside pg_dump's), and the rate since the start."""
+    started = time.monotonic()
+    command = f"stat -c %s {shlex.quote(path)} 2>/dev/null || echo 0"
+
+    def sample() -> Progress:
+        res = shell.run(command)
+        size = int(res.stdout[-1].strip()) if res.ok and res.stdout and res.stdout[-1].strip().isdigit() else 0
+        elapsed = time.monotonic() - started
+        rate = f"{human_bytes(size / elapsed)}/s" if elapsed > 0 else ""
+        return Progress(what, elapsed, "pg_dump writing", (Count("bytes", size),), rate)
+
+    return sample
+
+
 def take(shell: Shell, runner: ShellRunner, settings: EnvSettings, label: str,
-         now: datetime | None = None) -> Backup:
-    """pg_dump the database into a verified, timestamped file; raises BackupError."""
+         now: datetime | None = None, progress: Reporter | None = None) -> Backup:
+    """pg_dump the database into a verified, timestamped file; raises BackupError. `progress` gets
+    the bytes written so far while pg_dump runs."""
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     where = folder(settings, label)
     base = f"{safe_name(label)}-{now.strftime('%Y%m%dT%H%M%SZ')}"
@@ -112,7 +132,8 @@ def take(shell: Shell, runner: ShellRunner, settings: EnvSettings, label: str,
     fmt_args = ["-Fc"] if settings.backup_format == "custom" else ["-Fp", "-Z", "6"]
     dump = pg_tool(runner.env(), settings.tool("pg_dump"),
                    ["--no-password", f"--lock-wait-timeout={LOCK_WAIT}", *fmt_args, "-f", partial])
-    res = runner.run_connected(dump)  # under umask 077
+    with watching(file_size_sampler(shell, partial, f"backup of {label}"), progress):
+        res = runner.run_connected(dump)  # under umask 077
     if not res.ok:
         remove(shell, partial)
         raise BackupError(f"pg_dump failed on {shell.name}: {res.error}")

@@ -9,6 +9,7 @@ from pgconverge.catalog import introspect
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.catalog.model import Catalog
 from pgconverge.catalog.shadow import default_cache_dir
+from pgconverge.exec.progress import LineReporter, Reporter
 from pgconverge.exec.runner import conn_from_spec
 from pgconverge.runbook import ledger, preflight
 from pgconverge.runbook.settings import EnvSettings
@@ -46,6 +47,12 @@ class Database:
 
     def say(self, text: str, fg: str | None = None, bold: bool = False) -> None:
         self.console.say(text, fg=fg, bold=bold)
+
+    def reporter(self) -> Reporter:
+        """Where the progress of long steps goes: the console's own reporter when it has one (the
+        CLI's bar on a terminal), else a line through ``say`` every few seconds."""
+        own = getattr(self.console, "reporter", None)
+        return own() if callable(own) else LineReporter(lambda text: self.console.say(text))
 
     def preflight(self) -> preflight.PreflightReport:
         report = preflight.check(self.shell, self.runner, self.settings, self.source, shadow=self.shadow)

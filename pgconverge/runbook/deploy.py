@@ -215,7 +215,7 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
             plan_hash=plan.plan_hash, plan=plan.to_json()))
         db.say(f"ledger: run #{run_id} started ({s.env}, {db.label})")
         if backup_due:
-            taken = backups.take(db.shell, db.runner, s, db.label)
+            taken = backups.take(db.shell, db.runner, s, db.label, progress=db.reporter())
             ledger.update(db.runner, run_id, backup=taken.to_json())
             db.say(f"backup: {taken.path} ({preflight.human(taken.size or 0)}, sha256 {taken.sha256}) verified")
             pruned = backups.prune(db.shell, s, db.label)
@@ -229,7 +229,7 @@ def apply_deploy(db: Database, plan: Plan, backup_due: bool, restore_command: Re
             db.say(f"converge: applying {len(plan.steps)} step(s)"
                    + (f" and {len(plan.data_blocks)} data block(s)" if plan.data_blocks else ""))
             changed = True
-            result = db.engine.execute(plan)
+            result = db.engine.execute(plan, progress=db.reporter())
             after_hash = result.actual_hash
             db.say(f"converge: done in {result.seconds:.2f}s; {db.label} is at the desired schema")
             db.say(analyze(db, plan))

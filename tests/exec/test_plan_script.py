@@ -154,7 +154,7 @@ def test_json_and_the_script_carry_the_timeouts_apply_runs_under(db, tmp_path, c
     plan = pgconverge.plan(db, str(sql), allow_hazards="all", lock_timeout="3s", statement_timeout="10min")
     applied = render_script(plan, settings)
     seen = []
-    for chunk in re.split(r"\\echo pgconverge:unit \d+\n", applied)[1:len(units(plan.steps)) + 1]:
+    for chunk in re.split(r"\\echo pgconverge:unit \d+ :pgconverge_clock\n", applied)[1:len(units(plan.steps)) + 1]:
         statement = re.search(r"SET statement_timeout = '([^']*)'", chunk).group(1)
         lock = re.search(r"set_config\('lock_timeout', '([^']*)'|SET lock_timeout = '([^']*)'", chunk)
         seen.append((lock.group(1) or lock.group(2), statement))

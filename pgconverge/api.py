@@ -318,6 +318,13 @@ class Engine:
         """Run a plan that the policy allows, then verify the database converged."""
         self.check(plan)
         started = time.monotonic()
+        executed = self.run(plan, on_step)
+        actual_hash = self.verify(plan)
+        return ApplyResult(plan, time.monotonic() - started, executed, actual_hash)
+
+    def run(self, plan: Plan, on_step: Callable[[Step], None] | None = None) -> list[Step]:
+        """Run a plan's script (or a part of a plan: some of its steps, some of its data blocks), with no
+        policy check and no verification; the deploy's operations run its parts one by one."""
         executed: list[Step] = []
         if plan.steps or plan.data_blocks:
             unit_list = units(plan.steps)
@@ -336,18 +343,23 @@ class Engine:
                 self.runner.run_script(render_script(plan, self.options.settings), on_line=progress)
             except PsqlError as e:
                 raise StepFailed(failed_step(plan, last[0] if last else None), e) from e
-        # judged twice: by our own model (the plan is now empty) and by pg_dump (the target equals the
-        # shadow), which shares nothing with that model
+        return executed
+
+    def verify(self, plan: Plan, data_blocks: bool = True) -> str:
+        """After `plan` ran: the schema hash of the target, or NotConverged. Judged twice: by our own
+        model (a fresh plan is empty) and by pg_dump (the target equals the shadow), which shares
+        nothing with that model. `data_blocks` False: data blocks still pending do not count (the
+        deploy runs its "after" blocks in an operation of their own)."""
         seen = self.introspect()
         steps, _ = diff_with_warnings(seen.actual, seen.desired, self.plan_options())
         pending = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
-        if steps or pending:
-            raise NotConverged(Plan(steps=steps, data_blocks=pending))
+        if steps or (pending and data_blocks):
+            raise NotConverged(Plan(steps=steps, data_blocks=pending if data_blocks else []))
         if self.options.prove and (plan.steps or plan.data_blocks):
             differences = proof.verify(self.runner, self.scope().of(seen.desired_dump), self.scope())
             if differences:
                 raise NotConverged(Plan(steps=[]), differences)
-        return ApplyResult(plan, time.monotonic() - started, executed, catalog_hash(seen.actual))
+        return catalog_hash(seen.actual)
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,9 +19,9 @@ data it reads, besides pgconverge's ``pgconverge_*`` keys:
                            role a password through ~/.pgpass there, never here)
 
 pyinfra prepares every operation before it executes any, so pgconverge's checks (and ``--dry``) see
-the server as it is before this deploy: the database must exist by then. On a fresh server, run this
-deploy with ``--limit`` on the database hosts once with ``pgconverge_databases = []``, or create the
-database by hand, first.
+the server as it is before this deploy. ``created_here=True`` tells ``preflight`` that the database is
+made by ``postgres.database`` above: while it does not exist yet, pgconverge checks and plans it when
+the deploy runs. A role that sql/ grants to must exist before the deploy (the plan loads sql/).
 """
 
 from pyinfra import host
@@ -47,7 +47,8 @@ if specs and host.data.get("app_database"):
 for spec in specs:
     db = dict(database=spec, settings=settings)
     where = f"{label_of(spec)} ({settings.env})"
-    pgc.preflight(name=f"Preflight {where}", **db)
+    # created_here: on a fresh server the database does not exist while pyinfra prepares the deploy
+    pgc.preflight(name=f"Preflight {where}", created_here=bool(host.data.get("app_database")), **db)
     pgc.gate_check(name=f"Gate {where}", **db)
     pgc.backup(name=f"Backup {where}", **db)
 

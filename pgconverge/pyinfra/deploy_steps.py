@@ -60,6 +60,7 @@ class Shared:
     refusal: Refusal | None
     announced: bool = False
     refused_at: str | None = None  # the step that refused the host at prepare time
+    deferred: bool = False  # the database does not exist yet at prepare time: an earlier operation makes it
     metas: list = field(default_factory=list)  # its operations' results so far (prepare time)
 
 
@@ -95,8 +96,10 @@ def _spec_key(spec: str | dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def shared(host_: Any, database: str | dict, settings: EnvSettings | None) -> Shared:
-    """The phase's shared state of this database, computed by the first operation that asks."""
+def shared(host_: Any, database: str | dict, settings: EnvSettings | None, created_here: bool = False) -> Shared:
+    """The phase's shared state of this database, computed by the first operation that asks.
+    `created_here`: an earlier operation of this deploy creates the database, so at prepare time a
+    database that does not exist yet is no refusal; everything is checked when the deploy runs."""
     run_now = executing(host_)
     key = (run_now, host_.name, _spec_key(database))
     found = _SHARED.get(key)
@@ -117,6 +120,11 @@ def shared(host_: Any, database: str | dict, settings: EnvSettings | None) -> Sh
             found = Shared(db.label, None, Refusal(PREFLIGHT, "preflight", f"{db.label}: {e}"))
         else:
             found = Shared(db.label, DeployRun(db, checked, restore_command(settings)), checked.refusal)
+            r = checked.refusal
+            if created_here and not run_now and r and r.stage == PREFLIGHT and "does not exist" in r.why:
+                say(host_, f"{db.label} does not exist yet: an earlier operation of this deploy creates it; "
+                           "it is checked and planned when the deploy runs", fg="yellow")
+                found = Shared(db.label, None, None, deferred=True)
     _SHARED[key] = found
     return found
 
@@ -143,12 +151,13 @@ def _refuses_here(s: Shared, step: str) -> bool:
             and ORDER.index(step) >= ORDER.index(_STAGE_STEP[s.refusal.stage]))
 
 
-def _when_called(step: str, database: str | dict, settings: EnvSettings | None) -> Shared | None:
+def _when_called(step: str, database: str | dict, settings: EnvSettings | None,
+                 created_here: bool = False) -> Shared | None:
     """At prepare time (also under -y, where pyinfra does not run operation bodies before executing):
     the checks, once per database, and the refusal reported by the step it belongs to."""
     if executing(host):
         return None
-    s = shared(host, database, settings)
+    s = shared(host, database, settings, created_here)
     if host not in host.state.active_hosts:
         return s if s.refused_at else None
     if _refuses_here(s, step):
@@ -180,7 +189,7 @@ def _deploy_step(step: str) -> Callable[[Callable], Callable]:
         @functools.wraps(op)
         def call(*args: Any, **kwargs: Any):
             database = kwargs.get("database", args[0] if args else None)
-            s = _when_called(step, database, kwargs.get("settings"))
+            s = _when_called(step, database, kwargs.get("settings"), bool(kwargs.get("created_here")))
             meta = op(*args, **kwargs)
             _settle(s, step, meta)
             return meta
@@ -200,6 +209,10 @@ def _body(step: str, database: str | dict, settings: EnvSettings | None):
         if run_now and _refuses_here(s, step):
             _announce(host, s)
             yield fail_command(f"{s.label}: stopped by {s.refusal.what}; nothing was changed")
+        return
+    if s.deferred:
+        if step not in ("preflight", "gate"):
+            yield StringCommand("#", "pgconverge", step, s.label + ":", "planned when the deploy runs")
         return
     run = s.run
     if step in ("preflight", "gate"):
@@ -228,7 +241,7 @@ _DATABASE_ARGS = """
 
 @_deploy_step("preflight")
 @operation(is_idempotent=True)
-def preflight(database: str | dict, settings: EnvSettings | None = None):
+def preflight(database: str | dict, settings: EnvSettings | None = None, created_here: bool = False):
     """
     Preflight and plan (read-only): connection, server version, extensions and privileges, the plan
     with its hazards (proved on a copy of the target), plan files, and room for the backup.
@@ -236,6 +249,9 @@ def preflight(database: str | dict, settings: EnvSettings | None = None):
 
     + database: connection, a URL or a dict of libpq keywords plus ``url_env`` and ``name``
     + settings: an ``EnvSettings``; default: read from the host's ``pgconverge_*`` group data
+    + created_here: an earlier operation of this deploy (``postgres.database``) creates the database:
+      while it does not exist yet, the checks and the plan wait for the execute phase (``--dry``
+      says so instead of refusing)
 
     **Example:**
 

@@ -175,28 +175,37 @@ def test_check_mode_fails_on_pending_changes_with_its_own_message(project: Proje
     assert res.rc == 0, res
 
 
-def test_the_example_deploy_puts_the_app_in_maintenance_around_the_change(project: Project, cluster, db: str) -> None:
+def test_the_example_deploy_makes_role_and_database_and_puts_the_app_in_maintenance_around_the_change(
+        project: Project, cluster) -> None:
     import secrets
 
     shutil.copy(REPO / "examples" / "deploy_maintenance.py", project.root / "deploy_maintenance.py")
-    role = f"pgc_role_{secrets.token_hex(4)}"
-    dbname = psycopg.conninfo.conninfo_to_dict(db)["dbname"]
+    role, dbname = f"pgc_role_{secrets.token_hex(4)}", f"pgc_test_{secrets.token_hex(6)}"
+    db = cluster.conninfo(dbname)  # not there yet: the example's postgres.database makes it
     staging(project, app_maintenance_file="maintenance.flag", app_maintenance_log="maintenance.log",
             app_role=role, app_database=dbname, app_psql_host=str(cluster.run_dir), app_psql_port=cluster.port,
             app_psql_user="postgres")
     try:
+        dry = project.pyinfra("staging", "deploy_maintenance.py", "--dry", extra_env={"APP_URL": db})
+        assert dry.rc == 0, dry
+        assert "does not exist yet: an earlier operation of this deploy creates it" in dry.out
         res = project.pyinfra("staging", "deploy_maintenance.py", extra_env={"APP_URL": db})
         assert res.rc == 0, res
         with psycopg.connect(db) as c:
             assert c.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone()[0] == 1
+            assert c.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                             (dbname,)).fetchone()[0] == role
         on, off = [float(line.split()[1]) for line in (project.root / "maintenance.log").read_text().splitlines()]
         [row] = runs(db)
         [backup_file] = backups_in(project, "staging", "app")
         assert backup_file.stat().st_mtime <= on <= datetime.fromisoformat(row["finished_at"]).timestamp() <= off
         assert not (project.root / "maintenance.flag").exists() and tables(db) == {"items"}
+        # a second run: role and database are there, nothing to do
+        again = project.pyinfra("staging", "deploy_maintenance.py", extra_env={"APP_URL": db})
+        assert again.rc == 0 and "nothing to do: app is converged" in again.out, again
     finally:
+        cluster.drop_database(dbname)
         with psycopg.connect(cluster.conninfo(), autocommit=True) as c:
-            c.execute(f'ALTER DATABASE "{dbname}" OWNER TO postgres')
             c.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 

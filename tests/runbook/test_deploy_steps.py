@@ -220,3 +220,23 @@ def test_a_refused_host_does_not_stop_the_others_in_a_dry_run(project: Project, 
     assert "[@pglocal/a] REFUSED by preflight" in res.out and "REFUSED by" not in res.out.replace(
         "[@pglocal/a] REFUSED by preflight", "")
     assert (project.root / "plans" / "staging" / "b").exists() and not (project.root / "plans" / "staging" / "a").exists()
+
+
+OLD_DEPLOY = '''
+from pyinfra import host
+from pgconverge import operations as pgc
+from pgconverge.pyinfra.host import host_databases, host_settings
+
+settings = host_settings(host)
+for spec in host_databases(host):
+    pgc.deploy(name="Deploy (staging)", database=spec, settings=settings)
+'''
+
+
+def test_the_one_operation_deploy_of_older_deploy_files_still_works(project: Project, db: str) -> None:
+    project.write("old_deploy.py", OLD_DEPLOY)
+    staging(project)
+    res = project.pyinfra("staging", "old_deploy.py", extra_env={"APP_URL": db})
+    assert res.rc == 0, res
+    assert started(res.out) == ["Deploy"]
+    assert tables(db) == {"items"} and [r["outcome"] for r in runs(db)] == ["converged"]

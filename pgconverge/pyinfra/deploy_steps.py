@@ -434,8 +434,21 @@ def record(database: str | dict, settings: EnvSettings | None = None):
 
 
 def deploy_database(database: str | dict, settings: EnvSettings | None = None, label: str | None = None) -> None:
-    """Every step of the runbook for one database, in order, each its own operation (what deploy.py
-    does, for deploy files that need nothing in between)."""
+    """
+    Every step of the runbook for one database, in order, each its own operation (what deploy.py
+    does, for deploy files that need nothing in between).
+
+    + database: connection, as for ``preflight``
+    + settings: an ``EnvSettings``; default: from the host's group data
+    + label: the database's name in the operations' names (default: its ``name``, else its dbname)
+
+    **Example:**
+
+    .. code:: python
+
+        for spec in host_databases(host):
+            pgc.deploy_database(spec, host_settings(host))
+    """
     label = label or label_of(database)
     env = f" ({settings.env})" if settings else ""
     kw = dict(database=database, settings=settings)

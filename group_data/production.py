@@ -9,7 +9,7 @@ pgconverge_unmanaged = "report"
 
 # Preflight
 pgconverge_min_server_version = 15
-pgconverge_required_extensions = []
+pgconverge_required_extensions = []  # e.g. ["pg_stat_statements"]: needed here only, checked by preflight
 pgconverge_backup_space_factor = 2.0
 # pgconverge_shadow = {"url_env": "PRODUCTION_SHADOW_URL"}
 

@@ -333,6 +333,15 @@ class Engine:
         samples of the running step while it runs (``exec.progress``) and each step's time at the end."""
         self.check(plan)
         started = time.monotonic()
+        executed, times = self.run(plan, on_step, progress)
+        actual_hash = self.verify(plan)
+        return ApplyResult(plan, time.monotonic() - started, executed, actual_hash, times)
+
+    def run(self, plan: Plan, on_step: Callable[[Step], None] | None = None,
+            progress: Reporter | None = None) -> tuple[list[Step], list[StepTime]]:
+        """Run a plan's script (or a part of a plan: some of its steps, some of its data blocks), with no
+        policy check and no verification; the deploy's operations run its parts one by one. Returns the
+        steps that ran and each step's time."""
         executed: list[Step] = []
         times: list[StepTime] = []
         if plan.steps or plan.data_blocks:
@@ -354,20 +363,25 @@ class Engine:
                                     on_mark)
             except PsqlError as e:
                 raise StepFailed(failed_step(plan, last[0] if last else None), e) from e
-        # judged twice: by our own model (the plan is now empty) and by pg_dump (the target equals the
-        # shadow), which shares nothing with that model
+        return executed, times
+
+    def verify(self, plan: Plan, data_blocks: bool = True) -> str:
+        """After `plan` ran: the schema hash of the target, or NotConverged. Judged twice: by our own
+        model (a fresh plan is empty) and by pg_dump (the target equals the shadow), which shares
+        nothing with that model. `data_blocks` False: data blocks still pending do not count (the
+        deploy runs its "after" blocks in an operation of their own)."""
         seen = self.introspect()
         steps = plan_diff(seen.actual, seen.desired, self.plan_options()).steps
         pending = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
-        if steps or pending:
-            raise NotConverged(Plan(steps=steps, data_blocks=pending))
+        if steps or (pending and data_blocks):
+            raise NotConverged(Plan(steps=steps, data_blocks=pending if data_blocks else []))
         if self.options.prove and (plan.steps or plan.data_blocks):
             # under report, the rehearsal's result before it forgot the objects left alone: sql/ plus them
             expected = getattr(plan.proof, "expected", None) or self.scope().of(seen.desired_dump)
             differences = proof.verify(self.runner, expected, self.scope())
             if differences:
                 raise NotConverged(Plan(steps=[]), differences)
-        return ApplyResult(plan, time.monotonic() - started, executed, catalog_hash(seen.actual), times)
+        return catalog_hash(seen.actual)
 
 
 @functools.lru_cache(maxsize=1)

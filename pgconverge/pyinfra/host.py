@@ -60,7 +60,8 @@ class PyinfraConsole:
         return click.prompt(f"{self.host.print_prefix}{question}", default="", show_default=False, err=True)
 
     def show_plan(self, database: str, plan: Plan, refused: list) -> None:
-        show_plan(self.host.name, database, plan, refused)
+        # the deploy's refusal follows, once, with the remedies: the plan only marks the hazards
+        show_plan(self.host.name, database, plan, refused, refused_label="not allowed by policy")
 
 
 class HostRunner(ShellRunner):
@@ -114,12 +115,13 @@ def echo(text: str) -> None:
     click.echo(text, err=True)
 
 
-def show_plan(host_name: str, database: str, plan: Plan, refused: list, colours: bool | None = None) -> None:
+def show_plan(host_name: str, database: str, plan: Plan, refused: list, colours: bool | None = None,
+              refused_label: str = "REFUSED by policy") -> None:
     colours = use_colour() if colours is None else colours
     echo(paint(f"--> pgconverge plan for {database} on {host_name}", colours, bold=True))
     echo(format_plan(plan, colours))
     for h in refused:
-        echo(paint(f"-- REFUSED by policy: {h.name}: {h.reason}", colours, fg="red", bold=True))
+        echo(paint(f"-- {refused_label}: {h.name}: {h.reason}", colours, fg="red", bold=True))
 
 
 def say(host_: Any, text: str, fg: str | None = None, bold: bool = False) -> None:

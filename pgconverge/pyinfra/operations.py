@@ -25,7 +25,8 @@ from pgconverge.catalog.shadow import default_cache_dir
 from pgconverge.pyinfra.host import HostRunner, executing, fail_command, refuse, say, show_plan
 from pgconverge.source import SourceError, load_source
 
-__all__ = ["converge", "deploy", "restore", "drill", "refresh"]
+__all__ = ["converge", "deploy", "restore", "drill", "refresh", "preflight", "gate_check", "backup",
+           "extensions", "data_blocks", "schema", "analyze", "smoke", "record", "deploy_database"]
 
 # Plans shown at prepare time, by (host, database): the execute stage must match them.
 _SHOWN: dict[tuple[str, str], str] = {}
@@ -164,3 +165,5 @@ def converge(
 
 # The runbook's operations, importable from here like every other operation of pgconverge.
 from pgconverge.pyinfra.runbook import deploy, drill, refresh, restore  # noqa: E402,F401
+from pgconverge.pyinfra.deploy_steps import (  # noqa: E402,F401
+    analyze, backup, data_blocks, deploy_database, extensions, gate_check, preflight, record, schema, smoke)

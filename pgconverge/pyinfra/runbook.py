@@ -25,32 +25,10 @@ from pgconverge.runbook.database import Database
 from pgconverge.runbook.deploy import ShownPlans
 from pgconverge.runbook.settings import EnvSettings, safe_name
 from pgconverge.runbook.shell import LocalShell
+from pgconverge.pyinfra.deploy_steps import _evidence_specs, restore_command
 
 # Plans shown at prepare time, by (host, database): execute refuses when the plan moved.
 _SHOWN: ShownPlans = {}
-# The database specs of the environments sign-offs take their evidence from, loaded once per run.
-_EVIDENCE_SPECS: dict[str, list[str | dict]] = {}
-
-
-def _evidence_specs(env: str) -> list[str | dict]:
-    """The databases of inventory/<env>.py (the sign-off's staging), as the CLI's signoff reads them:
-    pyinfra's own loader, in a child process (this one is in the middle of a pyinfra run)."""
-    if env not in _EVIDENCE_SPECS:
-        from pgconverge.pyinfra.inventory import load_hosts
-
-        _EVIDENCE_SPECS[env] = [spec for h in load_hosts(env, ".") for spec in h.databases()]
-    return _EVIDENCE_SPECS[env]
-
-
-def restore_command(settings: EnvSettings):
-    """How an operator restores one database of this environment with pyinfra."""
-
-    def command(host_name: str, label: str, backup: str | None) -> str:
-        chosen = f" --data pgconverge_backup={backup}" if backup else ""
-        return (f"pyinfra inventory/{settings.env}.py restore.py --limit '{host_name}' "
-                f"--data pgconverge_database={label}{chosen}")
-
-    return command
 
 
 def _database(host_: Any, spec: str | dict, settings: EnvSettings) -> Database:
@@ -69,8 +47,9 @@ def _cannot(run_now: bool, message: str, what: str):
 @operation(is_idempotent=True)
 def deploy(database: str | dict, settings: EnvSettings | None = None):
     """
-    Deploy one database by the runbook: preflight, gate, backup, converge, VACUUM ANALYZE,
-    smoke checks, ledger.
+    Deploy one database by the whole runbook in one operation: preflight, gate, backup, converge,
+    VACUUM ANALYZE, smoke checks, ledger. Kept for older deploy files; deploy.py calls one operation
+    per step instead (``preflight``, ``gate_check``, ``backup``, ... in ``pgconverge.operations``).
 
     + database: connection, a URL or a dict of libpq keywords (``dbname``, ``service``, ``host``,
       ``port``, ``user``, ``passfile``) plus ``url_env`` and an optional ``name`` (the label used

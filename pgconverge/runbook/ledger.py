@@ -44,6 +44,7 @@ _LATER_COLUMNS = {
     "host": "text",
     "target": "text",
     "owner": "jsonb",
+    "smoke_commands": "jsonb",
 }
 
 # Idempotent; safe to run at the start of every apply script.
@@ -92,8 +93,8 @@ _ENSURE_LOCK = 1885365111
 
 COLUMNS = ("id", "action", "environment", "actor", "host", "target", "started_at", "finished_at", "source_hash",
            "desired_hash", "before_hash", "after_hash", "plan_hash", "plan", "backup", "smoke", "outcome", "message",
-           "owner")
-JSON_COLUMNS = ("plan", "backup", "smoke", "owner")
+           "owner", "smoke_commands")
+JSON_COLUMNS = ("plan", "backup", "smoke", "owner", "smoke_commands")
 
 DEPLOY_OK = ("converged", "unchanged")
 
@@ -121,10 +122,12 @@ class Run:
     smoke: dict | None = None
     message: str | None = None
     owner: dict | None = None
+    smoke_commands: dict | None = None  # pgconverge_smoke_commands' results: {"passed", "commands": [...]}
 
     @property
     def smoke_passed(self) -> bool:
-        return bool(self.smoke and self.smoke.get("passed"))
+        commands_ok = not self.smoke_commands or bool(self.smoke_commands.get("passed"))
+        return bool(self.smoke and self.smoke.get("passed")) and commands_ok
 
     def to_json(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in COLUMNS}

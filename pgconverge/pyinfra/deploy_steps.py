@@ -408,7 +408,9 @@ def analyze(database: str | dict, settings: EnvSettings | None = None):
 def smoke(database: str | dict, settings: EnvSettings | None = None):
     """
     The smoke checks of ``pgconverge_smoke`` (each ``.sql`` file one read-only query that returns no
-    rows or only ``true``). A failure fails the host, is recorded, and prints the restore command.
+    rows or only ``true``), then the commands of ``pgconverge_smoke_commands`` on the hosts they name
+    (through those hosts' connectors). A failure fails the host, is recorded, and prints the restore
+    command.
 
     + database: connection, as for ``preflight``
     + settings: an ``EnvSettings``; default: from the host's group data

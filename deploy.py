@@ -14,10 +14,12 @@ from pyinfra import host
 
 from pgconverge import operations as pgc
 from pgconverge.pyinfra.host import host_databases, host_settings
+from pgconverge.pyinfra.smoke_commands import is_command_host
 from pgconverge.runbook.settings import label_of
 
 settings = host_settings(host)
-for spec in host_databases(host):
+# an application server named by pgconverge_smoke_commands: the database hosts' smoke steps use it
+for spec in [] if is_command_host(host) else host_databases(host):
     db = dict(database=spec, settings=settings)
     where = f"{label_of(spec)} ({settings.env})"
     pgc.preflight(name=f"Preflight {where}", **db)  # connection, version, extensions, the plan, room

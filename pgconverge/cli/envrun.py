@@ -235,6 +235,10 @@ def _one(args: argparse.Namespace, t: EnvTarget, console: CliConsole, staging: A
         db.close()
         console.say(f"nothing to do: {db.label} is converged")
         return out
+    if t.settings.smoke_commands:
+        # they need the inventory's other hosts through pyinfra, which this command does not drive
+        console.say(f"smoke commands ({len(t.settings.smoke_commands)}) not run: they run on other hosts "
+                    "through pyinfra; deploy with `pyinfra inventory/<env>.py deploy.py` to run them", fg="yellow")
     ok = runbook.apply_deploy(db, checked.plan, checked.backup_due, restore_command(t.settings.env))  # closes db
     out.code, out.result = (EXIT_OK, "converged" if pending else "unchanged") if ok else (EXIT_ERROR, "failed")
     return out

@@ -32,7 +32,9 @@ from pyinfra import host
 from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.connectors.util import CommandOutput
 
-from pgconverge.pyinfra.host import PyinfraConsole, PyinfraShell, executing, fail_command, host_settings, say
+from pgconverge.pyinfra import smoke_commands
+from pgconverge.pyinfra.host import (PyinfraConsole, PyinfraShell, data_origin, executing, fail_command,
+                                     host_settings, say)
 from pgconverge.runbook import deploy as runbook
 from pgconverge.runbook import gate
 from pgconverge.runbook.database import Database
@@ -120,7 +122,13 @@ def shared(host_: Any, database: str | dict, settings: EnvSettings | None, creat
             found = Shared(db.label, None, Refusal(PREFLIGHT, "preflight", f"{db.label}: {e}"))
         else:
             found = Shared(db.label, DeployRun(db, checked, restore_command(settings)), checked.refusal)
-            r = checked.refusal
+            try:
+                found.run.run_commands = smoke_commands.runner_for(
+                    host_, settings, data_origin(host_)(smoke_commands.KEY))
+            except ValueError as e:  # a command's host is not in the inventory
+                found.refusal = found.refusal or Refusal(PREFLIGHT, "preflight", f"{db.label}: {e}",
+                                                         "correct the group data named above")
+            r = found.refusal
             if created_here and not run_now and r and r.stage == PREFLIGHT and "does not exist" in r.why:
                 say(host_, f"{db.label} does not exist yet: an earlier operation of this deploy creates it; "
                            "it is checked and planned when the deploy runs", fg="yellow")
@@ -400,7 +408,9 @@ def analyze(database: str | dict, settings: EnvSettings | None = None):
 def smoke(database: str | dict, settings: EnvSettings | None = None):
     """
     The smoke checks of ``pgconverge_smoke`` (each ``.sql`` file one read-only query that returns no
-    rows or only ``true``). A failure fails the host, is recorded, and prints the restore command.
+    rows or only ``true``), then the commands of ``pgconverge_smoke_commands`` on the hosts they name
+    (through those hosts' connectors). A failure fails the host, is recorded, and prints the restore
+    command.
 
     + database: connection, as for ``preflight``
     + settings: an ``EnvSettings``; default: from the host's group data

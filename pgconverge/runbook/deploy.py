@@ -28,7 +28,7 @@ from pgconverge.planning.hazards import Hazard
 from pgconverge.planning.steps import Plan
 from pgconverge.quoting import lit, q
 from pgconverge.runbook import backup as backups
-from pgconverge.runbook import gate, ledger, planfiles, preflight, remedies, signoff, sizes, smoke
+from pgconverge.runbook import gate, ledger, planfiles, preflight, remedies, signoff, sizes, smoke, smoke_commands
 from pgconverge.runbook.database import Database
 from pgconverge.runbook.planfiles import write_plan_files
 from pgconverge.source import SourceError
@@ -307,6 +307,9 @@ class DeployRun:
     after_hash: str | None = None
     smoke: smoke.SmokeReport | None = None
     size_before: dict[str, sizes.TableSize] | None = None  # measured before the first change
+    # runs pgconverge_smoke_commands on their hosts (set by the pyinfra layer; None: no commands)
+    run_commands: Callable[[], list[smoke_commands.CommandResult]] | None = None
+    commands: list[smoke_commands.CommandResult] | None = None
     failed: bool = False
     closed: bool = False
     done: list[str] = field(default_factory=list)
@@ -450,13 +453,20 @@ def _smoke(run: DeployRun) -> bool:
     db.say(f"smoke: {sum(r.passed for r in report.results)}/{len(report.results)} check(s) passed")
     for line in report.lines():
         db.say(line, fg=None if "FAIL" not in line[:8] else "red")
-    if report.passed:
+    commands = run.commands = run.run_commands() if run.run_commands else None
+    if commands is not None:
+        db.say(f"smoke commands: {sum(r.passed for r in commands)}/{len(commands)} passed")
+        for line in smoke_commands.lines(commands):
+            db.say(line, fg="red" if line.startswith("  FAIL") else None)
+    failed = [r.name for r in report.results if not r.passed] + [
+        f"{r.name} on {r.host}" for r in commands or [] if not r.passed]
+    if not failed:
         return True
     hint = rollback_hint(db, run.taken, run.restore_command)
     if run.run_id is not None:
         ledger.finish(db.runner, run.run_id, "smoke_failed", after_hash=run.after_hash, smoke=report.to_json(),
-                      message="smoke checks failed: " + ", ".join(r.name for r in report.results if not r.passed)
-                      + "; " + hint.replace("\n", " "))
+                      smoke_commands=_commands_json(run),
+                      message="smoke checks failed: " + ", ".join(failed) + "; " + hint.replace("\n", " "))
     db.say(f"FAILED: {db.label}: smoke checks failed; the run is recorded as #{run.run_id}.", fg="red", bold=True)
     db.say(hint, fg="yellow")
     return False
@@ -469,12 +479,16 @@ def _sizes_after(run: DeployRun) -> None:
         record_sizes(run.db, run.plan, run.run_id, before)
 
 
+def _commands_json(run: DeployRun) -> dict | None:
+    return smoke_commands.report_json(run.commands) if run.commands is not None else None
+
+
 def _record(run: DeployRun) -> bool:
     _start(run)
     _sizes_after(run)
     outcome = "converged" if run.changed else "unchanged"
     ledger.finish(run.db.runner, run.run_id, outcome, after_hash=run.after_hash,
-                  smoke=run.smoke.to_json() if run.smoke else None)
+                  smoke=run.smoke.to_json() if run.smoke else None, smoke_commands=_commands_json(run))
     run.db.say(f"ledger: run #{run.run_id} {outcome}", fg="green")
     return True
 

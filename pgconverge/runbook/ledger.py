@@ -47,6 +47,7 @@ _LATER_COLUMNS = {
     "owner": "jsonb",
     "snapshot": "jsonb",
     "sizes": "jsonb",
+    "smoke_commands": "jsonb",
 }
 
 # Idempotent; safe to run at the start of every apply script.
@@ -97,8 +98,8 @@ _ENSURE_LOCK = 1885365111
 
 COLUMNS = ("id", "action", "environment", "actor", "host", "target", "started_at", "finished_at", "source_hash",
            "desired_hash", "before_hash", "after_hash", "plan_hash", "plan", "backup", "smoke", "outcome", "message",
-           "owner", "snapshot", "sizes")
-JSON_COLUMNS = ("plan", "backup", "smoke", "owner", "snapshot", "sizes")
+           "owner", "snapshot", "sizes", "smoke_commands")
+JSON_COLUMNS = ("plan", "backup", "smoke", "owner", "snapshot", "sizes", "smoke_commands")
 
 DEPLOY_OK = ("converged", "unchanged")
 
@@ -130,10 +131,12 @@ class Run:
     snapshot: dict | None = None
     # deploy: each changed table's size and row estimate, before and after ({table id: {before, after}})
     sizes: dict | None = None
+    smoke_commands: dict | None = None  # pgconverge_smoke_commands' results: {"passed", "commands": [...]}
 
     @property
     def smoke_passed(self) -> bool:
-        return bool(self.smoke and self.smoke.get("passed"))
+        commands_ok = not self.smoke_commands or bool(self.smoke_commands.get("passed"))
+        return bool(self.smoke and self.smoke.get("passed")) and commands_ok
 
     def to_json(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in COLUMNS}

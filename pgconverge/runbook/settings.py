@@ -24,6 +24,7 @@ import msgspec
 
 from pgconverge.exec.durations import seconds
 from pgconverge.exec.runner import ENV_FOR_KEYWORD
+from pgconverge.runbook import smoke_commands
 
 BACKUP_FORMATS = ("custom", "sql.gz")
 PREFIX = "pgconverge_"
@@ -67,6 +68,17 @@ DatabaseSpec = msgspec.defstruct(
     + [(k, "str | int | None", None) for k in ENV_FOR_KEYWORD],
     kw_only=True, forbid_unknown_fields=True, module=__name__)
 
+
+
+class SmokeCommandSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One entry of ``pgconverge_smoke_commands``: a command run through pyinfra on other hosts."""
+
+    name: str
+    command: str
+    hosts: str | list[str]  # host names or inventory groups
+    timeout: str | None = None  # a duration such as "10s"; default 60s
+
+
 Names = str | list[str] | None  # a list, or a comma-separated string (as ``--data`` gives it)
 
 
@@ -76,6 +88,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     env: str = "dev"
     sql: Names = None
     smoke: str | bool | None = None  # False or "": no smoke checks
+    smoke_commands: list[SmokeCommandSpec] | None = None
     allow_hazards: Names = None
     drops: Names = None
     unmanaged: str | None = None  # refuse | report | drop (production: report)
@@ -161,7 +174,10 @@ def _explain(error: msgspec.ValidationError, origin: Origin) -> SettingsError:
         return SettingsError(PREFIX + name, f"unknown pgconverge setting{hint}", origin(PREFIX + name))
     key = PREFIX + top.group(1) if top else PREFIX + "?"
     where_inside = top.group(2) if top else path
-    if unknown:
+    if unknown and key == PREFIX + "smoke_commands":
+        problem = (f"unknown field `{unknown.group(1)}` of a smoke command "
+                   f"(known: {', '.join(SmokeCommandSpec.__struct_fields__)})")
+    elif unknown:
         fields = [f for f in DatabaseSpec.__struct_fields__ if f != "password"]
         problem = f"unknown connection setting `{unknown.group(1)}` (known: {', '.join(fields)})"
     else:
@@ -221,10 +237,40 @@ def validate(data: Any, origin: Origin | str | None = None) -> GroupData:
         key = PREFIX + "unmanaged"
         raise SettingsError(key, f"must be one of {', '.join(UNMANAGED_POLICIES)}, not {record.unmanaged!r}",
                             where(key))
+    _check_smoke_commands(record, where)
     if record.plans_keep is not None and record.plans_keep < 0:
         key = PREFIX + "plans_keep"
         raise SettingsError(key, f"must be 0 (keep every plan) or more, not {record.plans_keep}", where(key))
     return record
+
+
+def _check_smoke_commands(record: GroupData, where: Origin) -> None:
+    key = PREFIX + "smoke_commands"
+    seen: set[str] = set()
+    for i, entry in enumerate(record.smoke_commands or []):
+        at = f"{key}[{i}] ({entry.name or 'no name'})"
+        if not entry.name.strip():
+            raise SettingsError(f"{key}[{i}]", "needs a name (it names the check in the ledger)", where(key))
+        if entry.name in seen:
+            raise SettingsError(at, "the name is used by an earlier entry", where(key))
+        seen.add(entry.name)
+        problem = smoke_commands.problem_of(entry.command)
+        if problem:
+            raise SettingsError(at, problem, where(key))
+        if not as_list(entry.hosts):
+            raise SettingsError(at, "names no hosts: give host names or inventory groups to run it on", where(key))
+        if entry.timeout is not None:
+            try:
+                length = seconds(entry.timeout, "timeout")
+            except ValueError as e:
+                raise SettingsError(at, "timeout: " + str(e).split(": ", 1)[-1], where(key)) from None
+            if length <= 0:
+                raise SettingsError(at, "timeout: must be longer than 0 (e.g. 30s)", where(key))
+
+
+def smoke_command_of(entry: SmokeCommandSpec) -> smoke_commands.SmokeCommand:
+    timeout = smoke_commands.DEFAULT_TIMEOUT if entry.timeout is None else seconds(entry.timeout, "timeout")
+    return smoke_commands.SmokeCommand(entry.name, entry.command, as_list(entry.hosts), float(timeout))
 
 
 def spec_dict(spec: Any) -> str | dict[str, Any]:
@@ -241,6 +287,7 @@ class EnvSettings:
     env: str = "dev"
     sql: tuple[str, ...] = ("sql/schema",)
     smoke: str | None = "sql/smoke"
+    smoke_commands: tuple[smoke_commands.SmokeCommand, ...] = ()  # run on other hosts after the SQL checks
     # planning policy (passed to the engine unchanged)
     allow_hazards: tuple[str, ...] = ()
     drops: tuple[str, ...] = ()
@@ -314,6 +361,7 @@ class EnvSettings:
             env=env,
             sql=as_list(sql) if not isinstance(sql, str) or "," in sql else (sql,),
             smoke=str(smoke) if smoke else None,
+            smoke_commands=tuple(smoke_command_of(e) for e in g.smoke_commands or []),
             allow_hazards=as_list(g.allow_hazards),
             drops=as_list(g.drops),
             unmanaged=(g.unmanaged or UNMANAGED_DEFAULTS.get(env, "refuse")).strip().lower(),

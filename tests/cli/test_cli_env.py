@@ -123,3 +123,14 @@ def test_env_refuses_options_that_group_data_sets(db, tmp_path) -> None:
     unknown = _cli(tmp_path, db, "plan", "--env", "staging", "--database", "other")
     assert unknown.returncode == 1 and "no database 'other'" in unknown.stderr
     assert _tables(db) == set() and _runs(db) == []
+
+
+def test_apply_env_says_it_does_not_run_smoke_commands(db, tmp_path) -> None:
+    _project(tmp_path, pgconverge_allow_hazards=[*ALLOWED, "extension_change"],
+             pgconverge_smoke_commands=[{"name": "health", "command": "touch ran", "hosts": "web"}])
+    res = _cli(tmp_path, db, "apply", "--env", "staging")
+    assert res.returncode == 0, res
+    assert "smoke commands (1) not run" in res.stdout + res.stderr and "deploy.py" in res.stdout + res.stderr
+    assert not (tmp_path / "ran").exists()
+    [row] = _runs(db)
+    assert row["outcome"] == "converged" and row["smoke_commands"] is None

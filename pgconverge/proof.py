@@ -266,6 +266,9 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
         split = box.isolation != scratchdb.DEPLOY_ROLE
         try:
             for admin, steps in _by_whom(plan, box.probe if split else None):
+                if not admin:  # default privileges the deploy role sets are the scratch role's here
+                    steps = [replace(s, sql=box.for_scratch(s.sql), scratch=tuple(box.for_scratch(t) for t in s.scratch))
+                             for s in steps]
                 script = render_script(replace(plan, steps=steps, data_blocks=[]), settings, take_lock=False,
                                        scratch=True)
                 if admin:

@@ -151,8 +151,8 @@ class Scratch:
         return self._swap(text, self.role, json.dumps(self.deploy_user)[1:-1]) if self.role else text
 
     def for_scratch(self, dump: str) -> str:
-        """The target's dump, made restorable by the scratch role: default privileges the target
-        sets for the deploy role become the scratch role's."""
+        """The target's dump (or a plan step), made runnable by the scratch role: default privileges
+        set for the deploy role become the scratch role's."""
         if self.owner == self.deploy_user:
             return dump
         return re.sub(rf"(ALTER DEFAULT PRIVILEGES FOR ROLE ){ident_pattern(self.deploy_user)}",

@@ -156,6 +156,7 @@ def test_a_dry_run_changes_nothing(cluster, db, conn, marks, tmp_path):
                          capture_output=True, text=True, input="\n")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "CREATE TABLE" in res.stdout + res.stderr
+    assert "isolation: shadow scratch-role; rehearsal scratch-role" in res.stdout + res.stderr
     assert _changed(cluster, db, marks) == []
     assert _ours(cluster) == []
 

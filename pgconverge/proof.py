@@ -279,6 +279,7 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
             return Proof(FAILED, time.monotonic() - started, **iso,
                          error=f"the plan fails on a schema-only copy of the target, so it was not run on the "
                                f"target: {e.message}" + (f"\n{e.detail}" if e.detail else ""))
+        box.hand_back()
         got = scope.of(box.as_deploy(box.admin.dump_schema(exclude_schemas=(LEDGER_SCHEMA,))))
         differences = oracle.compare(expected, got)
         return Proof(FAILED if differences else PROVED, time.monotonic() - started, tuple(differences), **iso)

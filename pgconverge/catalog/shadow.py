@@ -109,9 +109,10 @@ def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None
                 who.run_script(load_script(source, name, part, prelude))
             except PsqlError as e:
                 raise _load_error(e, source, runner, first) from e
-        doc = box.as_deploy_json(box.runner.query_text(box.script(catalog_query())))
+        box.hand_back()
+        doc = box.as_deploy_json(box.admin.query_text(database_guard(name) + catalog_query()))
         try:
-            dump = box.as_deploy(box.runner.dump_schema())
+            dump = box.as_deploy(box.admin.dump_schema())
         except PsqlError as e:
             raise SourceError("<shadow>", 0, f"cannot dump the shadow database for the proof: {e.message}") from e
         return Desired(doc, dump, box.isolation, box.reason)

@@ -162,6 +162,14 @@ class Scratch:
     def _swap(text: str, role: str, new: str) -> str:
         return re.sub(rf"\b{re.escape(role)}\b", lambda _: new, text)
 
+    def hand_back(self) -> None:
+        """Once sql/ has run: what our role owns in the scratch database becomes the deploy role's, as
+        it was before scratch roles, so that ownership-bound entries (a GRANT to the deploy role, an
+        owner's ACL) read the same as on the target. Only a role we created: it owns nothing else
+        (REASSIGN OWNED also moves the databases a role owns). Default privileges stay (as_deploy)."""
+        if self.role:
+            self.admin.run_script(database_guard(self.name) + f"REASSIGN OWNED BY {q(self.role)} TO CURRENT_USER;\n")
+
     def precreate_extensions(self, extensions: list[tuple[str, str, str | None]]) -> tuple[list[str], list[str]]:
         """Create, as the deploy role, the extensions (name, schema, version) the scratch role could
         not create, with their schemas (owned by the scratch role); returns the schemas and the

@@ -104,6 +104,9 @@ class Options:
     allow_extensions: frozenset[str] = frozenset()
     # objects in the database that sql/ does not declare: refuse | report | drop (planning/unmanaged.py)
     unmanaged: str = drift.REFUSE
+    # a powerless role the deploy role may SET ROLE to, for the scratch databases when the deploy role
+    # cannot create their own roles (no CREATEROLE); see pgconverge.exec.scratch
+    scratch_role: str | None = None
     settings: ExecSettings = field(default_factory=ExecSettings)
 
     @classmethod
@@ -121,7 +124,7 @@ class Options:
         unknown = set(kw) - {"only_schemas", "exclude_schemas", "allow_hazards", "drops",
                              "compare_extension_versions", "cache_dir", "use_cache", "permissive_source",
                              "create_extensions_anywhere", "prove", "allow_empty", "allow_extensions",
-                             "unmanaged"}
+                             "unmanaged", "scratch_role"}
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         return cls(
@@ -138,6 +141,7 @@ class Options:
             allow_empty=bool(kw.get("allow_empty", False)),
             allow_extensions=frozenset(names(kw.get("allow_extensions"))),
             unmanaged=drift.check_policy(kw.get("unmanaged"), "unmanaged"),
+            scratch_role=kw.get("scratch_role") or None,
             settings=settings,
         )
 
@@ -150,6 +154,9 @@ class Introspection:
     desired: Catalog
     actual_doc: dict[str, Any]  # the target's catalog document; it also carries the ledger's data blocks
     desired_dump: str  # the shadow's pg_dump --schema-only, which the proof compares with
+    # who loaded sql/ into the shadow (exec.scratch) and why
+    shadow_isolation: str = ""
+    shadow_isolation_reason: str = ""
     # the target's schema for the proof's copy, dumped alongside the catalog read (plan() only)
     snapshot: proof.Snapshot | None = None
 
@@ -189,7 +196,8 @@ class Engine:
         With `snapshot` (and the proof on), the target's schema is dumped for the proof meanwhile."""
         doc = self.actual_doc()
         shadow = self.shadow or self.runner
-        want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache)
+        want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache,
+                self.options.scratch_role)
         if isinstance(shadow, LocalRunner):
             # the shadow loads and the target is dumped (server time) while the actual catalog is
             # parsed (CPU time); only for local psql: pyinfra's connectors are not meant to be driven
@@ -218,13 +226,17 @@ class Engine:
                     scoped_desired.extensions[eid] = e
                     if eid in actual.extensions:
                         scoped_actual.extensions[eid] = actual.extensions[eid]
-        return Introspection(scoped_actual, scoped_desired, doc, state.dump, snap)
+        return Introspection(scoped_actual, scoped_desired, doc, state.dump, snapshot=snap,
+                             shadow_isolation=state.isolation, shadow_isolation_reason=state.isolation_reason)
 
     def _snapshot(self, doc: introspect.Document) -> proof.Snapshot:
         installed = {e.name: e.version for e in doc.extensions}
         defaults = {r.name: r.version for r in doc.available_extensions}
         shadow = self.shadow or self.runner
-        return proof.snapshot(self.runner, proof.can_restore_in_parallel(self.runner, shadow, installed, defaults))
+        # the copy's text is edited for its own role when an extension needs a schema made first
+        needs_edit = any(e.schema != "public" for e in doc.extensions if e.name != "plpgsql")
+        return proof.snapshot(self.runner, proof.can_restore_in_parallel(self.runner, shadow, installed, defaults,
+                                                                         needs_edit))
 
     def catalogs(self) -> tuple[Catalog, Catalog]:
         seen = self.introspect()
@@ -287,11 +299,16 @@ class Engine:
                                 f"pgconverge_allow_extensions: [{name}] in group data, or --allow-extension {name}")
 
     def prove(self, plan: Plan, seen: Introspection) -> proof.Proof:
+        shadow = dict(shadow_isolation=seen.shadow_isolation, shadow_isolation_reason=seen.shadow_isolation_reason)
         if not self.options.prove:
-            return proof.Proof(proof.OFF)
+            return proof.Proof(proof.OFF, **shadow)
         versions = {e.name: e.version for e in seen.actual.extensions.values()}
-        return proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
-                              self.scope(), self.options.settings, versions, seen.snapshot, forget=plan.forget)
+        # every extension of the target, the copy's restore needs them (not only the managed schemas')
+        extensions = [(e.name, e.schema, e.version) for e in seen.actual_doc.extensions if e.name != "plpgsql"]
+        done = proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
+                              self.scope(), self.options.settings, versions, seen.snapshot, extensions,
+                              self.options.scratch_role, forget=plan.forget)
+        return replace(done, **shadow)
 
     def cache_dir(self) -> Path:
         return self.options.cache_dir or default_cache_dir()
@@ -308,7 +325,7 @@ class Engine:
             "plan_options": repr(self.plan_options()),
             "options": [self.options.only_schemas, self.options.exclude_schemas,
                         self.options.compare_extension_versions, self.options.create_extensions_anywhere,
-                        sorted(self.options.allow_extensions)],
+                        sorted(self.options.allow_extensions), self.options.scratch_role],
         }, sort_keys=True, default=str)
         return hashlib.sha256(basis.encode()).hexdigest()
 

@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -26,8 +27,9 @@ from pathlib import Path
 
 from pgconverge import oracle
 from pgconverge.errors import PlanError
-from pgconverge.exec.runner import LocalRunner, PsqlError, Runner, database_guard
-from pgconverge.exec.script import ExecSettings, render_script
+from pgconverge.exec import scratch as scratchdb
+from pgconverge.exec.runner import LocalRunner, PsqlError, Runner, database_guard, find_tool
+from pgconverge.exec.script import ExecSettings, render_script, units
 from pgconverge.planning.steps import Plan
 from pgconverge.quoting import lit, q
 from pgconverge.source import LEDGER_SCHEMA
@@ -61,6 +63,11 @@ class Proof:
     # under pgconverge_unmanaged = report: the rehearsal's result with the objects left alone, which
     # the target must equal after the apply (None: the shadow's dump is what it must equal)
     expected: oracle.Dump | None = field(default=None, compare=False, repr=False)
+    # who ran sql/ in the rehearsal and in the shadow (exec.scratch: scratch-role, set-role, deploy-role)
+    isolation: str = ""
+    isolation_reason: str = ""
+    shadow_isolation: str = ""
+    shadow_isolation_reason: str = ""
 
     @property
     def ok(self) -> bool:
@@ -69,14 +76,27 @@ class Proof:
     def to_json(self) -> dict:
         return {"status": self.status, "seconds": round(self.seconds, 3),
                 "differences": [{"object": d.object, "lines": d.lines()} for d in self.differences],
-                **({"error": self.error} if self.error else {})}
+                **({"error": self.error} if self.error else {}),
+                "isolation": self.isolation or None, "isolation_reason": self.isolation_reason or None,
+                "shadow_isolation": self.shadow_isolation or None,
+                "shadow_isolation_reason": self.shadow_isolation_reason or None}
+
+    def isolation_summary(self) -> str:
+        """Who ran sql/ in the scratch databases, one line."""
+        parts = [f"{what} {iso}" + (f" ({why})" if why and iso != scratchdb.SCRATCH_ROLE else "")
+                 for what, iso, why in (("shadow", self.shadow_isolation, self.shadow_isolation_reason),
+                                        ("rehearsal", self.isolation, self.isolation_reason)) if iso]
+        return "isolation: " + "; ".join(parts) if parts else ""
 
     def summary(self) -> str:
+        iso = self.isolation_summary()
+        tail = f"; {iso}" if iso else ""
         if self.status == PROVED:
-            return f"proved on a copy of the target in {self.seconds:.1f} s: the result equals sql/ by pg_dump"
+            return (f"proved on a copy of the target in {self.seconds:.1f} s: the result equals sql/ by pg_dump"
+                    + tail)
         if self.status == FAILED:
-            return self.error or f"{len(self.differences)} object(s) differ from sql/ by pg_dump"
-        return {SKIPPED: "not needed: the plan is empty", OFF: "switched off by the settings"}[self.status]
+            return (self.error or f"{len(self.differences)} object(s) differ from sql/ by pg_dump") + tail
+        return {SKIPPED: "not needed: the plan is empty", OFF: "switched off by the settings"}[self.status] + tail
 
 
 class NotProved(PlanError):
@@ -133,10 +153,12 @@ class Snapshot:
 
 
 def can_restore_in_parallel(target: Runner, server: Runner, extension_versions: dict[str, str],
-                            default_versions: dict[str, str]) -> bool:
+                            default_versions: dict[str, str], needs_edit: bool = False) -> bool:
     """pg_restore can make the copy when both databases are reached by local client tools and no
-    extension needs its version pinned (an archive's statements cannot be edited, the plain text can)."""
-    return (isinstance(target, LocalRunner) and isinstance(server, LocalRunner)
+    extension needs its version pinned (an archive's statements cannot be edited, the plain text can),
+    nor anything else edited (`needs_edit`: default privileges of the deploy role, a schema that the
+    deploy role creates first for an extension only it may create)."""
+    return (isinstance(target, LocalRunner) and isinstance(server, LocalRunner) and not needs_edit
             and all(default_versions.get(name) == v for name, v in extension_versions.items()))
 
 
@@ -154,23 +176,72 @@ def snapshot(target: Runner, archive: bool) -> Snapshot:
     return Snapshot(archive=path)
 
 
-def _restore(copy: Runner, name: str, snap: Snapshot, extension_versions: dict[str, str]) -> None:
-    if snap.archive is None:
-        copy.run_script(database_guard(name) + pin_extension_versions(snap.text or "", extension_versions))
+def _restore(box: scratchdb.Scratch, snap: Snapshot, extension_versions: dict[str, str],
+             extensions: list[tuple[str, str, str | None]]) -> None:
+    copy, name = box.runner, box.name
+    made, premade = box.precreate_extensions(extensions)
+    text = snap.text
+    if snap.archive is not None and box.owner != box.deploy_user and (premade or _has_default_privileges(snap.archive)):
+        text = archive_text(snap.archive)  # the statements need the edits below: restore the archive's text
+    if text is not None:
+        text = box.for_scratch(pin_extension_versions(text, extension_versions))
+        for schema in made:  # made by the deploy role for an extension: the dump's CREATE SCHEMA must pass
+            text = re.sub(rf"^CREATE SCHEMA {scratchdb.ident_pattern(schema)};$", f"CREATE SCHEMA IF NOT EXISTS {q(schema)};",
+                          text, flags=re.M)
+        for ext in premade:  # its script set its comment; only its owner, the deploy role, may set it again
+            text = re.sub(rf"^COMMENT ON EXTENSION {scratchdb.ident_pattern(ext)} IS '(?:[^']|'')*';$", "", text,
+                          flags=re.M | re.S)
+        copy.run_script(box.script(text))
         return
+    assert snap.archive is not None
     # pg_restore runs no guard statement of ours: ask the same connection settings where they lead first
     where = copy.query_text("SELECT current_database()").strip()
     if where != name:
         raise PsqlError(f"the copy's connection reached database {where!r}, not the scratch {name!r}")
-    copy.restore_archive(snap.archive, jobs=RESTORE_JOBS)
+    copy.restore_archive(snap.archive, jobs=RESTORE_JOBS,
+                         role=box.owner if box.isolation == scratchdb.SET_ROLE else None)
+
+
+def _pg_restore(*args: str) -> str:
+    done = subprocess.run([find_tool("pg_restore"), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PsqlError(f"pg_restore {' '.join(args[:-1])} failed: {done.stderr.strip() or 'no message'}")
+    return done.stdout
+
+
+def archive_text(archive: Path) -> str:
+    """The statements of a custom-format archive, as pg_restore would run them (no connection)."""
+    return _pg_restore("--no-owner", "--file=-", str(archive))
+
+
+def _has_default_privileges(archive: Path) -> bool:
+    return any(" DEFAULT ACL " in line for line in _pg_restore("--list", str(archive)).splitlines())
+
+
+def _by_whom(plan: Plan, probe: scratchdb.Probe | None) -> list[tuple[bool, list]]:
+    """The plan's steps in runs of whole transaction units: (by the deploy role?, steps). A unit that
+    creates, changes or drops an extension only a superuser may create runs as the deploy role."""
+    out: list[tuple[bool, list]] = []
+    for unit in units(plan.steps):
+        admin = probe is not None and any(
+            s.object.startswith("extension:") and probe.needs_superuser(s.object.split(":", 1)[1])
+            for s in unit.steps)
+        if out and out[-1][0] == admin:
+            out[-1][1].extend(unit.steps)
+        else:
+            out.append((admin, list(unit.steps)))
+    return out
 
 
 def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
              settings: ExecSettings | None = None, extension_versions: dict[str, str] | None = None,
-             snap: Snapshot | None = None, forget: list | None = None) -> Proof:
+             snap: Snapshot | None = None, extensions: list[tuple[str, str, str | None]] | None = None,
+             scratch_role: str | None = None, forget: list | None = None) -> Proof:
     """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`.
-    `extension_versions` are the target's (pg_dump does not record them). `snap` is the target's
-    schema when it was dumped already (alongside the catalog read); it is discarded here.
+    `extension_versions` are the target's (pg_dump does not record them); `extensions` its (name,
+    schema, version). `snap` is the target's schema when it was dumped already (alongside the
+    catalog read); it is discarded here. The copy is restored and the plan run by the rehearsal
+    database's own role (exec.scratch); `scratch_role` is the fallback role to SET ROLE to.
 
     `forget` (under pgconverge_unmanaged = report) drops the objects the plan leaves alone, once the
     plan ran: the rehearsal is then compared with sql/ alone, so it accounts for exactly those objects.
@@ -182,47 +253,60 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
         return Proof(SKIPPED)
     started = time.monotonic()
     name = REHEARSAL_PREFIX + secrets.token_hex(6)
+    box: scratchdb.Scratch | None = None
     try:
         try:
             # scratch: no need to wait for each commit's WAL flush, in any of the restore's sessions
-            server.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n"
-                              f"ALTER DATABASE {q(name)} SET synchronous_commit = off;\n")
-        except PsqlError as e:
+            box = scratchdb.create(server, name, scratch_role,
+                                   settings=f"ALTER DATABASE {q(name)} SET synchronous_commit = off;\n")
+        except (PsqlError, scratchdb.ScratchRoleError) as e:
             return Proof(FAILED, time.monotonic() - started,
-                         error=f"the proof could not create its rehearsal database on {server.name}: {e.message}")
-        copy = server.for_database(name)
+                         error=f"the proof could not create its rehearsal database on {server.name}: "
+                               f"{getattr(e, 'message', str(e))}")
+        iso = dict(isolation=box.isolation, isolation_reason=box.reason)
         try:
             snap = snap or snapshot(target, archive=False)
-            _restore(copy, name, snap, extension_versions)
+            _restore(box, snap, extension_versions, extensions or [])
         except PsqlError as e:
-            return Proof(FAILED, time.monotonic() - started,
+            return Proof(FAILED, time.monotonic() - started, **iso,
                          error=f"the proof could not copy the schema of {target.name}: {e.message}")
+        split = box.isolation != scratchdb.DEPLOY_ROLE
         try:
-            copy.run_script(database_guard(name) + render_script(replace(plan, data_blocks=[]), settings,
-                                                                 take_lock=False, scratch=True))
+            for admin, steps in _by_whom(plan, box.probe if split else None):
+                if not admin:  # default privileges the deploy role sets are the scratch role's here
+                    steps = [replace(s, sql=box.for_scratch(s.sql), scratch=tuple(box.for_scratch(t) for t in s.scratch))
+                             for s in steps]
+                script = render_script(replace(plan, steps=steps, data_blocks=[]), settings, take_lock=False,
+                                       scratch=True)
+                if admin:
+                    box.admin.run_script(database_guard(name) + script)
+                else:
+                    box.runner.run_script(box.script(script))
         except PsqlError as e:
-            return Proof(FAILED, time.monotonic() - started,
+            return Proof(FAILED, time.monotonic() - started, **iso,
                          error=f"the plan fails on a schema-only copy of the target, so it was not run on the "
                                f"target: {e.message}" + (f"\n{e.detail}" if e.detail else ""))
-        got = scope.of(copy.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
+        box.hand_back()
+        got = scope.of(box.as_deploy(box.admin.dump_schema(exclude_schemas=(LEDGER_SCHEMA,))))
         kept = None
         if forget:
             kept = got
             try:
-                copy.run_script(database_guard(name) + render_script(Plan(steps=list(forget)), settings,
-                                                                     take_lock=False, scratch=True))
+                box.admin.run_script(database_guard(name) + render_script(Plan(steps=list(forget)), settings,
+                                                                          take_lock=False, scratch=True))
             except PsqlError as e:
-                return Proof(FAILED, time.monotonic() - started,
+                return Proof(FAILED, time.monotonic() - started, **iso,
                              error=f"the proof could not set apart the objects sql/ does not declare on its copy "
                                    f"of the target (pgconverge_unmanaged = report): {e.message}")
-            got = scope.of(copy.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
+            got = scope.of(box.as_deploy(box.admin.dump_schema(exclude_schemas=(LEDGER_SCHEMA,))))
         differences = oracle.compare(expected, got)
         return Proof(FAILED if differences else PROVED, time.monotonic() - started, tuple(differences),
-                     expected=kept)
+                     expected=kept, **iso)
     finally:
         if snap is not None:
             snap.discard()
-        server.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")
+        if box is not None:
+            box.drop()
 
 
 def verify(target: Runner, expected: oracle.Dump, scope: Scope) -> list[oracle.Difference]:

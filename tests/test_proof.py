@@ -40,7 +40,10 @@ def lossy_planner(monkeypatch):
 def test_a_proved_plan_says_so(db, conn):
     plan = pgconverge.plan(db, SQL, **ALL)
     assert plan.proof.status == proof.PROVED and plan.proof.seconds > 0
-    assert plan.to_json()["proof"] == {"status": "proved", "seconds": round(plan.proof.seconds, 3), "differences": []}
+    got = plan.to_json()["proof"]
+    assert {k: got[k] for k in ("status", "seconds", "differences", "isolation", "shadow_isolation")} == {
+        "status": "proved", "seconds": round(plan.proof.seconds, 3), "differences": [],
+        "isolation": "scratch-role", "shadow_isolation": "scratch-role"}
     pgconverge.apply(db, plan, **ALL)
     assert rows(conn, "SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1") == [("t_name",),
                                                                                                  ("t_pkey",)]

@@ -18,21 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pglast
+
 from pgconverge.catalog.introspect import catalog_query
-from pgconverge.quoting import q
+from pgconverge.exec import scratch as scratchdb
 from pgconverge.exec.runner import PsqlError, Runner, database_guard
-from pgconverge.source import Source, SourceError
+from pgconverge.source import Source, SourceError, Statement
 
 SHADOW_PREFIX = "pgconverge_shadow_"
 CACHE_KEEP = 200  # desired catalogs kept under .pgconverge/cache
 
 
-def cache_key(source: Source, server: dict[str, Any]) -> str:
-    """The SQL, the server version and the extension versions decide the shadow."""
+def cache_key(source: Source, server: dict[str, Any], isolation: str = "", user: str = "") -> str:
+    """The SQL, the server version, the extension versions and who loads it decide the shadow."""
     # the introspection query too: a document cached by an older pgconverge may lack fields
     query = hashlib.sha256(catalog_query().encode()).hexdigest()
     basis = json.dumps({"sql": source.sha256, "server_version": server["server_version"],
-                        "extensions": server["available_extensions"], "query": query}, sort_keys=True)
+                        "extensions": server["available_extensions"], "query": query,
+                        # the role that loads sql/ owns what it creates, and its rights decide what loads
+                        "isolation": isolation, "user": user}, sort_keys=True)
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
@@ -40,13 +44,40 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PGCONVERGE_HOME", ".pgconverge")) / "cache"
 
 
-def load_script(source: Source, database: str) -> str:
+def load_script(source: Source, database: str, statements: tuple[Statement, ...] | None = None,
+                prelude: str = "") -> str:
     # A commit per statement, as `psql -f` runs the files: one transaction over thousands of
     # tables runs out of lock slots ("out of shared memory", max_locks_per_transaction), and an
     # enum value added by ALTER TYPE could not be used before the commit. The shadow is scratch:
     # no need for all or nothing, nor for waiting on each commit's WAL flush. Exactly one line
     # precedes the statements (error lines are mapped back to them).
-    return database_guard(database).replace("\n", " ") + "SET synchronous_commit = off;\n" + source.script()
+    body = source.script() if statements is None else "".join(s.loaded_text + ";\n" for s in statements)
+    return ((database_guard(database) + prelude).replace("\n", " ") + "SET synchronous_commit = off;\n" + body)
+
+
+def _needs_superuser(stmt: Statement, probe: scratchdb.Probe) -> bool:
+    """CREATE EXTENSION of (or COMMENT ON) an extension the scratch role may not create (or own)."""
+    if stmt.kind == "CreateExtensionStmt":
+        return any(probe.needs_superuser(raw.stmt.extname) for raw in pglast.parse_sql(stmt.text))
+    if stmt.kind == "CommentStmt":
+        for raw in pglast.parse_sql(stmt.text):
+            node = raw.stmt
+            if node.objtype == pglast.enums.ObjectType.OBJECT_EXTENSION:
+                return probe.needs_superuser(node.object.sval)
+    return False
+
+
+def segments(source: Source, probe: scratchdb.Probe | None) -> list[tuple[bool, int, int]]:
+    """(by the deploy role?, first, end) runs of statements: an extension only a superuser may create
+    is created by the deploy role, everything else by the scratch database's own role."""
+    out: list[tuple[bool, int, int]] = []
+    for i, stmt in enumerate(source.statements):
+        admin = probe is not None and _needs_superuser(stmt, probe)
+        if out and out[-1][0] == admin:
+            out[-1] = (admin, out[-1][1], i + 1)
+        else:
+            out.append((admin, i, i + 1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -57,58 +88,79 @@ class Desired:
 
     doc: str
     dump: str
+    isolation: str = ""  # how the shadow was isolated (exec.scratch): scratch-role, set-role, deploy-role
+    isolation_reason: str = ""
 
 
-def build_shadow(runner: Runner, source: Source) -> Desired:
-    """Create the shadow, load sql/ into it, introspect and dump it, drop it."""
+def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None) -> Desired:
+    """Create the shadow, load sql/ into it as its own role, introspect and dump it, drop it."""
     name = SHADOW_PREFIX + secrets.token_hex(6)
     try:
-        runner.run_script(f"CREATE DATABASE {q(name)} TEMPLATE template0;\n")
+        box = scratchdb.create(runner, name, scratch_role)
     except PsqlError as e:
         raise SourceError("<shadow>", 0, f"cannot create the shadow database on {runner.name}: {e.message}. "
                           "The role needs CREATEDB, or configure a separate shadow server.") from e
     try:
-        shadow = runner.for_database(name)
-        try:
-            shadow.run_script(load_script(source, name))
-        except PsqlError as e:
-            if e.line is None:
-                raise SourceError("<sql>", 0, e.message) from e
+        split = box.isolation != scratchdb.DEPLOY_ROLE
+        for admin, first, end in segments(source, box.probe if split else None):
+            part = source.statements[first:end]
+            who, prelude = (box.admin, "") if admin else (box.runner, box.prelude)
             try:
-                stmt = source.statement_at(e.line - 1)  # the script starts with one SET line
-            except ValueError:  # past the last statement: no single statement to blame
-                raise SourceError("<sql>", 0, e.message + (f" ({e.detail})" if e.detail else "")) from e
-            line = stmt.line + (e.position_line - 1 if e.position_line else 0)
-            detail = f" ({e.detail})" if e.detail else ""
-            if e.sqlstate == "42704" and e.message.startswith("role "):
-                # GRANT/policy to a role the server lacks: roles are cluster-wide and never managed here
-                detail += (f"; roles are not managed by pgconverge: create the role on {runner.name} first "
-                           "(nothing was changed)")
-            raise SourceError(stmt.file, line, f"{e.message}{detail}") from e
-        doc = shadow.query_text(catalog_query())
+                who.run_script(load_script(source, name, part, prelude))
+            except PsqlError as e:
+                raise _load_error(e, source, runner, first) from e
+        box.hand_back()
+        doc = box.as_deploy_json(box.admin.query_text(database_guard(name) + catalog_query()))
         try:
-            dump = shadow.dump_schema()
+            dump = box.as_deploy(box.admin.dump_schema())
         except PsqlError as e:
             raise SourceError("<shadow>", 0, f"cannot dump the shadow database for the proof: {e.message}") from e
-        return Desired(doc, dump)
+        return Desired(doc, dump, box.isolation, box.reason)
     finally:
-        runner.run_script(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE);\n")
+        box.drop()
+
+
+def _load_error(e: PsqlError, source: Source, runner: Runner, first: int) -> SourceError:
+    """The file and line in sql/ of an error in the part of the load that starts at statement `first`."""
+    if e.line is None:
+        return SourceError("<sql>", 0, e.message)
+    offset = sum(s.text.count("\n") + 1 for s in source.statements[:first])
+    try:
+        stmt = source.statement_at(e.line - 1 + offset)  # the script starts with one SET line
+    except ValueError:  # past the last statement: no single statement to blame
+        return SourceError("<sql>", 0, e.message + (f" ({e.detail})" if e.detail else ""))
+    line = stmt.line + (e.position_line - 1 if e.position_line else 0)
+    detail = f" ({e.detail})" if e.detail else ""
+    if e.sqlstate == "42704" and e.message.startswith("role "):
+        # GRANT/policy to a role the server lacks: roles are cluster-wide and never managed here
+        detail += (f"; roles are not managed by pgconverge: create the role on {runner.name} first "
+                   "(nothing was changed)")
+    return SourceError(stmt.file, line, f"{e.message}{detail}")
+
+
+_ISOLATION_LINE = "-- pgconverge shadow isolation: "
 
 
 def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
-                  use_cache: bool = True) -> Desired:
+                  use_cache: bool = True, scratch_role: str | None = None) -> Desired:
     """The desired catalog document and the shadow's dump, from the cache when the key matches.
     `server` is the actual catalog's introspect.document_head()."""
     cache_dir = cache_dir or default_cache_dir()
-    key = cache_key(source, server)
-    path, dump_path = cache_dir / f"{key}.json", cache_dir / f"{key}.dump.sql"
-    if use_cache and path.exists() and dump_path.exists():
-        return Desired(path.read_text(), dump_path.read_text())
-    desired = build_shadow(runner, source)
+    if use_cache:
+        who = scratchdb.probe(runner)
+        key = cache_key(source, server, who.expected(scratch_role), who.user)
+        path, dump_path = cache_dir / f"{key}.json", cache_dir / f"{key}.dump.sql"
+        if path.exists() and dump_path.exists():
+            first, _, dump = dump_path.read_text().partition("\n")
+            isolation, _, reason = first.removeprefix(_ISOLATION_LINE).partition(" ")
+            return Desired(path.read_text(), dump, isolation, reason)
+    desired = build_shadow(runner, source, scratch_role)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
+        # the isolation on the dump's first line (a comment: the oracle drops comments anyway)
+        head = f"{_ISOLATION_LINE}{desired.isolation} {desired.isolation_reason}".replace("\n", " ") + "\n"
         # the dump first: the document's presence is what says the entry is complete
-        for target, text in ((dump_path, desired.dump), (path, desired.doc)):
+        for target, text in ((dump_path, head + desired.dump), (path, desired.doc)):
             tmp = target.with_suffix(f".{secrets.token_hex(4)}.tmp")
             tmp.write_text(text)
             tmp.replace(target)  # atomic: a concurrent run never reads half a file

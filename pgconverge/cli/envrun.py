@@ -30,6 +30,7 @@ _SET_BY_GROUP_DATA = {
     "lock_retries": "pgconverge_lock_retries", "statement_timeout": "pgconverge_statement_timeout",
     "allow_extension": "pgconverge_allow_extensions", "no_proof": "pgconverge_prove",
     "unmanaged": "pgconverge_unmanaged",
+    "scratch_role": "pgconverge_scratch_role",
 }
 _NOT_WITH_ENV = ("compare_extension_versions", "allow_empty", "no_cache")
 

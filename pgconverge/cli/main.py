@@ -59,6 +59,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-extension", action="append", default=[], metavar="NAME",
                    help="let sql/ create an extension that reaches outside the database (dblink, the FDWs, "
                         "untrusted languages); repeatable")
+    p.add_argument("--scratch-role", default=None, metavar="ROLE",
+                   help="a role without rights that the connecting role may SET ROLE to, for the scratch databases "
+                        "when that role may not create roles (no CREATEROLE)")
     p.add_argument("--no-proof", action="store_true",
                    help="do not rehearse the plan on a copy of the target (for scratch databases only)")
     add_env_options(p)
@@ -101,7 +104,8 @@ def _options(args: argparse.Namespace) -> dict:
                 lock_timeout=args.lock_timeout or None, lock_deadline=args.lock_deadline or None,
                 statement_timeout=args.statement_timeout or None,
                 retries=args.lock_retries, allow_empty=args.allow_empty, prove=not args.no_proof,
-                allow_extensions=args.allow_extension, unmanaged=args.unmanaged)
+                allow_extensions=args.allow_extension, unmanaged=args.unmanaged,
+                scratch_role=args.scratch_role)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -127,6 +127,9 @@ class Conn:
     # a database the tool chose (shadow, rehearsal, scratch): named on the command line, where it wins
     # over a service file's dbname (PGDATABASE would not: libpq reads the service first)
     database: str | None = None
+    # a user the tool chose (a scratch database's own role): on the command line (-U), where it wins
+    # over a service file's user as the database does
+    user: str | None = None
 
     @classmethod
     def parse(cls, target: str, where: str = "the connection string") -> Conn:
@@ -148,11 +151,16 @@ class Conn:
         return self.database or self.env.get("PGDATABASE", "")
 
     def with_database(self, dbname: str) -> Conn:
-        return Conn({**self.env, "PGDATABASE": dbname}, self.password, dbname)
+        return Conn({**self.env, "PGDATABASE": dbname}, self.password, dbname, self.user)
+
+    def with_login(self, user: str, password: str | None) -> Conn:
+        """The same server and database as another user, with that user's password (or none)."""
+        env = {k: v for k, v in self.env.items() if k not in ("PGUSER", "PGPASSFILE")}
+        return Conn({**env, "PGUSER": user}, password, self.database, user)
 
     def args(self) -> list[str]:
-        """Command-line arguments of psql and pg_dump that pick the database."""
-        return ["-d", self.database] if self.database else []
+        """Command-line arguments of psql and pg_dump that pick the database (and the user)."""
+        return (["-d", self.database] if self.database else []) + (["-U", self.user] if self.user else [])
 
     def describe(self) -> str:
         """A printable name for messages: never the password."""
@@ -214,6 +222,14 @@ class Runner:
     def for_database(self, dbname: str) -> Runner:
         raise NotImplementedError
 
+    def with_conn(self, conn: Conn) -> Runner:
+        """The same transport with other connection settings."""
+        raise NotImplementedError
+
+    def with_login(self, user: str, password: str | None) -> Runner:
+        """The same server and database, logged in as `user`."""
+        return self.with_conn(self.conn.with_login(user, password))
+
     @property
     def name(self) -> str:
         return self.conn.describe()
@@ -253,14 +269,15 @@ class Runner:
                                                                 f"{err.strip() or 'no message'}")
         return out
 
-    def restore_archive(self, archive: Path, jobs: int = 1) -> None:
+    def restore_archive(self, archive: Path, jobs: int = 1, role: str | None = None) -> None:
         """pg_restore of a custom-format archive into this database, in `jobs` sessions, stopping at
-        the first error. Owners are left out, as in dump_schema."""
+        the first error. Owners are left out, as in dump_schema. `role`: every session runs
+        SET ROLE to it first (pg_restore --role)."""
         if not self.conn.database:
             # without a database pg_restore would print the script instead of restoring it
             raise PsqlError(f"pg_restore needs a database to restore into ({self.name})")
         rc, _out, err = self.exec_tool("pg_restore", ["--no-owner", "--exit-on-error", f"--jobs={int(jobs)}",
-                                                      str(archive)])
+                                                      *([f"--role={role}"] if role else []), str(archive)])
         if rc != 0:
             raise PsqlError(f"pg_restore into {self.name} failed: {err.strip() or 'no message'}")
 
@@ -274,6 +291,9 @@ class LocalRunner(Runner):
 
     def for_database(self, dbname: str) -> LocalRunner:
         return LocalRunner(self.conn.with_database(dbname), self.psql)
+
+    def with_conn(self, conn: Conn) -> LocalRunner:
+        return LocalRunner(conn, self.psql)
 
     def exec_psql(self, args, stdin, on_line=None):
         return self._exec([self.psql, *PSQL_FLAGS, *self.conn.args(), *args], stdin, on_line)

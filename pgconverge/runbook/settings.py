@@ -100,6 +100,7 @@ class GroupData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     lock_retries: int | None = None
     prove: bool | None = None
     allow_extensions: Names = None
+    scratch_role: str | None = None
     check: bool | None = None
     min_server_version: int | None = None
     required_extensions: Names = None
@@ -302,6 +303,8 @@ class EnvSettings:
     # every non-empty plan rehearsed on a copy of the target and judged by pg_dump (off: dev only)
     prove: bool = True
     allow_extensions: tuple[str, ...] = ()  # extensions that reach outside, allowed in sql/ by name
+    # a powerless role to SET ROLE to in the scratch databases when the deploy role may not create roles
+    scratch_role: str | None = None
     check: bool = False
     # preflight
     min_server_version: int = 15
@@ -373,6 +376,7 @@ class EnvSettings:
             lock_retries=g.lock_retries,
             prove=as_bool(g.prove, True),
             allow_extensions=as_list(g.allow_extensions),
+            scratch_role=g.scratch_role or None,
             check=as_bool(g.check),
             min_server_version=major_version(pick(g.min_server_version, 15)),
             required_extensions=as_list(g.required_extensions),
@@ -406,7 +410,7 @@ class EnvSettings:
                     only_schemas=list(self.only_schemas), exclude_schemas=list(self.exclude_schemas),
                     lock_timeout=self.lock_timeout or None, lock_deadline=self.lock_deadline or None,
                     statement_timeout=self.statement_timeout or None, retries=self.lock_retries, prove=self.prove,
-                    allow_extensions=list(self.allow_extensions))
+                    allow_extensions=list(self.allow_extensions), scratch_role=self.scratch_role)
 
     def tool(self, name: str) -> str:
         """The path of a PostgreSQL client program on the host."""

@@ -141,6 +141,9 @@ class ShellRunner(Runner):
     def for_database(self, dbname: str) -> ShellRunner:
         return self._sibling(self.conn.with_database(dbname))
 
+    def with_conn(self, conn: Conn) -> ShellRunner:
+        return self._sibling(conn)
+
     def env(self) -> dict[str, str]:
         """The connection's non-secret PG* settings."""
         return dict(self.conn.env)

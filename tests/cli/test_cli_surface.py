@@ -55,8 +55,8 @@ def test_bash_completion_completes_commands_options_and_environments(tmp_path) -
     assert _complete(script, ["pgconverge", "pl"], tmp_path) == ["plan"]
     assert set(_complete(script, ["pgconverge", ""], tmp_path)) >= {"plan", "apply", "history", "signoff",
                                                                      "completion", "--version"}
-    assert _complete(script, ["pgconverge", "plan", "--scr"], tmp_path) == ["--script"]
-    assert _complete(script, ["pgconverge", "apply", "--scr"], tmp_path) == []  # plan only
+    assert _complete(script, ["pgconverge", "plan", "--scri"], tmp_path) == ["--script"]
+    assert _complete(script, ["pgconverge", "apply", "--scri"], tmp_path) == []  # plan only
     assert sorted(_complete(script, ["pgconverge", "apply", "--env", ""], tmp_path)) == ["production", "staging"]
     assert _complete(script, ["pgconverge", "plan", "--sql", "sch"], tmp_path) == ["schema.sql"]
     assert _complete(script, ["pgconverge", "history", "--action", "res"], tmp_path) == ["restore"]

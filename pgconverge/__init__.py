@@ -1,7 +1,8 @@
 """pgconverge: converge PostgreSQL databases to a schema declared as plain SQL, with pyinfra.
 
 The Python API is ``plan(target, sql, **options)`` and ``apply(target, plan_or_sql, **options)``;
-see ``pgconverge.api``. pyinfra operations live in ``pgconverge.operations``, facts in
+see ``pgconverge.api``; ``dump(target, out, ...)`` writes a live database's schema as sql/
+(``pgconverge.dump``). pyinfra operations live in ``pgconverge.operations``, facts in
 ``pgconverge.facts``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["plan", "apply", "Plan", "Step", "Hazard", "HazardRefused", "NotConverged", "PlanChanged"]
+__all__ = ["plan", "apply", "Plan", "Step", "Hazard", "HazardRefused", "NotConverged", "PlanChanged", "dump"]
 
 
 def __getattr__(name: str):
@@ -18,6 +19,10 @@ def __getattr__(name: str):
         from pgconverge import api
 
         return getattr(api, name)
+    if name == "dump":
+        from pgconverge.dump import dump
+
+        return dump
     if name in ("Plan", "Step"):
         from pgconverge.planning import planner
 

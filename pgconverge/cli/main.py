@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "backup, converge, analyze, smoke checks, ledger row).")
     _add_common(apply)
     apply.set_defaults(script=None)
+    _add_dump(sub)
     from pgconverge.cli.env import add_parsers
 
     add_parsers(sub)
@@ -95,6 +96,53 @@ def build_parser() -> argparse.ArgumentParser:
     add_completion(sub)
     parser.set_defaults(root_parser=parser)
     return parser
+
+
+def _add_dump(sub) -> None:
+    d = sub.add_parser("dump", help="write the schema of a live database as sql/",
+                       description="Write the desired state of a live database as sql/: schemas, extensions, "
+                                   "types, one file per table, functions and views, numbered in dependency order. "
+                                   "A plan of the database against the folder is empty. What sql/ cannot say is "
+                                   "refused naming the kind and the object, and nothing is written. Exit 0 written, "
+                                   "1 error or refused.")
+    d.add_argument("--target", required=True, metavar="URL",
+                   help="libpq connection string or URL, or env:VAR to read it from a variable (keeps a "
+                        "password off the command line); a password is never printed")
+    d.add_argument("--out", required=True, metavar="DIR", help="the folder to write (created; must be empty)")
+    d.add_argument("--force", action="store_true", help="replace the contents of a non-empty --out folder")
+    d.add_argument("--only-schemas", default="", metavar="LIST", help="dump only these schemas (comma list)")
+    d.add_argument("--exclude-schemas", default="", metavar="LIST", help="never dump these schemas (comma list)")
+    d.add_argument("--no-cache", action="store_true", help="always rebuild the shadow catalogs")
+    d.add_argument("--json", action="store_true", help="print a JSON document: the files, their statements and objects")
+    d.set_defaults(env_command=_run_dump)
+
+
+def _run_dump(args: argparse.Namespace) -> int:
+    from pgconverge.cli.env import resolve_target
+    from pgconverge.dump import dump
+    from pgconverge.exec.runner import Conn, LocalRunner, PsqlError
+    from pgconverge.source import SourceError
+
+    names = [x.strip() for x in args.only_schemas.split(",") if x.strip()]
+    excluded = [x.strip() for x in args.exclude_schemas.split(",") if x.strip()]
+    try:
+        runner = LocalRunner(Conn.parse(resolve_target(args.target), "--target"))
+        result = dump(runner, args.out, only_schemas=names, exclude_schemas=excluded, force=args.force,
+                      use_cache=not args.no_cache)
+    except (SourceError, PlanError, PsqlError, ValueError, OSError) as e:
+        print(f"pgconverge: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"out": str(result.out), "statements": result.statements, "layout": result.layout,
+                          "source_hash": result.source_hash,
+                          "files": [{"path": f.path, "statements": f.statements, "objects": list(f.objects)}
+                                    for f in result.files]}, indent=2))
+    else:
+        for f in result.files:
+            print(f"-- {f.path}: {f.statements} statement(s)")
+        print(f"-- wrote {len(result.files)} file(s), {result.statements} statement(s) to {result.out}; "
+              "a plan of the database against it is empty")
+    return EXIT_OK
 
 
 def _options(args: argparse.Namespace) -> dict:

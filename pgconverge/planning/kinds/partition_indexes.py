@@ -167,6 +167,9 @@ def create(p: Diff, t: Table, idx: Index, existing: bool) -> bool:
     an index of that name attached elsewhere: the caller then creates the index as PostgreSQL
     would, and the proof judges."""
     parts = partitions_of(p, t)
+    if not existing and all(created_here(p, w) and w.kind != "p" for w in parts) and all(
+            (c := declared_child(w, idx)) is not None and clone_name(p, w, idx, c.name) == c.name for w in parts):
+        return False  # all new, named as PostgreSQL names them: CREATE INDEX on the parent does the same
     plan: list[tuple[Table, Index, bool]] = []  # (partition, its declared index, whether to build it)
     old_parent = p.actual.tables.get(t.id)
     old_idx = old_parent.indexes.get(idx.name) if old_parent is not None else None

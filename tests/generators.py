@@ -148,6 +148,39 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Extras:
+    """Kinds and attributes beyond the tables': app.calc(), a view with options, a materialized view
+    with an index, identity and generated columns, an exclusion constraint, a deferrable key, a
+    foreign key with actions, an INCLUDE / NULLS NOT DISTINCT index, a procedure, comments."""
+    volatility: str = "VOLATILE"  # of app.calc
+    strict: bool = False
+    security_definer: bool = False
+    search_path: str | None = None  # SET search_path = ...
+    parallel: str = "UNSAFE"
+    cost: int | None = None
+    default_arg: str | None = None  # DEFAULT of calc's second argument
+    returns_table: bool = False  # app.pairs_of() RETURNS TABLE (...)
+    procedure: bool = False  # app.reset() a procedure
+    function_comment: str | None = None
+    view_option: str | None = None  # security_barrier | check_option (on app.shown)
+    view_comment: str | None = None
+    matview_index: str | None = None  # None | "plain" | "unique"
+    identity: str | None = None  # ALWAYS | BY DEFAULT (app.things.id)
+    identity_increment: int | None = None
+    generated: bool = False  # app.things.twice GENERATED ALWAYS AS (n * 2) STORED
+    exclusion: bool = False  # EXCLUDE USING gist (span WITH &&)
+    deferrable: str | None = None  # None | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED" (UNIQUE (code))
+    fk_action: str | None = None  # ON DELETE CASCADE | ON DELETE SET NULL | ON UPDATE CASCADE | MATCH FULL
+    index_include: bool = False  # INCLUDE (n)
+    nulls_not_distinct: bool = False
+    trigger_when: bool = False  # a WHEN clause on app.things' trigger
+    trigger_columns: bool = False  # UPDATE OF n
+    constraint_trigger: bool = False  # CREATE CONSTRAINT TRIGGER ... DEFERRABLE INITIALLY DEFERRED
+    policy_restrictive: bool = False
+    policy_command: str = "ALL"  # ALL | SELECT | INSERT | UPDATE | DELETE
+
+
+@dataclass(frozen=True)
 class Spec:
     tables: tuple[Table, ...] = ()
     views: tuple[str, ...] = ()  # names of tables that get a view over their first column
@@ -160,6 +193,7 @@ class Spec:
     partitioned: Partitioned | None = None
     trigger: Trigger | None = None
     policy: Policy | None = None
+    extras: Extras | None = None
 
 
 def q(name: str) -> str:
@@ -263,6 +297,27 @@ def policies(draw) -> Policy:
                   forced=draw(st.booleans()), command=draw(st.sampled_from(("ALL", "SELECT"))))
 
 
+EXTRA_CHOICES: dict[str, tuple] = {
+    "volatility": ("VOLATILE", "STABLE", "IMMUTABLE"), "strict": (False, True), "security_definer": (False, True),
+    "search_path": (None, "app, pg_temp", "pg_catalog"), "parallel": ("UNSAFE", "SAFE", "RESTRICTED"),
+    "cost": (None, 10, 500), "default_arg": (None, "1", "2"), "returns_table": (False, True),
+    "procedure": (False, True), "function_comment": (None, "adds"), "view_option": (None, "security_barrier",
+                                                                                     "check_option"),
+    "view_comment": (None, "shown rows"), "matview_index": (None, "plain", "unique"),
+    "identity": (None, "ALWAYS", "BY DEFAULT"), "identity_increment": (None, 10), "generated": (False, True),
+    "exclusion": (False, True), "deferrable": (None, "DEFERRABLE", "DEFERRABLE INITIALLY DEFERRED"),
+    "fk_action": (None, "ON DELETE CASCADE", "ON DELETE SET NULL", "ON UPDATE CASCADE", "MATCH FULL"),
+    "index_include": (False, True), "nulls_not_distinct": (False, True), "trigger_when": (False, True),
+    "trigger_columns": (False, True), "constraint_trigger": (False, True), "policy_restrictive": (False, True),
+    "policy_command": ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE"),
+}
+
+
+@st.composite
+def extras(draw) -> Extras:
+    return Extras(**{k: draw(st.sampled_from(v)) for k, v in EXTRA_CHOICES.items()})
+
+
 @st.composite
 def specs(draw) -> Spec:
     chosen = draw(st.lists(st.tuples(st.sampled_from(SCHEMAS), st.sampled_from(TABLES)), min_size=1, max_size=3,
@@ -285,7 +340,7 @@ def specs(draw) -> Spec:
                 enum=draw(st.sampled_from(((), ("new", "done"), ("new", "busy", "done")))),
                 sequence_increment=draw(st.sampled_from((None, 1, 5))), sequence=draw(sequences()),
                 domain=maybe(domains()), composite=maybe(composites()), partitioned=maybe(partitioneds()),
-                trigger=maybe(triggers()), policy=maybe(policies()))
+                trigger=maybe(triggers()), policy=maybe(policies()), extras=maybe(extras()))
 
 
 @st.composite
@@ -293,7 +348,8 @@ def mutations(draw, spec: Spec) -> Spec:
     """`spec` with one to three attributes changed."""
     for _ in range(draw(st.integers(1, 3))):
         what = draw(st.sampled_from(("table", "column", "drop_table", "new_table", "views", "enum", "sequence",
-                                     "sequence_attrs", "domain", "composite", "partitioned", "trigger", "policy")))
+                                     "sequence_attrs", "domain", "composite", "partitioned", "trigger", "policy",
+                                     "extras", "extras")))
         ts = list(spec.tables)
         if what == "new_table" or not ts:
             free = [n for n in TABLES if n not in {t.name for t in ts}]
@@ -418,6 +474,15 @@ def mutations(draw, spec: Spec) -> Spec:
                     replace(pt, fillfactor=None if pt.fillfactor else 60)))))
         elif what == "trigger":
             spec = replace(spec, trigger=None if spec.trigger and draw(st.booleans()) else draw(triggers()))
+        elif what == "extras":
+            ex = spec.extras
+            if ex is None or not draw(st.integers(0, 7)):
+                spec = replace(spec, extras=None if ex is not None else draw(extras()))
+            else:  # one or two attributes, a -> b
+                for attr in draw(st.lists(st.sampled_from(sorted(EXTRA_CHOICES)), min_size=1, max_size=2,
+                                          unique=True)):
+                    ex = replace(ex, **{attr: draw(st.sampled_from(EXTRA_CHOICES[attr]))})
+                spec = replace(spec, extras=ex)
         elif what == "policy":
             spec = replace(spec, policy=None if spec.policy and draw(st.booleans()) else draw(policies()))
         spec = replace(spec, tables=tuple(ts))
@@ -561,6 +626,8 @@ def _render_extras(spec: Spec) -> list[str]:
                     out.append(f"CREATE INDEX {name}_own ON app.{name} (v);")
                     if i in pt.only_attached and i not in pt.unattached:
                         out.append(f"ALTER INDEX app.events_v_idx ATTACH PARTITION app.{name}_own;")
+    if spec.extras is not None:
+        out += _render_more(spec.extras)
     tr = spec.trigger
     if tr is not None and spec.tables:
         t = spec.tables[0]
@@ -576,6 +643,66 @@ def _render_extras(spec: Spec) -> list[str]:
         if po.forced:
             out.append(f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY;")
         out.append(f"CREATE POLICY visible ON {name} FOR {po.command} USING ({po.using});")
+    return out
+
+
+def _render_more(ex: Extras) -> list[str]:
+    """app.things and app.owners with the attributes of `ex`, and the functions and views over them."""
+    ident = (f"integer GENERATED {ex.identity} AS IDENTITY"
+             + (f" (INCREMENT BY {ex.identity_increment})" if ex.identity_increment else "") if ex.identity
+             else "integer NOT NULL")
+    out = ["CREATE TABLE app.owners (id integer PRIMARY KEY, code text);"]
+    cols = [f"id {ident}", "n integer", "code text", "owner integer", "span tstzrange"]
+    if ex.generated:
+        cols.append("twice integer GENERATED ALWAYS AS (n * 2) STORED")
+    cons = ["PRIMARY KEY (id)", f"CONSTRAINT things_code_key UNIQUE {'NULLS NOT DISTINCT ' if ex.nulls_not_distinct else ''}"
+            f"(code){' ' + ex.deferrable if ex.deferrable else ''}"]
+    if ex.exclusion:
+        cons.append("CONSTRAINT things_span_excl EXCLUDE USING gist (span WITH &&)")
+    if ex.fk_action:
+        match = "MATCH FULL " if ex.fk_action == "MATCH FULL" else ""
+        action = "" if match else " " + ex.fk_action
+        cons.append(f"CONSTRAINT things_owner_fkey FOREIGN KEY (owner) REFERENCES app.owners (id) {match}{action}".rstrip())
+    out.append("CREATE TABLE app.things (" + ", ".join(cols + cons) + ");")
+    out.append("CREATE INDEX things_n_idx ON app.things (n)" + (" INCLUDE (code)" if ex.index_include else "") + ";")
+    attrs = [ex.volatility, "STRICT" if ex.strict else "CALLED ON NULL INPUT",
+             "SECURITY DEFINER" if ex.security_definer else "SECURITY INVOKER", f"PARALLEL {ex.parallel}"]
+    if ex.cost:
+        attrs.append(f"COST {ex.cost}")
+    if ex.search_path:
+        attrs.append(f"SET search_path = {ex.search_path}")
+    default = f" DEFAULT {ex.default_arg}" if ex.default_arg else ""
+    out.append(f"CREATE FUNCTION app.calc(a integer, b integer{default}) RETURNS integer LANGUAGE sql "
+               f"{' '.join(attrs)} AS $$ SELECT a + b $$;")
+    if ex.function_comment:
+        out.append(f"COMMENT ON FUNCTION app.calc(integer, integer) IS {lit(ex.function_comment)};")
+    if ex.returns_table:
+        out.append("CREATE FUNCTION app.pairs_of(k integer) RETURNS TABLE (id integer, n integer) LANGUAGE sql STABLE "
+                   "AS $$ SELECT id, n FROM app.things WHERE n = k $$;")
+    if ex.procedure:
+        out.append("CREATE PROCEDURE app.reset(k integer) LANGUAGE sql AS $$ UPDATE app.things SET n = 0 WHERE id = k $$;")
+    opt = {"security_barrier": " WITH (security_barrier = true)", "check_option": ""}.get(ex.view_option or "", "")
+    check = " WITH CASCADED CHECK OPTION" if ex.view_option == "check_option" else ""
+    out.append(f"CREATE VIEW app.shown{opt} AS SELECT id, n FROM app.things WHERE n > 0{check};")
+    if ex.view_comment:
+        out.append(f"COMMENT ON VIEW app.shown IS {lit(ex.view_comment)};")
+    out.append("CREATE MATERIALIZED VIEW app.totals AS SELECT owner, count(*) AS c FROM app.things GROUP BY owner;")
+    if ex.matview_index:
+        out.append(f"CREATE {'UNIQUE ' if ex.matview_index == 'unique' else ''}INDEX totals_owner_idx ON app.totals (owner);")
+    out.append("CREATE FUNCTION app.things_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;")
+    when = " WHEN (NEW.n IS DISTINCT FROM OLD.n)" if ex.trigger_when else ""
+    events = "UPDATE OF n" if ex.trigger_columns else "UPDATE"
+    if ex.constraint_trigger:
+        out.append(f"CREATE CONSTRAINT TRIGGER things_touch AFTER {events} ON app.things DEFERRABLE INITIALLY DEFERRED "
+                   f"FOR EACH ROW{when} EXECUTE FUNCTION app.things_touch();")
+    else:
+        out.append(f"CREATE TRIGGER things_touch BEFORE {events} ON app.things FOR EACH ROW{when} "
+                   "EXECUTE FUNCTION app.things_touch();")
+    out.append("ALTER TABLE app.things ENABLE ROW LEVEL SECURITY;")
+    using = "" if ex.policy_command == "INSERT" else " USING (n > 0)"
+    with_check = " WITH CHECK (n >= 0)" if ex.policy_command in ("ALL", "INSERT", "UPDATE") else ""
+    out.append(f"CREATE POLICY mine ON app.things AS {'RESTRICTIVE' if ex.policy_restrictive else 'PERMISSIVE'} "
+               f"FOR {ex.policy_command} TO PUBLIC{using}{with_check};")
     return out
 
 
@@ -669,12 +796,14 @@ if __name__ == "__main__":  # a longer run than the test suite's, as a report
                 v = judge(make_db, before, after)
                 seen[v.outcome] += 1
                 if v.outcome in ("wrong", "failed"):
-                    print(f"--- {v.outcome}\n-- before:\n{before}\n-- after:\n{after}\n{v.detail}\n")
+                    print(f"--- {v.outcome}\n-- before:\n{before}\n-- after:\n{after}\n{v.detail}\n", flush=True)
                 elif v.outcome == "refused":  # allowed, but each one is a case the planner might yet handle
-                    print(f"--- refused: {chr(10).join(v.detail.splitlines()[:12])[:1200]}")
+                    print(f"--- refused: {chr(10).join(v.detail.splitlines()[:12])[:1200]}", flush=True)
             for name in made:
                 cluster.drop_database(name)
             made.clear()
+            if (i + 1) % 10 == 0:  # a running tally, so that a report cut short still counts
+                print(f"# after {i + 1} runs: {dict(seen)}", flush=True)
     total = sum(seen.values())
     print("| outcome | cases | share |\n|---|---|---|")
     for k in ("converged", "refused", "wrong", "failed"):

@@ -100,10 +100,13 @@ def test_partition_index_declared_attached_is_adopted(make_db):
     part = "CREATE TABLE m (id int, v int) PARTITION BY RANGE (id); CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (10);"
     after = part + ("CREATE INDEX m_v_idx ON ONLY m (v); CREATE INDEX m1_own ON m1 (v);"
                     "ALTER INDEX m_v_idx ATTACH PARTITION m1_own;")
+    # ON ONLY, then the partition's index (kept, under its declared name) attached
     assert converges(make_db, part + "CREATE INDEX m1_own ON m1 (v);", after) == [
-        "CREATE INDEX m_v_idx ON public.m USING btree (v)"]
+        "CREATE INDEX m_v_idx ON ONLY public.m USING btree (v)",
+        'ALTER INDEX "public"."m_v_idx" ATTACH PARTITION "public"."m1_own"']
     assert converges(make_db, part + "CREATE INDEX m1_v_idx ON m1 (v);", part + "CREATE INDEX m_v_idx ON m (v);") == [
-        "CREATE INDEX m_v_idx ON public.m USING btree (v)"]
+        "CREATE INDEX m_v_idx ON ONLY public.m USING btree (v)",
+        'ALTER INDEX "public"."m_v_idx" ATTACH PARTITION "public"."m1_v_idx"']
 
 
 M2 = "CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20);"
@@ -246,3 +249,62 @@ def test_new_fields_keep_catalog_hash_at_their_default():
     from dataclasses import replace
     cat.tables["table:public.t"] = Table("public", "t", indexes={"i": replace(idx, statistics=((1, 5),))})
     assert catalog_hash(cat) != base
+
+
+P1 = "CREATE TABLE m (id int, v int) PARTITION BY RANGE (id); CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (10);"
+P2 = P1 + M2
+
+
+def test_a_new_partitioned_index_builds_the_declared_partition_indexes(make_db):
+    # pg_dump's form: ON ONLY, each partition's index under its own name, attached
+    declared = P2 + ONLY + "ALTER INDEX m_v_idx ATTACH PARTITION m1_own; ALTER INDEX m_v_idx ATTACH PARTITION m2_own;"
+    assert converges(make_db, P2, declared) == [
+        "CREATE INDEX m_v_idx ON ONLY public.m USING btree (v)",
+        "CREATE INDEX CONCURRENTLY m1_own ON public.m1 USING btree (v)",
+        'ALTER INDEX "public"."m_v_idx" ATTACH PARTITION "public"."m1_own"',
+        "CREATE INDEX CONCURRENTLY m2_own ON public.m2 USING btree (v)",
+        'ALTER INDEX "public"."m_v_idx" ATTACH PARTITION "public"."m2_own"']
+    # from nothing: the partitions first, so that none receives a copy under a generated name
+    sqls = converges(make_db, None, declared)
+    assert sqls.index("CREATE INDEX m_v_idx ON ONLY public.m USING btree (v)") > max(
+        i for i, s in enumerate(sqls) if s.startswith("CREATE TABLE"))
+    # half attached stays half attached; and a change of the index rebuilds it the same way
+    half = P2 + ONLY + "ALTER INDEX m_v_idx ATTACH PARTITION m2_own;"
+    sqls = converges(make_db, P2, half)
+    assert 'ALTER INDEX "public"."m_v_idx" ATTACH PARTITION "public"."m2_own"' in sqls
+    assert 'ALTER INDEX "public"."m_v_idx" ATTACH PARTITION "public"."m1_own"' not in sqls
+    wider = declared.replace("(v);", "(v, id);")
+    assert converges(make_db, declared, wider)[0] == 'DROP INDEX "public"."m_v_idx"'
+    assert converges(make_db, wider, P2) == ['DROP INDEX "public"."m_v_idx"']
+
+
+def test_a_new_partition_under_a_kept_index_gets_its_declared_index(make_db):
+    attached = ONLY + "ALTER INDEX m_v_idx ATTACH PARTITION m1_own; ALTER INDEX m_v_idx ATTACH PARTITION m2_own;"
+    before = P1 + attached.replace("CREATE INDEX m2_own ON m2 (v);", "").replace(
+        "ALTER INDEX m_v_idx ATTACH PARTITION m2_own;", "")
+    # the copy PostgreSQL makes for the new partition takes the declared name
+    assert converges(make_db, before, P2 + attached) == [
+        'CREATE TABLE "public"."m2" PARTITION OF "public"."m" FOR VALUES FROM (10) TO (20)',
+        'ALTER INDEX "public"."m2_v_idx" RENAME TO "m2_own"']
+    # a copy that sql/ leaves unattached cannot be taken back: the parent's index is built again
+    sqls = converges(make_db, P1 + "CREATE INDEX m_v_idx ON ONLY m (v); CREATE INDEX m1_own ON m1 (v);",
+                     P2 + "CREATE INDEX m_v_idx ON ONLY m (v); CREATE INDEX m1_own ON m1 (v); CREATE INDEX m2_own ON m2 (v);")
+    assert sqls[0] == 'DROP INDEX IF EXISTS "public"."m_v_idx"' and "CREATE INDEX m2_own ON public.m2 USING btree (v)" in sqls
+    # a name another relation holds: not foreseen, so built again too
+    taken = "CREATE TABLE m2_v_idx (x int);"
+    sqls = converges(make_db, taken + before, taken + P2 + attached)
+    assert 'DROP INDEX "public"."m_v_idx"' in sqls
+
+
+def test_new_sequence_bounds_that_refuse_the_old_start(make_db):
+    before = "CREATE SEQUENCE s INCREMENT BY 5 MINVALUE -10;"
+    after = "CREATE SEQUENCE s INCREMENT BY 5;"
+    assert converges(make_db, before, after) == [
+        """SELECT setval('"public"."s"', 1, false) FROM "public"."s" WHERE NOT is_called""",
+        'ALTER SEQUENCE "public"."s" MINVALUE 1 START WITH 1']
+    # a used sequence keeps its position (here one the new bounds allow)
+    db = make_db()
+    load(db, before + "SELECT nextval('s') FROM generate_series(1, 4);")  # -10, -5, 0, 5
+    pgconverge.apply(db, [after], **ALL)
+    with psycopg.connect(db) as c:
+        assert c.execute("SELECT last_value, is_called FROM s").fetchone() == (5, True)

@@ -214,7 +214,7 @@ def test_each_hazard_appears_where_it_should_and_names_its_object(case, desired,
         assert pgconverge.plan(db, desired).is_empty
 
 
-def test_partitioned_table_index_blocks_writes(db, conn):
+def test_partitioned_table_index_is_built_online(db, conn):
     conn.execute("CREATE TABLE m (id int, at date) PARTITION BY RANGE (at);"
                  "CREATE TABLE m_2024 PARTITION OF m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');")
     desired = ["CREATE TABLE m (id int, at date) PARTITION BY RANGE (at);",
@@ -222,8 +222,12 @@ def test_partitioned_table_index_blocks_writes(db, conn):
                "CREATE INDEX m_at_idx ON m (at);"]
     plan = pgconverge.plan(db, desired)
     found = hazards_by_name(plan)
-    assert hz.BLOCKS_WRITES in found and "public.m" in found[hz.BLOCKS_WRITES][0].reason
-    assert not any("CONCURRENTLY" in s.sql for s in plan.steps)
+    # ON ONLY the parent (catalog only), the partition's index CONCURRENTLY, then attached
+    assert [s.sql for s in plan.steps] == [
+        "CREATE INDEX m_at_idx ON ONLY public.m USING btree (at)",
+        "CREATE INDEX CONCURRENTLY m_2024_at_idx ON public.m_2024 USING btree (at)",
+        'ALTER INDEX "public"."m_at_idx" ATTACH PARTITION "public"."m_2024_at_idx"']
+    assert hz.BLOCKS_WRITES not in found and "public.m_2024" in found[hz.INDEX_BUILD][0].reason
 
 
 def test_hazards_show_in_cli_plan_text_and_json(db, conn, tmp_path, capsys):

@@ -34,9 +34,15 @@ def diff(p: Diff) -> None:
                   provides=frozenset({s.id}), requires=frozenset({schema_id(s.schema)}))
         else:
             opts = sequence_options(s, have)
+            if opts and not s.min_value <= have.start <= s.max_value and have.min_value <= s.start <= have.max_value:
+                # a sequence never used stands at its old START, which the new bounds refuse; a fresh
+                # load stands at the new START: moved there first (a used one keeps its position)
+                sq = q(s.schema, s.name)
+                p.add(f"SELECT setval({lit(sq)}, {int(s.start)}, false) FROM {sq} WHERE NOT is_called",
+                      "alter_sequence", s.id, provides=frozenset({s.id + "#position"}))
             if opts:
                 p.add(f"ALTER SEQUENCE {q(s.schema, s.name)} {' '.join(opts)}", "alter_sequence", s.id,
-                      provides=frozenset({s.id}))
+                      provides=frozenset({s.id}), requires=frozenset({s.id + "#position"}))
         if have is not None and have.owned_by and have.owned_by != s.owned_by:
             old_t, old_c = have.owned_by
             old_owner = frozenset({table_id(s.schema, old_t), column_id(s.schema, old_t, old_c)})

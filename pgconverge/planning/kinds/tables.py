@@ -23,7 +23,7 @@ from pgconverge.errors import PlanError
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import not_null_check_name, split_qualified, strip_not_valid, with_index_name
-from pgconverge.planning.kinds import partitions
+from pgconverge.planning.kinds import partition_indexes, partitions
 from pgconverge.planning.kinds.columns import (add_column, alter_column, attribute_settings, column_sql, drop_column,
                                                options_change, options_sql, typed_column_sql)
 from pgconverge.planning.kinds.constraints import (add_constraint, drop_constraint, unvalidate_constraint,
@@ -96,7 +96,9 @@ def create_table(p: Diff, t: Table) -> None:
         if con.kind == "f" or not con.validated:
             add_constraint(p, t, con, existing=False)
     for idx in t.indexes.values():
-        create_index(p, t, idx, existing=False)
+        if t.kind != "p" or not partition_indexes.create(p, t, idx, existing=False):
+            create_index(p, t, idx, existing=False)
+    partition_indexes.rename_copies(p, full, lambda parent, old, new: rebuilt(p, parent, old, new))
     for c in t.columns.values():
         attribute_settings(p, t, None, c)
     table_settings(p, None, full)
@@ -186,7 +188,8 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
     for name, idx in want.indexes.items():
         old = have.indexes.get(name)
         if old is None or rebuilt(p, have, old, idx):
-            create_index(p, want, idx, existing=True)
+            if want.kind != "p" or not partition_indexes.create(p, want, idx, existing=True):
+                create_index(p, want, idx, existing=True)
         else:
             alter_index(p, old, idx, table=want.id)  # storage parameters and statistics, in place
     attach_partition_indexes(p, full_have, full_want)
@@ -194,11 +197,7 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
     comments(p, want, have)
 
 
-def _index_shape(definition: str) -> tuple[bool, str]:
-    """What of pg_get_indexdef text does not name the index or its table: UNIQUE and what follows
-    USING (method, columns, INCLUDE, WITH, WHERE)."""
-    head, _, tail = definition.partition(" USING ")
-    return head.startswith("CREATE UNIQUE "), tail
+_index_shape = partition_indexes.index_shape
 
 
 def adopted_by_parent_index(p: Diff, want: Table, idx: Index) -> bool:
@@ -223,15 +222,14 @@ def adopted_by_parent_index(p: Diff, want: Table, idx: Index) -> bool:
 
 def rebuilt(p: Diff, have: Table, old: Index, new: Index) -> bool:
     """Whether an index is dropped and built again (see indexes.needs_rebuild), except an INVALID
-    partitioned index that completes_in_place."""
+    partitioned index that completes_in_place, and a partitioned index whose copy on a partition this
+    plan creates would not be what sql/ declares (partition_indexes.unreachable_by_copy)."""
+    if have.kind == "p" and partition_indexes.unreachable_by_copy(p, have, new):
+        return True
     return needs_rebuild(old, new, have.kind == "p") and not completes_in_place(p, have, old, new)
 
 
-def _declared_child(want: Table, parent_index: Index) -> Index | None:
-    """The index of partition `want` that sql/ attaches to `parent_index` (matched by shape: the
-    partition's index prints the same method, columns and clauses)."""
-    shape = _index_shape(parent_index.definition)
-    return next((i for i in want.indexes.values() if i.inherited and _index_shape(i.definition) == shape), None)
+_declared_child = partition_indexes.declared_child
 
 
 def completes_in_place(p: Diff, parent: Table, old: Index, new: Index) -> bool:

@@ -1,0 +1,210 @@
+"""Indexes of partitioned tables that the plan creates, and the copies PostgreSQL makes of them.
+
+`CREATE INDEX` on a partitioned table builds (or adopts) an index on every partition under a name
+PostgreSQL chooses, and a partition created or attached while its parent has an index gets a copy of
+that index attached, also under a chosen name. `sql/` (pg_dump's output among it) may name those
+indexes otherwise, or leave a partition's index unattached. So a new partitioned index is created
+`ON ONLY` the parent (catalog only), each partition's declared index is built under its declared
+name (`CONCURRENTLY` on an existing partition) and attached with `ALTER INDEX ... ATTACH PARTITION`;
+PostgreSQL marks the parent's index valid once every partition has one attached. The copy a new
+partition receives from an index its parent keeps is renamed to the declared name; where that name
+cannot be foreseen, or `sql/` leaves the new partition's index unattached (no ALTER takes a copy
+back), the parent's index is built again the way above (tables.rebuilt)."""
+
+from __future__ import annotations
+
+from pglast import parse_sql
+from pglast.parser import scan
+
+from collections.abc import Callable
+
+from pgconverge.catalog.model import Index, Table, column_id
+from pgconverge.planning.context import Diff
+from pgconverge.planning.kinds.indexes import create_index
+from pgconverge.planning.kinds.lineage import kept_parents, parent_id, rel_id
+from pgconverge.quoting import lit, q
+
+NAMEDATALEN = 64
+
+
+def index_shape(definition: str) -> tuple[bool, str]:
+    """What of pg_get_indexdef text does not name the index or its table: UNIQUE and what follows
+    USING (method, columns, INCLUDE, WITH, WHERE)."""
+    head, _, tail = definition.partition(" USING ")
+    return head.startswith("CREATE UNIQUE "), tail
+
+
+def declared_child(want: Table, parent_index: Index) -> Index | None:
+    """The index of partition `want` that sql/ attaches to `parent_index` (matched by shape: the
+    partition's index prints the same method, columns and clauses)."""
+    shape = index_shape(parent_index.definition)
+    return next((i for i in want.indexes.values() if i.inherited and index_shape(i.definition) == shape), None)
+
+
+def partitions_of(p: Diff, parent: Table) -> list[Table]:
+    name = f"{parent.schema}.{parent.name}"
+    return [w for w in p.desired.tables.values() if w.partition_of == name]
+
+
+def created_here(p: Diff, w: Table) -> bool:
+    """Whether partition `w` is created by this plan (CREATE TABLE ... PARTITION OF)."""
+    return w.id not in p.actual.tables or w.id in p.recreated
+
+
+def _on_only(definition: str) -> str:
+    """pg_get_indexdef text with ONLY after its first ON (the one before the table's name)."""
+    for t in scan(definition):
+        if t.name == "ON":
+            return f"{definition[:t.end + 1]} ONLY{definition[t.end + 1:]}"
+    raise AssertionError(f"no ON in index definition {definition!r}")
+
+
+# --------------------------------------------------------------------------- names PostgreSQL chooses
+
+
+def _column_names(definition: str) -> list[str]:
+    """ChooseIndexColumnNames: the key and INCLUDE columns' names, 'expr' for an expression, a
+    number appended to a name seen before."""
+    stmt = parse_sql(definition)[0].stmt
+    out: list[str] = []
+    for elem in list(stmt.indexParams or ()) + list(stmt.indexIncludingParams or ()):
+        orig = elem.indexcolname or elem.name or "expr"
+        cur, i = orig, 1
+        while cur in out:
+            suffix = str(i)
+            cur = orig[:NAMEDATALEN - 1 - len(suffix)] + suffix
+            i += 1
+        out.append(cur)
+    return out
+
+
+def _object_name(name1: str, name2: str, label: str) -> str:
+    """makeObjectName: both names shortened, the longer first, until the whole fits NAMEDATALEN."""
+    avail = NAMEDATALEN - 1 - (len(label) + 1) - 1
+    n1, n2 = len(name1), len(name2)
+    while n1 + n2 > avail:
+        if n1 > n2:
+            n1 -= 1
+        else:
+            n2 -= 1
+    return f"{name1[:n1]}_{name2[:n2]}_{label}"
+
+
+def _relation_names(cat, schema: str) -> set[str]:
+    """Names of pg_class entries of a schema that the catalog knows."""
+    names = set()
+    for t in cat.tables.values():
+        if t.schema == schema:
+            names.add(t.name)
+            names.update(t.indexes)
+            names.update(c.name for c in t.constraints.values() if c.kind in "pux")
+    for group in (getattr(cat, "views", {}), getattr(cat, "sequences", {}), getattr(cat, "composites", {})):
+        for o in group.values():
+            if getattr(o, "schema", None) == schema:
+                names.add(o.name)
+                names.update(getattr(o, "indexes", {}) or {})
+    return names
+
+
+def clone_name(p: Diff, w: Table, parent_index: Index, declared: str) -> str | None:
+    """The name PostgreSQL gives the copy of `parent_index` on new partition `w` (ChooseIndexName for
+    an index that backs no constraint), or None where it cannot be foreseen: a name that is not plain
+    ASCII, or a first choice that another relation of the schema holds or may hold by then."""
+    addition = "_".join(_column_names(parent_index.definition))
+    addition = addition[:NAMEDATALEN * 2]
+    if not (w.name + addition).isascii():
+        return None
+    name = _object_name(w.name, addition, "idx")
+    if name == declared:
+        return name  # no relation holds the declared name before this partition's copy does
+    if name in _relation_names(p.actual, w.schema) or name in _relation_names(p.desired, w.schema):
+        return None
+    return name
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def unreachable_by_copy(p: Diff, parent: Table, new: Index) -> bool:
+    """Whether a partition this plan creates would receive a copy of `new` (an index its parent keeps)
+    that sql/ does not declare as it comes: unattached, or under a name that cannot be foreseen."""
+    for w in partitions_of(p, parent):
+        if not created_here(p, w):
+            continue
+        child = declared_child(w, new)
+        if child is None or clone_name(p, w, new, child.name) is None:
+            return True
+    return False
+
+
+def rename_copies(p: Diff, w: Table, rebuilt: Callable[[Table, Index, Index], bool]) -> None:
+    """After CREATE TABLE of partition `w`: the copies of its parent's kept indexes get their declared
+    names (and comments). The parent's indexes that this plan builds (`rebuilt(parent, old, new)`)
+    are planned by create()."""
+    parent = p.actual.tables.get(parent_id(w.partition_of or ""))
+    want_parent = p.desired.tables.get(parent_id(w.partition_of or ""))
+    if not w.partition_of or parent is None or want_parent is None or parent.id in p.recreated:
+        return
+    for name, new in want_parent.indexes.items():
+        old = parent.indexes.get(name)
+        if old is None or rebuilt(parent, old, new):
+            continue  # built by this plan, after this partition: create() names its index
+        child = declared_child(w, new)
+        generated = clone_name(p, w, new, child.name) if child is not None else None
+        if child is None or generated is None:
+            continue  # tables.rebuilt builds the parent's index again instead
+        if generated != child.name:
+            p.add(f"ALTER INDEX {q(w.schema, generated)} RENAME TO {q(child.name)}", "alter_index", child.id,
+                  requires=frozenset({w.id}), provides=frozenset({child.id}), table=w.id)
+        if child.comment:
+            p.add(f"COMMENT ON INDEX {q(w.schema, child.name)} IS {lit(child.comment)}", "comment", child.id,
+                  requires=frozenset({child.id, w.id}))
+
+
+def create(p: Diff, t: Table, idx: Index, existing: bool) -> bool:
+    """CREATE INDEX ON ONLY partitioned table `t`, then each partition's declared index built under
+    its name and attached. False (nothing planned) where a partition is partitioned itself or holds
+    an index of that name attached elsewhere: the caller then creates the index as PostgreSQL
+    would, and the proof judges."""
+    parts = partitions_of(p, t)
+    if not existing and all(created_here(p, w) and w.kind != "p" for w in parts) and all(
+            (c := declared_child(w, idx)) is not None and clone_name(p, w, idx, c.name) == c.name for w in parts):
+        return False  # all new, named as PostgreSQL names them: CREATE INDEX on the parent does the same
+    plan: list[tuple[Table, Index, bool]] = []  # (partition, its declared index, whether to build it)
+    old_parent = p.actual.tables.get(t.id)
+    old_idx = old_parent.indexes.get(idx.name) if old_parent is not None else None
+    for w in parts:
+        child = declared_child(w, idx)
+        if child is None:
+            continue
+        if w.kind == "p":
+            return False
+        h = None if created_here(p, w) else p.actual.tables.get(w.id)
+        mine = h.indexes.get(child.name) if h is not None else None
+        if mine is None:
+            plan.append((w, child, True))
+        elif mine.inherited:
+            # attached to the parent's old index, which goes (with it) before this one is made
+            if old_idx is None or index_shape(old_idx.definition) != index_shape(mine.definition):
+                return False
+            plan.append((w, child, True))
+        elif mine.valid and mine.definition == child.definition:
+            plan.append((w, child, False))  # kept by the partition's diff (adopted_by_parent_index)
+        else:
+            plan.append((w, child, True))  # the partition's diff drops it first (same id)
+    # after the partitions this plan creates or attaches: a partition made afterwards would get a copy
+    requires = {t.id} | {w.id for w in parts} | {rel_id(w, w.partition_of or "") for w in parts
+                                                 if w.id in p.actual.tables and w.partition_of
+                                                 and w.partition_of not in kept_parents(p, p.actual.tables[w.id], w)}
+    p.add(_on_only(idx.definition), "create_index", idx.id, provides=frozenset({idx.id}),
+          requires=frozenset(requires | {column_id(t.schema, t.name, c) for c in idx.columns}), table=t.id)
+    if idx.comment:
+        p.add(f"COMMENT ON INDEX {q(idx.schema, idx.name)} IS {lit(idx.comment)}", "comment", idx.id,
+              requires=frozenset({idx.id}))
+    for w, child, build in plan:
+        if build:
+            create_index(p, w, child, existing=w.id in p.actual.tables and not created_here(p, w))
+        p.add(f"ALTER INDEX {q(idx.schema, idx.name)} ATTACH PARTITION {q(child.schema, child.name)}", "alter_index",
+              child.id, requires=frozenset({idx.id, child.id, w.id}), provides=frozenset({idx.id + "#attached"}),
+              table=w.id)
+    return True

@@ -17,7 +17,7 @@ def test_registry_order():
 
 def test_every_kind_module_with_an_entry_point_is_registered_once():
     # helper modules (no diff of their own) are the only ones left out
-    helpers = {"columns", "constraints", "indexes", "lineage", "usage"}
+    helpers = {"columns", "constraints", "indexes", "lineage", "partition_indexes", "usage"}
     modules = {m.name for m in pkgutil.iter_modules(kinds.__path__)}
     registered = [k.diff.__module__.rsplit(".", 1)[1] for k in KINDS]
     assert len(registered) == len(set(registered))

@@ -118,6 +118,8 @@ def test_env_refuses_options_that_group_data_sets(db, tmp_path) -> None:
     res = _cli(tmp_path, db, "apply", "--env", "staging", "--allow-hazards", "all")
     assert res.returncode == 1
     assert "--allow-hazards cannot be used with --env" in res.stderr and "pgconverge_allow_hazards" in res.stderr
+    deadline = _cli(tmp_path, db, "plan", "--env", "staging", "--lock-deadline", "5s")
+    assert deadline.returncode == 1 and "pgconverge_lock_deadline" in deadline.stderr
     missing = _cli(tmp_path, db, "plan", "--env", "nowhere")
     assert missing.returncode == 1 and "inventory/nowhere.py" in missing.stderr
     unknown = _cli(tmp_path, db, "plan", "--env", "staging", "--database", "other")

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pglast
 
 from pgconverge.catalog.introspect import catalog_query
 from pgconverge.exec import scratch as scratchdb
@@ -57,6 +56,8 @@ def load_script(source: Source, database: str, statements: tuple[Statement, ...]
 
 def _needs_superuser(stmt: Statement, probe: scratchdb.Probe) -> bool:
     """CREATE EXTENSION of (or COMMENT ON) an extension the scratch role may not create (or own)."""
+    import pglast
+
     if stmt.kind == "CreateExtensionStmt":
         return any(probe.needs_superuser(raw.stmt.extname) for raw in pglast.parse_sql(stmt.text))
     if stmt.kind == "CommentStmt":

@@ -105,11 +105,11 @@ class Source:
 
     def extensions(self) -> list[tuple[str, str, int]]:
         """(name, file, line) of each CREATE EXTENSION."""
-        import pglast
-
         out = []
         for s in self.statements:
             if s.kind == "CreateExtensionStmt":
+                import pglast  # only when there is one: most sql/ trees create no extension
+
                 out.extend((raw.stmt.extname, s.file, s.line) for raw in pglast.parse_sql(s.text))
         return out
 

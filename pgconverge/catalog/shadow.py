@@ -16,7 +16,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 from pgconverge.catalog.introspect import catalog_query
@@ -143,9 +143,11 @@ _ISOLATION_LINE = "-- pgconverge shadow isolation: "
 
 
 def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
-                  use_cache: bool = True, scratch_role: str | None = None) -> Desired:
+                  use_cache: bool = True, scratch_role: str | None = None,
+                  on_build: Callable[[], None] | None = None) -> Desired:
     """The desired catalog document and the shadow's dump, from the cache when the key matches.
-    `server` is the actual catalog's introspect.document_head()."""
+    `server` is the actual catalog's introspect.document_head(). `on_build` is called when the
+    shadow must be loaded (a cache miss), before it is."""
     cache_dir = cache_dir or default_cache_dir()
     if use_cache:
         who = scratchdb.probe(runner)
@@ -155,6 +157,8 @@ def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_
             first, _, dump = dump_path.read_text().partition("\n")
             isolation, _, reason = first.removeprefix(_ISOLATION_LINE).partition(" ")
             return Desired(path.read_text(), dump, isolation, reason)
+    if on_build is not None:
+        on_build()
     desired = build_shadow(runner, source, scratch_role)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,11 @@ triggers), loads it into databases of a cluster of its own (.pgconverge/bench-cl
   proof        the proof's own part of the warm add (restore of the target's schema dump, the plan on
                the copy, the copy's dump and the comparison), against the psql load: the trust issue's
                target is at most 1.0 x the load
+  apply        pgconverge.apply() of the add case on a fresh copy of the smaller database (desired
+               catalog cached, plan cache dropped), everything a run checks included (plan, proof, hazards, the apply and its verification), against
+               the psql load: the target is at most 2.5 x the load
+  cold peak    peak resident memory of a cold no-op plan, in a subprocess of its own (ru_maxrss of the
+               Python process; psql and the server are not counted)
   migra        `migra --unsafe A B` for the no-op (an identical copy) and for the add case
 
 Each figure is the best of --repeat runs (default 3, 1 at 5,000 tables and more). The plans are
@@ -59,6 +64,7 @@ TARGET_SIZE = 1000
 WARM_VS_MIGRA = 0.10
 COLD_VS_LOAD = 1.5
 PROOF_VS_LOAD = 1.0
+APPLY_VS_LOAD = 2.5
 
 SCHEMAS = ("app", "billing", "catalog", "ops")
 
@@ -248,6 +254,8 @@ class Row:
     migra_add: float | None = None
     add_steps: int = 0
     proof: float = 0.0
+    apply: float = 0.0
+    cold_peak_mib: float = 0.0
 
     @property
     def proof_vs_load(self) -> float:
@@ -261,6 +269,10 @@ class Row:
     def cold_vs_load(self) -> float:
         return self.cold / self.load
 
+    @property
+    def apply_vs_load(self) -> float:
+        return self.apply / self.load
+
 
 def measure(bench: Bench, n: int, repeat: int, with_objects: bool) -> Row:
     work = WORK / str(n)
@@ -270,7 +282,7 @@ def measure(bench: Bench, n: int, repeat: int, with_objects: bool) -> Row:
     full, minus = work / "full.sql", work / "minus.sql"
     full.write_text(schema.sql())
     minus.write_text(schema.sql(minus=True))
-    dbs = {x: f"{DB_PREFIX}{n}_{x}" for x in ("full", "copy", "minus", "load")}
+    dbs = {x: f"{DB_PREFIX}{n}_{x}" for x in ("full", "copy", "minus", "load", "apply")}
     try:
         return _measure(bench, n, repeat, full, minus, dbs, work)
     finally:
@@ -339,6 +351,23 @@ def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: di
     row.proof = min(proofs)
     print(f"  {n}: warm add {row.add:.2f}s ({row.add_steps} steps), of which the proof {row.proof:.2f}s", flush=True)
 
+    applies = []
+    for _ in range(repeat):
+        bench.cluster.drop_database(dbs["apply"])
+        bench.cluster.create_database(dbs["apply"], template=dbs["minus"])
+        for p in cache.glob("plan-*.pickle"):  # a copy of "minus" could reuse its plan, proof and all
+            p.unlink()
+        started = time.perf_counter()
+        done = pgconverge.apply(bench.cluster.conninfo(dbs["apply"]), str(full), cache_dir=cache, allow_hazards="all")
+        applies.append(time.perf_counter() - started)
+        assert done is not None
+    row.apply = min(applies)
+    bench.cluster.drop_database(dbs["apply"])
+    print(f"  {n}: apply of the add case {row.apply:.2f}s", flush=True)
+
+    row.cold_peak_mib = cold_peak(target_full, full)
+    print(f"  {n}: cold plan peak memory {row.cold_peak_mib:.0f} MiB", flush=True)
+
     if bench.migra is not None:
         def migra_noop() -> None:
             out = bench.run_migra(dbs["full"], dbs["copy"])
@@ -354,6 +383,19 @@ def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: di
     return row
 
 
+def cold_peak(target: str, sql: Path) -> float:
+    """MiB of peak resident memory of a cold plan run in a fresh interpreter (the bench's own
+    imports and earlier runs would otherwise set the peak)."""
+    program = ("import resource, sys; import pgconverge; "
+               "plan = pgconverge.plan(sys.argv[1], sys.argv[2], use_cache=False); assert plan.is_empty; "
+               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", program, target, str(sql)], capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=REPO)
+    if done.returncode != 0:
+        raise RuntimeError(f"cold plan failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return int(done.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -365,13 +407,14 @@ def fmt(x: float | None, unit: str = "s") -> str:
 
 def table(rows: list[Row]) -> str:
     head = ["tables", "runs", "psql load", "cold no-op", "warm no-op", "re-read no-op", "warm add", "proof",
-            "migra no-op", "migra add", "warm / migra", "re-read / migra", "cold / load", "proof / load"]
+            "apply", "cold peak", "migra no-op", "migra add", "warm / migra", "re-read / migra", "cold / load",
+            "proof / load", "apply / load"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         reread_vs = r.reread / r.migra_noop if r.migra_noop else None
         cells = [f"{r.tables:,}", str(r.repeat), fmt(r.load), fmt(r.cold), fmt(r.warm), fmt(r.reread), fmt(r.add),
-                 fmt(r.proof), fmt(r.migra_noop), fmt(r.migra_add), fmt(r.warm_vs_migra, ""), fmt(reread_vs, ""),
-                 fmt(r.cold_vs_load, ""), fmt(r.proof_vs_load, "")]
+                 fmt(r.proof), fmt(r.apply), f"{r.cold_peak_mib:.0f} MiB", fmt(r.migra_noop), fmt(r.migra_add), fmt(r.warm_vs_migra, ""), fmt(reread_vs, ""),
+                 fmt(r.cold_vs_load, ""), fmt(r.proof_vs_load, ""), fmt(r.apply_vs_load, "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -391,6 +434,9 @@ def verdicts(rows: list[Row]) -> list[str]:
         ok = r.proof_vs_load <= PROOF_VS_LOAD
         out.append(f"proof <= {PROOF_VS_LOAD} x psql load at {r.tables:,} tables: "
                    f"{'met' if ok else 'MISSED'} ({r.proof_vs_load:.2f})")
+        ok = r.apply_vs_load <= APPLY_VS_LOAD
+        out.append(f"apply <= {APPLY_VS_LOAD} x psql load at {r.tables:,} tables: "
+                   f"{'met' if ok else 'MISSED'} ({r.apply_vs_load:.2f})")
     return out
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import pickle
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -203,16 +203,23 @@ class Engine:
             # parsed (CPU time); only for local psql: pyinfra's connectors are not meant to be driven
             # from other threads
             with ThreadPoolExecutor(max_workers=2) as pool:
-                wanted = pool.submit(desired_state, *want)
+                dumps: list[Future[proof.Snapshot]] = []
+
+                def dump_meanwhile() -> None:
+                    dumps.append(pool.submit(self._snapshot, doc))
+
+                # the proof's dump only overlaps a shadow load: with the desired catalog cached the
+                # plan is most often empty (no proof), and a non-empty one has the proof dump then
                 dump_now = snapshot and self.options.prove and isinstance(self.runner, LocalRunner)
-                dumped = pool.submit(self._snapshot, doc) if dump_now else None
+                wanted = pool.submit(desired_state, *want, on_build=dump_meanwhile if dump_now else None)
                 try:
                     actual = introspect.parse_catalog(doc)
                     state = wanted.result()
-                    snap = dumped.result() if dumped is not None else None
+                    snap = dumps[0].result() if dumps else None
                 except BaseException:
-                    if dumped is not None and dumped.exception() is None:
-                        dumped.result().discard()
+                    wait([wanted])  # it may still start the dump: then the dump is discarded here
+                    if dumps and dumps[0].exception() is None:
+                        dumps[0].result().discard()
                     raise
         else:
             actual = introspect.parse_catalog(doc)

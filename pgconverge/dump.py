@@ -12,6 +12,7 @@ never leaves part of a sql/ behind.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -20,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from pglast import parser as pg_parser
-from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
 from pgconverge.catalog import introspect
 from pgconverge.catalog.model import Catalog, table_id
@@ -36,7 +35,14 @@ from pgconverge.source import SourceError, load_source
 __all__ = ["DumpFile", "DumpRefused", "DumpResult", "dump", "dump_catalog", "layout"]
 
 # as PostgreSQL's quote_identifier: an unreserved keyword may stand bare, the other kinds may not
-_KEYWORDS = frozenset(k.lower() for k in (*RESERVED_KEYWORDS, *COL_NAME_KEYWORDS, *TYPE_FUNC_NAME_KEYWORDS))
+@functools.cache
+def _keywords() -> frozenset[str]:
+    # pglast loads on the first name checked, not when the module is imported
+    from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
+
+    return frozenset(k.lower() for k in (*RESERVED_KEYWORDS, *COL_NAME_KEYWORDS, *TYPE_FUNC_NAME_KEYWORDS))
+
+
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*\Z")
 # the planner prefixes a SQL-language function whose body is a string with this, for its own
 # transactions; in sql/ (one session, statement by statement) the file sets it once instead
@@ -83,13 +89,15 @@ class DumpResult:
 
 def needs_quotes(name: str) -> bool:
     """Whether PostgreSQL would read the bare name as something else (case folding, a keyword)."""
-    return not _PLAIN_NAME.match(name) or name in _KEYWORDS
+    return not _PLAIN_NAME.match(name) or name in _keywords()
 
 
 def unquote_names(sql: str) -> str:
     """The statement with every double-quoted identifier that does not need its quotes bare.
     Only identifier tokens change (pglast's scanner tells them from strings and bodies)."""
     try:
+        from pglast import parser as pg_parser
+
         tokens = pg_parser.scan(sql)
     except Exception:  # the scanner refuses the text: keep it as PostgreSQL printed it
         return sql

@@ -28,8 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import pglast
-from pglast.parser import ParseError, scan
+from importlib import metadata
 
 __all__ = ["DataBlock", "LEDGER_SCHEMA", "Rename", "Source", "SourceError", "Statement", "load_source"]
 
@@ -109,6 +108,8 @@ class Source:
         out = []
         for s in self.statements:
             if s.kind == "CreateExtensionStmt":
+                import pglast  # only when there is one: most sql/ trees create no extension
+
                 out.extend((raw.stmt.extname, s.file, s.line) for raw in pglast.parse_sql(s.text))
         return out
 
@@ -588,6 +589,10 @@ class _Loader:
 
     # ---- one file
     def load(self, unit: _Unit) -> None:
+        # pglast loads here, not at import: a warm run served from _SourceCache never parses
+        import pglast
+        from pglast.parser import ParseError, scan
+
         text, file = unit.text, unit.file
         lines = _Lines(text)
 
@@ -858,6 +863,9 @@ class _Loader:
                 self.allowed.append((obj.id, h))
 
     def _using(self, obj: _Obj, rest: str, file: str, line: int, err) -> None:
+        import pglast
+        from pglast.parser import ParseError
+
         if obj.kind != "column" or obj.id is None:
             raise err(f"-- @using applies to columns (the USING expression of their type change), "
                       f"not to {obj.describe()}")
@@ -909,7 +917,7 @@ class _Loader:
                       tuple((cid, u[0]) for cid, u in self.usings.items()))
 
 
-def _err_pos(e: ParseError, text: str) -> int:
+def _err_pos(e: Exception, text: str) -> int:
     pos = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else getattr(e, "location", 0) or 0
     return min(max(pos, 0), len(text))
 
@@ -1022,7 +1030,7 @@ class _SourceCache:
     def __init__(self, cache_dir: str | os.PathLike, units: list[_Unit], allow_alter_drop: bool):
         with open(__file__, "rb") as f:
             code = hashlib.sha256(f.read()).hexdigest()
-        basis = json.dumps([code, pglast.__version__, allow_alter_drop,
+        basis = json.dumps([code, metadata.version("pglast"), allow_alter_drop,
                             [[u.file, u.key, u.text] for u in units]], ensure_ascii=False)
         self.path = Path(cache_dir) / f"source-{hashlib.sha256(basis.encode()).hexdigest()}.pickle"
 

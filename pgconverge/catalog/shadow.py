@@ -16,9 +16,8 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import pglast
 
 from pgconverge.catalog.introspect import catalog_query
 from pgconverge.exec import scratch as scratchdb
@@ -57,6 +56,8 @@ def load_script(source: Source, database: str, statements: tuple[Statement, ...]
 
 def _needs_superuser(stmt: Statement, probe: scratchdb.Probe) -> bool:
     """CREATE EXTENSION of (or COMMENT ON) an extension the scratch role may not create (or own)."""
+    import pglast
+
     if stmt.kind == "CreateExtensionStmt":
         return any(probe.needs_superuser(raw.stmt.extname) for raw in pglast.parse_sql(stmt.text))
     if stmt.kind == "CommentStmt":
@@ -142,9 +143,11 @@ _ISOLATION_LINE = "-- pgconverge shadow isolation: "
 
 
 def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
-                  use_cache: bool = True, scratch_role: str | None = None) -> Desired:
+                  use_cache: bool = True, scratch_role: str | None = None,
+                  on_build: Callable[[], None] | None = None) -> Desired:
     """The desired catalog document and the shadow's dump, from the cache when the key matches.
-    `server` is the actual catalog's introspect.document_head()."""
+    `server` is the actual catalog's introspect.document_head(). `on_build` is called when the
+    shadow must be loaded (a cache miss), before it is."""
     cache_dir = cache_dir or default_cache_dir()
     if use_cache:
         who = scratchdb.probe(runner)
@@ -154,6 +157,8 @@ def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_
             first, _, dump = dump_path.read_text().partition("\n")
             isolation, _, reason = first.removeprefix(_ISOLATION_LINE).partition(" ")
             return Desired(path.read_text(), dump, isolation, reason)
+    if on_build is not None:
+        on_build()
     desired = build_shadow(runner, source, scratch_role)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)

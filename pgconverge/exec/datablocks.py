@@ -20,8 +20,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import pglast
-from pglast.parser import ParseError
 
 from pgconverge.errors import PlanError
 from pgconverge.quoting import q
@@ -75,6 +73,9 @@ def pending(blocks: Iterable[DataBlock], ran: dict[str, RanBlock]) -> list[DataB
 
 def statements(block: DataBlock) -> list[str]:
     """The block's SQL statements, each to be EXECUTEd inside the block's transaction."""
+    import pglast  # lazily: a run with no pending block never parses one
+    from pglast.parser import ParseError
+
     try:
         raws = pglast.parse_sql(block.sql)
     except ParseError as e:
@@ -105,6 +106,8 @@ def statements(block: DataBlock) -> list[str]:
 def relations(block: DataBlock) -> list[str]:
     """The tables a block's statements name, quoted as ``to_regclass`` takes them (for the report of
     who holds the locks a block waits for); unqualified names resolve on the server's search_path."""
+    import pglast
+    from pglast.parser import ParseError
     from pglast.visitors import Visitor
 
     found: list[str] = []

@@ -13,9 +13,6 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 
-from pglast import parse_sql
-from pglast.parser import scan
-
 from pgconverge.catalog.model import Table
 from pgconverge.quoting import q
 
@@ -74,6 +71,8 @@ class _Token:
 
 
 def _tokens(text: str) -> list[_Token]:
+    from pglast.parser import scan  # lazily: a cached plan never lexes
+
     return [_Token(t.start, t.end + 1, t.name, text[t.start:t.end + 1]) for t in scan(text)
             if t.name not in ("SQL_COMMENT", "C_COMMENT")]
 
@@ -101,6 +100,8 @@ def swap_ident(text: str, old: str, new: str) -> str:
 
 def _index_name_token(definition: str) -> _Token | None:
     """The name token of CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON ..., checked by the parser."""
+    from pglast import parse_sql
+
     stmt = parse_sql(definition)[0].stmt
     if type(stmt).__name__ != "IndexStmt" or not stmt.idxname:
         return None
@@ -123,6 +124,8 @@ def with_index_name(definition: str, old: str, new: str) -> str:
 
 def concurrently(definition: str) -> str:
     """A CREATE INDEX statement that builds CONCURRENTLY (unchanged when it does already)."""
+    from pglast import parse_sql
+
     stmt = parse_sql(definition)[0].stmt
     if type(stmt).__name__ != "IndexStmt" or stmt.concurrent:
         return definition

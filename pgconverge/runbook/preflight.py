@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pglast import parse_sql
 
 from pgconverge.runbook.shell import RemoteError, Shell, command_exists, free_kb
 from pgconverge.exec.runner import PsqlError, Runner
@@ -57,6 +56,8 @@ class PreflightReport:
 
 def extensions_in(source: Source) -> list[str]:
     """The extensions sql/ creates (CREATE EXTENSION statements)."""
+    from pglast import parse_sql
+
     names = []
     for st in source.statements:
         if st.kind == "CreateExtensionStmt":

@@ -5,8 +5,6 @@ indexes of materialized views."""
 
 from __future__ import annotations
 
-from pglast.parser import scan
-
 from pgconverge.catalog.model import Index, Table, column_id
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
@@ -39,6 +37,8 @@ def add_comment(p: Diff, idx: Index, requires: frozenset[str] = frozenset()) -> 
 def without_options(definition: str) -> str:
     """pg_get_indexdef text without its WITH (storage parameters) clause, found by PostgreSQL's
     lexer at parenthesis depth 0 (the column list, INCLUDE and WHERE hold no such clause)."""
+    from pglast.parser import scan  # lazily: a cached plan never lexes
+
     toks = list(scan(definition))
     depth = 0
     for i, t in enumerate(toks):

@@ -13,8 +13,6 @@ back), the parent's index is built again the way above (tables.rebuilt)."""
 
 from __future__ import annotations
 
-from pglast import parse_sql
-from pglast.parser import scan
 
 from collections.abc import Callable
 
@@ -53,6 +51,8 @@ def created_here(p: Diff, w: Table) -> bool:
 
 def _on_only(definition: str) -> str:
     """pg_get_indexdef text with ONLY after its first ON (the one before the table's name)."""
+    from pglast.parser import scan
+
     for t in scan(definition):
         if t.name == "ON":
             return f"{definition[:t.end + 1]} ONLY{definition[t.end + 1:]}"
@@ -65,6 +65,8 @@ def _on_only(definition: str) -> str:
 def _column_names(definition: str) -> list[str]:
     """ChooseIndexColumnNames: the key and INCLUDE columns' names, 'expr' for an expression, a
     number appended to a name seen before."""
+    from pglast import parse_sql
+
     stmt = parse_sql(definition)[0].stmt
     out: list[str] = []
     for elem in list(stmt.indexParams or ()) + list(stmt.indexIncludingParams or ()):

@@ -190,9 +190,9 @@ def test_shadow_always_dropped_even_on_failure(db, conn, tmp_path, monkeypatch):
     seen = []
     real = shadow.build_shadow
 
-    def spy(runner, source):
+    def spy(runner, source, *rest):
         seen.append(1)
-        return real(runner, source)
+        return real(runner, source, *rest)
 
     monkeypatch.setattr(shadow, "build_shadow", spy)
     pgconverge.plan(db, ["CREATE TABLE a (id int);"], use_cache=False)

@@ -72,9 +72,14 @@ class EnvironSampler:
                 if not pid.isdigit() or int(pid) in self.excluded:
                     continue
                 try:
+                    before = Path(f"/proc/{pid}/cmdline").read_bytes()
                     env = Path(f"/proc/{pid}/environ").read_bytes()
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
+                    continue
+                if not cmd or cmd != before:
+                    # it exec'd or exited between the reads (a run's fork turning into its tool, or
+                    # gone): the environment read belongs to a process the command line no longer names
                     continue
                 if b"psql" in cmd or b"pg_dump" in cmd:
                     self.seen += 1

@@ -19,6 +19,7 @@ from pgconverge.runbook.shell import RemoteError, Shell, command_exists, free_kb
 from pgconverge.exec.runner import PsqlError, Runner
 from pgconverge.runbook.settings import EnvSettings
 from pgconverge.source import Source
+from pgconverge.exec.progress import human_bytes
 
 # What preflight needs to know about the server and the role, in one round trip.
 SERVER_INFO = """SELECT json_build_object(
@@ -67,12 +68,8 @@ def extensions_in(source: Source) -> list[str]:
     return names
 
 
-def human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
+# one formatting of sizes for the preflight, the backup lines and the progress lines
+human = human_bytes
 
 
 def server_info(shell: Shell, runner: Runner, psql: str = "psql") -> dict[str, Any]:

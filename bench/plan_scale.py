@@ -24,15 +24,20 @@ triggers), loads it into databases of a cluster of its own (.pgconverge/bench-cl
   cold peak    peak resident memory of a cold no-op plan, in a subprocess of its own (ru_maxrss of the
                Python process; psql and the server are not counted)
   migra        `migra --unsafe A B` for the no-op (an identical copy) and for the add case
+  pgdeclare    `pgdeclare diff --json` of the schema (as its sql/schemas/) against the database holding it
+               (no-op) and against the smaller one (add); it builds the schema in a scratch database each run
 
 Each figure is the best of --repeat runs (default 3, 1 at 5,000 tables and more). The plans are
 checked too: the no-op plans must be empty, the add plan must create the 10 tables and 20 indexes.
-migra runs from its own venv, .pgconverge/bench-venv, created on first use.
+migra runs from its own venv, .pgconverge/bench-venv, created on first use; pgdeclare, which needs
+Python 3.12, from .pgconverge/bench-venv312 (python3.12 on PATH or ~/.pyenv/versions/3.12*; without
+one its columns stay empty). Their results are checked the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import datetime as dt
 import os
 import platform
@@ -53,7 +58,7 @@ import pgconverge  # noqa: E402
 from pgconverge.dev.embedded import Cluster
 from pgconverge.exec.runner import find_psql
 
-from peers import BENCH_HOME, CLUSTER_DIR, ensure_migra  # noqa: E402 (bench/ is on sys.path)
+from peers import BENCH_HOME, CLUSTER_DIR, ensure_migra, ensure_pgdeclare  # noqa: E402 (bench/ is on sys.path)
 WORK = BENCH_HOME / "bench-work"
 DB_PREFIX = "bench_scale_"
 ADDED_TABLES = 10
@@ -201,9 +206,10 @@ def best(fn: Callable[[], object], repeat: int) -> float:
 
 
 class Bench:
-    def __init__(self, cluster: Cluster, migra: Path | None):
+    def __init__(self, cluster: Cluster, migra: Path | None, pgdeclare: Path | None = None):
         self.cluster = cluster
         self.migra = migra
+        self.pgdeclare = pgdeclare
         self.psql = find_psql()
 
     def url(self, db: str) -> str:
@@ -241,6 +247,21 @@ class Bench:
         return proc.stdout
 
 
+    def run_pgdeclare(self, db: str, sql_dir: Path) -> list[dict]:
+        """pgdeclare's planned changes of db towards sql_dir/schemas/ (its scratch plan database is
+        created and dropped by pgdeclare itself, on the same cluster)."""
+        assert self.pgdeclare is not None
+        query = urllib.parse.urlencode({"host": str(self.cluster.run_dir), "port": self.cluster.port})
+        argv = [str(self.pgdeclare), "diff", "--json", "--database-url", f"postgresql://postgres@/{db}?{query}",
+                "--sql-dir", str(sql_dir)]
+        for s in SCHEMAS:
+            argv += ["--schema", s]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"pgdeclare failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        return json.loads(proc.stdout)["changes"]
+
+
 @dataclass
 class Row:
     tables: int
@@ -252,6 +273,8 @@ class Row:
     add: float = 0.0
     migra_noop: float | None = None
     migra_add: float | None = None
+    pgdeclare_noop: float | None = None
+    pgdeclare_add: float | None = None
     add_steps: int = 0
     proof: float = 0.0
     apply: float = 0.0
@@ -264,6 +287,14 @@ class Row:
     @property
     def warm_vs_migra(self) -> float | None:
         return self.warm / self.migra_noop if self.migra_noop else None
+
+    @property
+    def warm_vs_pgdeclare(self) -> float | None:
+        return self.warm / self.pgdeclare_noop if self.pgdeclare_noop else None
+
+    @property
+    def add_vs_pgdeclare(self) -> float | None:
+        return self.add / self.pgdeclare_add if self.pgdeclare_add else None
 
     @property
     def cold_vs_load(self) -> float:
@@ -380,6 +411,25 @@ def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: di
         row.migra_noop = best(migra_noop, repeat)
         row.migra_add = best(migra_add, repeat)
         print(f"  {n}: migra no-op {row.migra_noop:.2f}s, add {row.migra_add:.2f}s", flush=True)
+
+    if bench.pgdeclare is not None:
+        # pgdeclare reads a directory whose schemas/ holds the files
+        sql_dir = work / "pgdeclare"
+        (sql_dir / "schemas").mkdir(parents=True)
+        shutil.copyfile(full, sql_dir / "schemas" / "schema.sql")
+
+        def pgdeclare_noop() -> None:
+            changes = bench.run_pgdeclare(dbs["full"], sql_dir)
+            assert not changes, f"pgdeclare found changes on a database holding the schema:\n{changes[:20]}"
+
+        def pgdeclare_add() -> None:
+            changes = bench.run_pgdeclare(dbs["minus"], sql_dir)
+            kinds = [c["kind"] for c in changes]
+            assert kinds.count("CreateTable") == ADDED_TABLES, kinds
+
+        row.pgdeclare_noop = best(pgdeclare_noop, repeat)
+        row.pgdeclare_add = best(pgdeclare_add, repeat)
+        print(f"  {n}: pgdeclare no-op {row.pgdeclare_noop:.2f}s, add {row.pgdeclare_add:.2f}s", flush=True)
     return row
 
 
@@ -408,13 +458,16 @@ def fmt(x: float | None, unit: str = "s") -> str:
 def table(rows: list[Row]) -> str:
     head = ["tables", "runs", "psql load", "cold no-op", "warm no-op", "re-read no-op", "warm add", "proof",
             "apply", "cold peak", "migra no-op", "migra add", "warm / migra", "re-read / migra", "cold / load",
-            "proof / load", "apply / load"]
+            "proof / load", "apply / load", "pgdeclare no-op", "pgdeclare add", "warm / pgdeclare",
+            "add / pgdeclare add"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         reread_vs = r.reread / r.migra_noop if r.migra_noop else None
         cells = [f"{r.tables:,}", str(r.repeat), fmt(r.load), fmt(r.cold), fmt(r.warm), fmt(r.reread), fmt(r.add),
                  fmt(r.proof), fmt(r.apply), f"{r.cold_peak_mib:.0f} MiB", fmt(r.migra_noop), fmt(r.migra_add), fmt(r.warm_vs_migra, ""), fmt(reread_vs, ""),
-                 fmt(r.cold_vs_load, ""), fmt(r.proof_vs_load, ""), fmt(r.apply_vs_load, "")]
+                 fmt(r.cold_vs_load, ""), fmt(r.proof_vs_load, ""), fmt(r.apply_vs_load, ""),
+                 fmt(r.pgdeclare_noop), fmt(r.pgdeclare_add), fmt(r.warm_vs_pgdeclare, ""),
+                 fmt(r.add_vs_pgdeclare, "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -464,18 +517,20 @@ def main(argv: list[str] | None = None) -> int:
     objs.add_argument("--without-objects", dest="with_objects", action="store_false",
                       help="tables, types and sequences only")
     ap.add_argument("--no-migra", action="store_true", help="skip migra")
+    ap.add_argument("--no-pgdeclare", action="store_true", help="skip pgdeclare")
     ap.add_argument("--results", type=Path, help="also write the table as markdown to this file")
     args = ap.parse_args(argv)
     sizes = [int(x.replace("_", "")) for x in args.sizes.split(",") if x.strip()]
 
     migra = None if args.no_migra else ensure_migra()
+    pgdeclare = None if args.no_pgdeclare else ensure_pgdeclare()
     cluster = Cluster(CLUSTER_DIR)
     rows: list[Row] = []
     with_objects = args.with_objects
     load_before = os.getloadavg()
     with cluster.session():
         print(f"schema objects: tables{', views, functions, triggers' if with_objects else ''}", flush=True)
-        bench = Bench(cluster, migra)
+        bench = Bench(cluster, migra, pgdeclare)
         bench.drop_leftovers()
         for n in sizes:
             repeat = args.repeat or (1 if n >= 5000 else 3)

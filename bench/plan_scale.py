@@ -413,10 +413,13 @@ def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: di
         print(f"  {n}: migra no-op {row.migra_noop:.2f}s, add {row.migra_add:.2f}s", flush=True)
 
     if bench.pgdeclare is not None:
-        # pgdeclare reads a directory whose schemas/ holds the files
+        # pgdeclare reads a directory whose schemas/ holds the files. It creates the schemas named by
+        # --schema in its plan database itself and refuses a CREATE SCHEMA of them in the files.
         sql_dir = work / "pgdeclare"
         (sql_dir / "schemas").mkdir(parents=True)
-        shutil.copyfile(full, sql_dir / "schemas" / "schema.sql")
+        own = {f"CREATE SCHEMA {s};" for s in SCHEMAS}
+        lines = [x for x in full.read_text().splitlines(keepends=True) if x.strip() not in own]
+        (sql_dir / "schemas" / "schema.sql").write_text("".join(lines))
 
         def pgdeclare_noop() -> None:
             changes = bench.run_pgdeclare(dbs["full"], sql_dir)

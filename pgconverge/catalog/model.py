@@ -127,6 +127,8 @@ class DomainConstraint:
     definition: str  # pg_get_constraintdef: CHECK ((VALUE > 0))
     validated: bool = True
     depends_on: tuple[str, ...] = ()
+    # left out of the hash at None: catalogs hashed before domain constraints had comments keep their hash
+    comment: str | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,43 @@
+"""Cases the generators' report found (issue 9), each judged by pg_dump against a fresh load
+(tests.generators.judge), with a second plan that is empty."""
+
+from __future__ import annotations
+
+import pgconverge
+from tests.generators import ensure_roles, judge, load
+
+ALL = dict(allow_hazards="all", drops=["*"], use_cache=False)
+
+
+def converges(make_db, before: str | None, after: str) -> list[str]:
+    """Plan and apply, plan again (empty), then judge by pg_dump; returns the first plan's SQL."""
+    db = make_db()
+    ensure_roles(db)
+    if before:
+        load(db, before)
+    plan = pgconverge.plan(db, [after], **ALL)
+    pgconverge.apply(db, plan, **ALL)
+    assert pgconverge.plan(db, [after], **ALL).is_empty
+    v = judge(make_db, before, after)
+    assert v.outcome == "converged", v.detail
+    return [s.sql for s in plan.steps]
+
+
+DOMAIN = "CREATE DOMAIN code_d AS text CONSTRAINT code_len CHECK (length(VALUE) < 10);"
+
+
+def test_a_comment_on_a_domain_constraint_is_made_changed_and_dropped(make_db):
+    noted = DOMAIN + "COMMENT ON CONSTRAINT code_len ON DOMAIN code_d IS 'short';"
+    sqls = converges(make_db, None, noted)
+    assert 'COMMENT ON CONSTRAINT "code_len" ON DOMAIN "public"."code_d" IS \'short\'' in sqls
+    assert converges(make_db, DOMAIN, noted) == ['COMMENT ON CONSTRAINT "code_len" ON DOMAIN "public"."code_d" '
+                                                 "IS 'short'"]
+    assert converges(make_db, noted, DOMAIN) == ['COMMENT ON CONSTRAINT "code_len" ON DOMAIN "public"."code_d" IS NULL']
+    renoted = noted.replace("'short'", "'brief'")
+    assert converges(make_db, noted, renoted)[-1].endswith("IS 'brief'")
+
+
+def test_a_changed_domain_constraint_gets_its_comment_again(make_db):
+    noted = DOMAIN + "COMMENT ON CONSTRAINT code_len ON DOMAIN code_d IS 'short';"
+    sqls = converges(make_db, noted, noted.replace("< 10", "< 20"))
+    assert sqls[-1] == 'COMMENT ON CONSTRAINT "code_len" ON DOMAIN "public"."code_d" IS \'short\''

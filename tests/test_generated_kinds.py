@@ -41,3 +41,18 @@ def test_a_changed_domain_constraint_gets_its_comment_again(make_db):
     noted = DOMAIN + "COMMENT ON CONSTRAINT code_len ON DOMAIN code_d IS 'short';"
     sqls = converges(make_db, noted, noted.replace("< 10", "< 20"))
     assert sqls[-1] == 'COMMENT ON CONSTRAINT "code_len" ON DOMAIN "public"."code_d" IS \'short\''
+
+
+TRGM = "CREATE EXTENSION pg_trgm;"
+TRGM_NOTED = TRGM + "COMMENT ON EXTENSION pg_trgm IS 'trigrams here';"
+
+
+def test_an_extension_comment_of_its_own_is_planned_and_the_control_files_is_not(make_db):
+    assert not any(s.startswith("COMMENT") for s in converges(make_db, None, TRGM))
+    assert converges(make_db, None, TRGM_NOTED)[-1] == 'COMMENT ON EXTENSION "pg_trgm" IS \'trigrams here\''
+    assert converges(make_db, TRGM, TRGM_NOTED) == ['COMMENT ON EXTENSION "pg_trgm" IS \'trigrams here\'']
+    # back to the comment CREATE EXTENSION sets
+    assert converges(make_db, TRGM_NOTED, TRGM) == ['COMMENT ON EXTENSION "pg_trgm" IS \'text similarity '
+                                                    "measurement and index searching based on trigrams'"]
+    assert converges(make_db, TRGM_NOTED, TRGM + "COMMENT ON EXTENSION pg_trgm IS NULL;") == [
+        'COMMENT ON EXTENSION "pg_trgm" IS NULL']

@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import secrets
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 import pgconverge
-from tests.generators import ensure_roles, judge, load
+from tests.generators import Spec, ensure_roles, judge, load, mutate_trust, render, trust_parts
 
 ALL = dict(allow_hazards="all", drops=["*"], use_cache=False)
 
@@ -56,3 +62,38 @@ def test_an_extension_comment_of_its_own_is_planned_and_the_control_files_is_not
                                                     "measurement and index searching based on trigrams'"]
     assert converges(make_db, TRGM_NOTED, TRGM + "COMMENT ON EXTENSION pg_trgm IS NULL;") == [
         'COMMENT ON EXTENSION "pg_trgm" IS NULL']
+
+
+# Only the records that issue 9 added (grants, collations, range types, app.tagged's uses), so that
+# a few examples reach each of them; tests/test_generated.py varies everything together.
+trust_specs = trust_parts().map(lambda parts: Spec(**parts))
+
+
+@pytest.fixture
+def scratch(cluster):
+    made: list[str] = []
+
+    def make() -> str:
+        made.append("pgc_test_gen_" + secrets.token_hex(5))
+        return cluster.create_database(made[-1])
+
+    def drop_all() -> None:
+        while made:
+            cluster.drop_database(made.pop())
+
+    make.drop_all = drop_all
+    yield make
+    drop_all()
+
+
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=trust_specs.flatmap(lambda a: st.tuples(st.just(a), mutate_trust(a))))
+def test_generated_grants_collations_ranges_and_uses_converge(scratch, data):
+    a, b = data
+    try:
+        for before, after in ((None, render(a)), (render(a), render(b))):
+            v = judge(scratch, before, after)
+            assert v.outcome == "converged", f"{v.outcome}:\n-- before\n{before}\n-- after\n{after}\n{v.detail}"
+    finally:
+        scratch.drop_all()

@@ -105,7 +105,7 @@ def _catalog_kind(name: str, record: type, reads: tuple[str, ...], *, row: type 
 KINDS: tuple[Kind, ...] = (
     _catalog_kind("schemas", Schema, ("pg_description",), key_of=_by_name, schema_of=_by_name),
     # extensions are database-wide; with only_schemas they are managed only if they live there
-    _catalog_kind("extensions", Extension, ("pg_extension",), key_of=_by_name),
+    _catalog_kind("extensions", Extension, ("pg_extension", "pg_description"), key_of=_by_name),
     Kind("available_extensions", (), row=rows.AvailableExtensionRow),
     _catalog_kind("enums", EnumType, ("pg_type", "pg_enum", "pg_description"), row=rows.EnumRow),
     _catalog_kind("sequences", Sequence, ("pg_sequence", "pg_class", "pg_attribute", "pg_description"),

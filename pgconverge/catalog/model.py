@@ -87,6 +87,11 @@ class Extension:
     name: str
     schema: str
     version: str
+    # CREATE EXTENSION sets the control file's comment: only another one is sql/'s own. The three
+    # are left out of the hash at their defaults, so catalogs without such a comment keep theirs.
+    own_comment: bool = field(default=False, metadata=OMIT_DEFAULT)
+    comment: str | None = field(default=None, metadata=OMIT_DEFAULT)  # when own_comment
+    control_comment: str | None = field(default=None, metadata=OMIT_DEFAULT)  # when own_comment: to go back to
 
     @property
     def id(self) -> str:
@@ -127,6 +132,8 @@ class DomainConstraint:
     definition: str  # pg_get_constraintdef: CHECK ((VALUE > 0))
     validated: bool = True
     depends_on: tuple[str, ...] = ()
+    # left out of the hash at None: catalogs hashed before domain constraints had comments keep their hash
+    comment: str | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True)

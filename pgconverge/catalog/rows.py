@@ -232,6 +232,7 @@ class DomainConstraintRow(msgspec.Struct, **_ROW):
     definition: str
     validated: bool
     func_deps: list[str] | None
+    comment: str | None = None
 
 
 class DomainRow(msgspec.Struct, **_ROW):
@@ -248,7 +249,7 @@ class DomainRow(msgspec.Struct, **_ROW):
 
     def record(self, parts: Parts) -> Domain:
         cons = tuple(DomainConstraint(k.name, k.definition, k.validated,
-                                      tuple(sorted(oid_key("function", f) for f in k.func_deps or ())))
+                                      tuple(sorted(oid_key("function", f) for f in k.func_deps or ())), k.comment)
                      for k in self.constraints)
         return Domain(self.schema, self.name, self.base_type, self.collation, self.default, self.not_null, cons,
                       self.comment, _deps(self.type_deps, coll_dep=self.coll_dep))

@@ -20,7 +20,8 @@ SELECT n.nspname AS schema, t.typname AS name,
                           JOIN pg_namespace fn ON fn.oid = p.pronamespace
                           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
                             AND d.refclassid = 'pg_proc'::regclass
-                            AND fn.nspname NOT IN ('pg_catalog', 'information_schema'))
+                            AND fn.nspname NOT IN ('pg_catalog', 'information_schema')),
+            'comment', obj_description(k.oid, 'pg_constraint')
           ) ORDER BY k.conname), '[]')
         FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c') AS constraints,
        obj_description(t.oid, 'pg_type') AS comment

@@ -13,7 +13,7 @@ from pgconverge.planning.context import Diff
 from pgconverge.planning.hazards import Hazard
 from pgconverge.planning.kinds.usage import comment, drop_type, still_used
 from pgconverge.planning.steps import OWN
-from pgconverge.quoting import q
+from pgconverge.quoting import lit, q
 
 
 def diff(p: Diff) -> None:
@@ -31,9 +31,22 @@ def diff(p: Diff) -> None:
         else:
             alter_domain(p, have, d)
         comment(p, "DOMAIN", q(d.schema, d.name), d.id, d.comment, have.comment if have else None)
+        _constraint_comments(p, have, d)
     for key, d in p.actual.domains.items():
         if key not in p.desired.domains:
             drop_type(p, d, "DOMAIN", f"domain {d.schema}.{d.name}")
+
+
+def _constraint_comments(p: Diff, have: Domain | None, want: Domain) -> None:
+    """COMMENT ON CONSTRAINT ... ON DOMAIN; a constraint made again (its definition changed) lost its comment."""
+    old = {c.name: c for c in have.constraints} if have is not None else {}
+    for con in want.constraints:
+        before = old.get(con.name)
+        was = before.comment if before is not None and before.definition == con.definition else None
+        if con.comment != was:
+            cid = oid_key("constraint", want.schema, want.name, con.name)
+            p.add(f"COMMENT ON CONSTRAINT {q(con.name)} ON DOMAIN {q(want.schema, want.name)} IS {lit(con.comment)}",
+                  "comment", cid, requires=frozenset({want.id, cid}))
 
 
 def create_domain(p: Diff, d: Domain) -> None:

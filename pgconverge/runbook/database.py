@@ -74,8 +74,7 @@ class Database:
     def note_interrupted(self, current: Callable[[], str | None], by: str) -> None:
         """Before a run writes its own ledger row: rows left ``running`` by a process that is gone
         become ``interrupted``, with what was found (`current`: the schema hash now)."""
-        if not ledger.exists(self.runner):
-            return
+        # a database without a ledger has no rows left running: close_interrupted reads none
         for found in ledger.close_interrupted(self.runner, current, f"{by} from {self.host_name}"):
             self.say(f"ledger: run #{found.run.id} {found.message}", fg="yellow")
 

@@ -321,10 +321,17 @@ def _select(where: str = "true", limit: int | None = None, order: str = "id DESC
             f"WHERE {where} ORDER BY {order}{lim}) r;")
 
 
+def if_ledger(query: str, otherwise: str) -> str:
+    """A psql script that runs `query` when the ledger exists and prints `otherwise` when it does
+    not: psql itself asks first, so a read of a database without a ledger costs one round trip,
+    not two (a no-op deploy reads the ledger several times per database)."""
+    return (f"SELECT to_regclass({lit(LEDGER_SCHEMA + '.runs')}) IS NOT NULL AS pgconverge_ledger_exists \\gset\n"
+            "\\if :pgconverge_ledger_exists\n" + query.rstrip() + "\n\\else\n"
+            f"SELECT {lit(otherwise)};\n\\endif\n")
+
+
 def _runs(runner: Runner, where: str = "true", limit: int | None = None) -> list[Run]:
-    if not exists(runner):
-        return []
-    rows = runner.query_json(_select(where, limit)) or []
+    rows = runner.query_json(if_ledger(_select(where, limit), "[]")) or []
     return [Run(**{c: row.get(c) for c in COLUMNS}) for row in rows]
 
 

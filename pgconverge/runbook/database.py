@@ -11,6 +11,7 @@ from pgconverge.catalog.model import Catalog
 from pgconverge.catalog.shadow import default_cache_dir
 from pgconverge.exec.progress import LineReporter, Reporter
 from pgconverge.exec.runner import conn_from_spec
+from pgconverge.planning.steps import Plan
 from pgconverge.runbook import ledger, preflight
 from pgconverge.runbook.settings import EnvSettings
 from pgconverge.runbook.shell import Console, Shell, ShellRunner
@@ -36,6 +37,7 @@ class Database:
         self.engine = Engine(self.runner, self.source, self.options, shadow=self.shadow)
         self.label = self.name or self.conn.dbname or self.conn.describe()
         self.info: dict[str, Any] | None = None
+        self._fingerprint: Any = None  # read by the preflight, for the plan right after it only
 
     @property
     def host_name(self) -> str:
@@ -55,12 +57,22 @@ class Database:
         return own() if callable(own) else LineReporter(lambda text: self.console.say(text))
 
     def preflight(self) -> preflight.PreflightReport:
-        report = preflight.check(self.shell, self.runner, self.settings, self.source, shadow=self.shadow)
+        # the plan that follows needs the target's fingerprint: read in the preflight's round trip
+        wanted = introspect.fingerprint_query() if self.engine.caches_plans else None
+        report = preflight.check(self.shell, self.runner, self.settings, self.source, shadow=self.shadow,
+                                 fingerprint_query=wanted)
+        self._fingerprint = report.fingerprint
         if report.info:
             self.info = report.info
             if not self.name:
                 self.label = report.info["database"]
         return report
+
+    def plan(self) -> Plan:
+        """The engine's plan; the fingerprint the preflight just read serves this plan only (a
+        later plan reads the target again)."""
+        fingerprint, self._fingerprint = self._fingerprint, None
+        return self.engine.plan(fingerprint)
 
     def actual_catalog(self, engine: Engine | None = None) -> Catalog:
         """What is there now (scoped like the plan's)."""

@@ -136,7 +136,7 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
                                        + "\n".join(f"  {p}" for p in report.problems),
                                        "each line above says what to change"), work=True)
     try:
-        plan = db.engine.plan()
+        plan = db.plan()
     except (PlanError, SourceError, PsqlError, ValueError) as e:
         return Checked(refusal=_planning_refusal(db, e), work=True)
     if executing:  # the real run, even one with nothing to do; a dry run writes nothing

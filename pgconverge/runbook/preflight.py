@@ -11,6 +11,7 @@ and what to do about it; any problem stops that host before its first change.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ class PreflightReport:
     info: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # the target's catalog fingerprint, read in the same round trip as `info` when asked for
+    fingerprint: Any = None
 
     @property
     def ok(self) -> bool:
@@ -72,11 +75,15 @@ def extensions_in(source: Source) -> list[str]:
 human = human_bytes
 
 
-def server_info(shell: Shell, runner: Runner, psql: str = "psql") -> dict[str, Any]:
+def server_info(shell: Shell, runner: Runner, psql: str = "psql", also: str | None = None) -> Any:
     """SERVER_INFO through the host's psql; raises PsqlError with the server's own message,
-    or saying that psql is missing on the host."""
+    or saying that psql is missing on the host. With `also` (a statement returning one JSON value
+    on one line), both values in one psql call: (info, that value)."""
     try:
-        return runner.query_json(SERVER_INFO)
+        if also is None:
+            return runner.query_json(SERVER_INFO)
+        first, second = [line for line in runner.query_text(SERVER_INFO + also).splitlines() if line.strip()]
+        return json.loads(first), json.loads(second)
     except PsqlError:
         if not command_exists(shell, psql):
             raise PsqlError(f"{psql} is not installed on {shell.name}: install the PostgreSQL client "
@@ -85,14 +92,18 @@ def server_info(shell: Shell, runner: Runner, psql: str = "psql") -> dict[str, A
 
 
 def check(shell: Shell, runner: Runner, settings: EnvSettings, source: Source, *,
-          shadow: Runner | None = None) -> PreflightReport:
+          shadow: Runner | None = None, fingerprint_query: str | None = None) -> PreflightReport:
     """Connectivity, version, extensions and privileges; never raises for a failed check.
-    The free space check (``check_space``) follows once the plan says a backup is due."""
+    The free space check (``check_space``) follows once the plan says a backup is due.
+    With `fingerprint_query`, the target's catalog fingerprint is read in the same psql call
+    (``report.fingerprint``), for the plan that follows."""
     psql = settings.tool("psql")
     report = PreflightReport(runner.name)
     env = settings.env
     try:
-        info = server_info(shell, runner, psql)
+        info = server_info(shell, runner, psql, also=fingerprint_query)
+        if fingerprint_query is not None:
+            info, report.fingerprint = info
     except PsqlError as e:
         report.problems.append(
             f"cannot connect to {runner.name} from {shell.name}: {e.message}. Check the connection in "

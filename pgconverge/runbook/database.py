@@ -38,6 +38,7 @@ class Database:
         self.label = self.name or self.conn.dbname or self.conn.describe()
         self.info: dict[str, Any] | None = None
         self._fingerprint: Any = None  # read by the preflight, for the plan right after it only
+        self.look: ledger.Look | None = None  # the ledger, as the preflight read it (``take_look``)
 
     @property
     def host_name(self) -> str:
@@ -57,11 +58,14 @@ class Database:
         return own() if callable(own) else LineReporter(lambda text: self.console.say(text))
 
     def preflight(self) -> preflight.PreflightReport:
-        # the plan that follows needs the target's fingerprint: read in the preflight's round trip
-        wanted = introspect.fingerprint_query() if self.engine.caches_plans else None
+        # what the check after the preflight reads (the ledger's rows, the target's fingerprint for
+        # the plan), in the preflight's own psql call: a round trip each saved per database
+        also = [ledger.look_query()] + ([introspect.fingerprint_query()] if self.engine.caches_plans else [])
         report = preflight.check(self.shell, self.runner, self.settings, self.source, shadow=self.shadow,
-                                 fingerprint_query=wanted)
-        self._fingerprint = report.fingerprint
+                                 also=also)
+        if report.also:
+            self.look = ledger.Look.from_json(report.also[0])
+            self._fingerprint = report.also[1] if len(report.also) > 1 else None
         if report.info:
             self.info = report.info
             if not self.name:
@@ -83,11 +87,19 @@ class Database:
         """The schema hash of what is there now (scoped like the plan's)."""
         return catalog_hash(self.actual_catalog(engine))
 
-    def note_interrupted(self, current: Callable[[], str | None], by: str) -> None:
+    def take_look(self) -> ledger.Look | None:
+        """The ledger as the last preflight read it, once: for the check that follows that
+        preflight (a later caller reads the ledger again)."""
+        look, self.look = self.look, None
+        return look
+
+    def note_interrupted(self, current: Callable[[], str | None], by: str, look: ledger.Look | None = None) -> None:
         """Before a run writes its own ledger row: rows left ``running`` by a process that is gone
-        become ``interrupted``, with what was found (`current`: the schema hash now)."""
+        become ``interrupted``, with what was found (`current`: the schema hash now). `look`: the
+        ledger as just read (``take_look``); None: read here."""
         # a database without a ledger has no rows left running: close_interrupted reads none
-        for found in ledger.close_interrupted(self.runner, current, f"{by} from {self.host_name}"):
+        for found in ledger.close_interrupted(self.runner, current, f"{by} from {self.host_name}",
+                                              look.running if look else None):
             self.say(f"ledger: run #{found.run.id} {found.message}", fg="yellow")
 
     def close(self) -> None:

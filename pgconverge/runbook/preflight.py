@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 
 from pgconverge.runbook.shell import RemoteError, Shell, command_exists, free_kb
@@ -44,8 +44,8 @@ class PreflightReport:
     info: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # the target's catalog fingerprint, read in the same round trip as `info` when asked for
-    fingerprint: Any = None
+    # the values of the `also` statements (``check``), read in the same round trip as `info`
+    also: list[Any] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -75,15 +75,17 @@ def extensions_in(source: Source) -> list[str]:
 human = human_bytes
 
 
-def server_info(shell: Shell, runner: Runner, psql: str = "psql", also: str | None = None) -> Any:
+def server_info(shell: Shell, runner: Runner, psql: str = "psql", also: Sequence[str] = ()) -> Any:
     """SERVER_INFO through the host's psql; raises PsqlError with the server's own message,
-    or saying that psql is missing on the host. With `also` (a statement returning one JSON value
-    on one line), both values in one psql call: (info, that value)."""
+    or saying that psql is missing on the host. With `also` (scripts each printing one JSON value
+    on one line), all in one psql call: [info, *their values]."""
     try:
-        if also is None:
+        if not also:
             return runner.query_json(SERVER_INFO)
-        first, second = [line for line in runner.query_text(SERVER_INFO + also).splitlines() if line.strip()]
-        return json.loads(first), json.loads(second)
+        lines = [line for line in runner.query_text(SERVER_INFO + "".join(also)).splitlines() if line.strip()]
+        if len(lines) != 1 + len(also):
+            raise PsqlError(f"preflight: expected {1 + len(also)} values from {runner.name}, got {len(lines)}")
+        return [json.loads(line) for line in lines]
     except PsqlError:
         if not command_exists(shell, psql):
             raise PsqlError(f"{psql} is not installed on {shell.name}: install the PostgreSQL client "
@@ -92,18 +94,18 @@ def server_info(shell: Shell, runner: Runner, psql: str = "psql", also: str | No
 
 
 def check(shell: Shell, runner: Runner, settings: EnvSettings, source: Source, *,
-          shadow: Runner | None = None, fingerprint_query: str | None = None) -> PreflightReport:
+          shadow: Runner | None = None, also: Sequence[str] = ()) -> PreflightReport:
     """Connectivity, version, extensions and privileges; never raises for a failed check.
     The free space check (``check_space``) follows once the plan says a backup is due.
-    With `fingerprint_query`, the target's catalog fingerprint is read in the same psql call
-    (``report.fingerprint``), for the plan that follows."""
+    `also`: scripts each printing one JSON value on one line (the target's catalog fingerprint, the
+    ledger's rows), read in the same psql call for what follows the preflight (``report.also``)."""
     psql = settings.tool("psql")
     report = PreflightReport(runner.name)
     env = settings.env
     try:
-        info = server_info(shell, runner, psql, also=fingerprint_query)
-        if fingerprint_query is not None:
-            info, report.fingerprint = info
+        info = server_info(shell, runner, psql, also=also)
+        if also:
+            info, *report.also = info
     except PsqlError as e:
         report.problems.append(
             f"cannot connect to {runner.name} from {shell.name}: {e.message}. Check the connection in "

@@ -135,9 +135,10 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
         return Checked(refusal=Refusal(PREFLIGHT, "preflight", f"{db.label}: preflight failed, nothing was changed:\n"
                                        + "\n".join(f"  {p}" for p in report.problems),
                                        "each line above says what to change"), work=True)
-    look = db.take_look()  # the ledger as the preflight read it
+    first = db.take_first_look()  # read along with the preflight, for this check only
+    look = first.ledger if first else None
     try:
-        plan = db.plan()
+        plan = db.engine.plan(first.fingerprint if first else None)
     except (PlanError, SourceError, PsqlError, ValueError) as e:
         return Checked(refusal=_planning_refusal(db, e), work=True)
     if executing:  # the real run, even one with nothing to do; a dry run writes nothing

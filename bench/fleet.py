@@ -15,6 +15,12 @@ and measures, for each: the converge of the N empty databases to sql/schema, and
 (the no-op: preflight and plan only, nothing to do). The desired catalog is cached before timing
 (one shadow build, shared by all runs). Afterwards every database must hold one "converged"
 ledger row, and the no-op must have added none.
+
+A per-database row follows: each no-op's time divided by its databases. With --profile, the serial
+no-op runs once more under cProfile (pyinfra in-process, one host carrying the N databases), and a
+breakdown of that run per database is printed: pyinfra's own work (start-up, operations, the
+connector), the deploy's read-only checks by part (preflight, the plan, the ledger reads, the gate,
+the plan files), the shell commands and psql calls they make, and the top cumulative entries.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import pstats
 import shutil
 import subprocess
 import sys
@@ -97,10 +104,11 @@ def project(cluster: Cluster, names: list[str], shape: str) -> Path:
     return root
 
 
-def pyinfra(root: Path, home: Path) -> float:
+def pyinfra(root: Path, home: Path, profile: Path | None = None) -> float:
     env = {**os.environ, "PGCONVERGE_HOME": str(home), "PYINFRA_PROGRESS": "off", "PGCONVERGE_ACTOR": "bench"}
+    prefix = [sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else []
     started = time.monotonic()
-    p = subprocess.run([PYINFRA, "-y", "inventory/fleet.py", "deploy.py"], cwd=root, env=env,
+    p = subprocess.run([*prefix, PYINFRA, "-y", "inventory/fleet.py", "deploy.py"], cwd=root, env=env,
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seconds = time.monotonic() - started
     if p.returncode != 0:
@@ -143,6 +151,77 @@ def measure(cluster: Cluster, n: int, home: Path) -> list[Figures]:
     return out
 
 
+# The parts of a no-op the breakdown names: (label, module path suffix, function name). Nested
+# entries overlap their parents; the indented ones are parts of the line above them.
+PARTS = [
+    ("pyinfra run, in all", "pyinfra_cli/main.py", "main"),
+    ("  shared checks (prepare + execute)", "pgconverge/pyinfra/deploy_steps.py", "shared"),
+    ("    Database set-up (settings, sql/ read)", "pgconverge/runbook/database.py", "__init__"),
+    ("    preflight", "pgconverge/runbook/preflight.py", "check"),
+    ("    plan (fingerprint, cached plan)", "pgconverge/api.py", "plan"),
+    ("      fingerprint key", "pgconverge/api.py", "plan_cache_key"),
+    ("      cached plan read", "pgconverge/api.py", "plan_cache_load"),
+    ("    interrupted runs (ledger)", "pgconverge/runbook/database.py", "note_interrupted"),
+    ("    gate", "pgconverge/runbook/deploy.py", "gate_line"),
+    ("    plan shown", "pgconverge/pyinfra/host.py", "show_plan"),
+    ("    plan files", "pgconverge/runbook/planfiles.py", "write_plan_files"),
+    ("    refresh note (ledger)", "pgconverge/runbook/ledger.py", "snapshot_note"),
+    ("  host settings (group data)", "pgconverge/pyinfra/host.py", "host_settings"),
+    ("  shell commands (all)", "pgconverge/pyinfra/host.py", "run"),
+    ("    psql calls", "pgconverge/runbook/shell.py", "exec_psql"),
+    ("  the ten operations at prepare time", "pyinfra/api/operation.py", "decorated_func"),
+    ("  the operations at execute time", "pyinfra/api/operations.py", "run_host_op"),
+]
+
+
+def breakdown(path: Path, n: int, wall: float) -> str:
+    """The profiled no-op per database: each part's cumulative time and calls, and its share."""
+    stats = pstats.Stats(str(path))
+    found: dict[tuple[str, str], tuple[int, float]] = {}
+    for (file, _line, func), (_cc, nc, _tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        for _label, suffix, name in PARTS:
+            if func == name and file.endswith(suffix):
+                calls, cum = found.get((suffix, name), (0, 0.0))
+                found[(suffix, name)] = (calls + nc, cum + ct)
+    rows = [f"Profiled serial no-op of {n} databases: {wall:.1f} s under cProfile "
+            f"({wall / n * 1000:.0f} ms per database)", "",
+            "| part | calls per database | ms per database | share of the run |", "|---|---:|---:|---:|"]
+    for label, suffix, name in PARTS:
+        calls, cum = found.get((suffix, name), (0, 0.0))
+        rows.append(f"| {label.strip() if not label.startswith(' ') else '&nbsp;' * (len(label) - len(label.lstrip())) * 2 + label.strip()} "
+                    f"| {calls / n:.1f} | {cum / n * 1000:.1f} | {cum / wall:.0%} |")
+    return "\n".join(rows)
+
+
+def top(path: Path, count: int = 25) -> str:
+    import io
+
+    out = io.StringIO()
+    pstats.Stats(str(path), stream=out).sort_stats("cumulative").print_stats(count)
+    return out.getvalue()
+
+
+def profile_noop(cluster: Cluster, n: int, home: Path) -> str:
+    """A serial fleet of N, converged, then its no-op under cProfile: the breakdown table."""
+    names = databases(cluster, n)
+    root = project(cluster, names, "serial")
+    pyinfra(root, home)
+    path = WORK / f"noop-{n}.prof"
+    wall = pyinfra(root, home, profile=path)
+    check(cluster, names)
+    return breakdown(path, n, wall) + "\n\nTop cumulative entries:\n\n```\n" + top(path) + "```"
+
+
+def per_database(figures: list[Figures]) -> str:
+    rows = ["| databases | serial no-op per database | parallel no-op per database | serial converge per database |",
+            "|---:|---:|---:|---:|"]
+    for n in sorted({f.size for f in figures}):
+        s = next(f for f in figures if f.size == n and f.shape == "serial")
+        p = next(f for f in figures if f.size == n and f.shape == "parallel")
+        rows.append(f"| {n} | {s.noop / n * 1000:.0f} ms | {p.noop / n * 1000:.0f} ms | {s.converge / n * 1000:.0f} ms |")
+    return "\n".join(rows)
+
+
 def table(figures: list[Figures]) -> str:
     rows = ["| databases | serial converge | parallel converge | speed-up | serial no-op | parallel no-op "
             "| speed-up | per database (serial / parallel converge) | load avg (serial / parallel) |",
@@ -174,6 +253,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10,50,200")
     ap.add_argument("--results", default=None, help="write the figures to this Markdown file")
+    ap.add_argument("--profile", type=int, default=None, metavar="N",
+                    help="also profile the serial no-op of N databases and print its breakdown per database")
+    ap.add_argument("--no-fleets", action="store_true", help="only the profile: skip the timed fleets")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     cluster = Cluster(CLUSTER_DIR)
@@ -182,10 +264,14 @@ def main() -> int:
     with cluster.session(stop=False):
         warm_cache(cluster, home)
         figures: list[Figures] = []
-        for n in sizes:
+        for n in [] if args.no_fleets else sizes:
             figures += measure(cluster, n, home)
+        profiled = profile_noop(cluster, args.profile, home) if args.profile else ""
         databases(cluster, 0)  # drop them all
-    text = table(figures)
+    text = (table(figures) + "\n\nPer database (each run's time divided by its databases):\n\n"
+            + per_database(figures)) if figures else ""
+    if profiled:
+        text = (text + "\n\n" if text else "") + profiled
     print("\n" + text)
     if args.results:
         cpus = os.cpu_count() or 1

@@ -262,15 +262,17 @@ class Engine:
                            usings=self.source.usings, unmanaged=self.options.unmanaged,
                            drops=self.options.drops | frozenset(self.source.drops))
 
-    def plan(self) -> Plan:
+    def plan(self, fingerprint: Any = None) -> Plan:
         """The plan for the target, proved on a copy of it before anything touches the target.
-        Raises NotProved when the rehearsal does not end equal to sql/ by pg_dump."""
+        Raises NotProved when the rehearsal does not end equal to sql/ by pg_dump. `fingerprint`:
+        the target's catalog fingerprint, read by the caller just before (``fingerprint_query``
+        of the same runner) to save a round trip; None: read here."""
         if self.source.is_empty and not self.options.allow_empty:
             raise PlanError("the desired state is empty (no .sql file, or no statement in them): planning it "
                             "would drop everything the database holds. Pass --allow-empty (allow_empty=True) "
                             "if that is what you want")
         self.check_extensions()
-        key = self.plan_cache_key()
+        key = self.plan_cache_key(fingerprint)
         if key is not None:
             cached = plan_cache_load(self.cache_dir(), key)
             if cached is not None:
@@ -320,13 +322,19 @@ class Engine:
     def cache_dir(self) -> Path:
         return self.options.cache_dir or default_cache_dir()
 
-    def plan_cache_key(self) -> str | None:
+    @property
+    def caches_plans(self) -> bool:
+        """Whether plan() looks for a cached plan (and so reads the target's fingerprint)."""
+        return bool(self.options.use_cache and not self.source.data_blocks and self.shadow is None)
+
+    def plan_cache_key(self, fingerprint: Any = None) -> str | None:
         """The plan is a pure function of the two catalogs and the options: while the target's
         catalog fingerprint and everything else is unchanged, the last plan still holds. None when
         caching is off, or when data blocks make the plan depend on the ledger's rows too."""
-        if not self.options.use_cache or self.source.data_blocks or self.shadow is not None:
+        if not self.caches_plans:
             return None
-        fingerprint = self.runner.query_json(introspect.fingerprint_query())
+        if fingerprint is None:
+            fingerprint = self.runner.query_json(introspect.fingerprint_query())
         basis = json.dumps({
             "target": fingerprint, "source": self.source.sha256, "code": _code_hash(),
             "plan_options": repr(self.plan_options()),

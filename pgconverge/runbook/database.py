@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from pgconverge.api import Engine, Options
@@ -15,6 +16,15 @@ from pgconverge.runbook import ledger, preflight
 from pgconverge.runbook.settings import EnvSettings
 from pgconverge.runbook.shell import Console, Shell, ShellRunner
 from pgconverge.source import load_source
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    """What a preflight reads in its psql call for the check right after it: the ledger's rows it
+    needs, and the target's catalog fingerprint (None: plans are not cached) for the plan."""
+
+    ledger: ledger.Look
+    fingerprint: Any = None
 
 
 class Database:
@@ -36,6 +46,7 @@ class Database:
         self.engine = Engine(self.runner, self.source, self.options, shadow=self.shadow)
         self.label = self.name or self.conn.dbname or self.conn.describe()
         self.info: dict[str, Any] | None = None
+        self._first: FirstLook | None = None  # read by the last preflight (``take_first_look``)
 
     @property
     def host_name(self) -> str:
@@ -55,7 +66,13 @@ class Database:
         return own() if callable(own) else LineReporter(lambda text: self.console.say(text))
 
     def preflight(self) -> preflight.PreflightReport:
-        report = preflight.check(self.shell, self.runner, self.settings, self.source, shadow=self.shadow)
+        # what the check after the preflight reads (the ledger's rows, the target's fingerprint for
+        # the plan), in the preflight's own psql call: a round trip each saved per database
+        also = [ledger.look_query()] + ([introspect.fingerprint_query()] if self.engine.caches_plans else [])
+        report = preflight.check(self.shell, self.runner, self.settings, self.source, shadow=self.shadow,
+                                 also=also)
+        self._first = FirstLook(ledger.Look.from_json(report.also[0]),
+                                report.also[1] if len(report.also) > 1 else None) if report.also else None
         if report.info:
             self.info = report.info
             if not self.name:
@@ -71,12 +88,19 @@ class Database:
         """The schema hash of what is there now (scoped like the plan's)."""
         return catalog_hash(self.actual_catalog(engine))
 
-    def note_interrupted(self, current: Callable[[], str | None], by: str) -> None:
+    def take_first_look(self) -> FirstLook | None:
+        """What the last preflight read besides the server, once: for the check that follows that
+        preflight right away (a later caller reads the ledger and the fingerprint again)."""
+        first, self._first = self._first, None
+        return first
+
+    def note_interrupted(self, current: Callable[[], str | None], by: str, look: ledger.Look | None = None) -> None:
         """Before a run writes its own ledger row: rows left ``running`` by a process that is gone
-        become ``interrupted``, with what was found (`current`: the schema hash now)."""
-        if not ledger.exists(self.runner):
-            return
-        for found in ledger.close_interrupted(self.runner, current, f"{by} from {self.host_name}"):
+        become ``interrupted``, with what was found (`current`: the schema hash now). `look`: the
+        ledger as just read (``take_first_look``); None: read here."""
+        # a database without a ledger has no rows left running: close_interrupted reads none
+        for found in ledger.close_interrupted(self.runner, current, f"{by} from {self.host_name}",
+                                              look.running if look else None):
             self.say(f"ledger: run #{found.run.id} {found.message}", fg="yellow")
 
     def close(self) -> None:

@@ -135,12 +135,14 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
         return Checked(refusal=Refusal(PREFLIGHT, "preflight", f"{db.label}: preflight failed, nothing was changed:\n"
                                        + "\n".join(f"  {p}" for p in report.problems),
                                        "each line above says what to change"), work=True)
+    first = db.take_first_look()  # read along with the preflight, for this check only
+    look = first.ledger if first else None
     try:
-        plan = db.engine.plan()
+        plan = db.engine.plan(first.fingerprint if first else None)
     except (PlanError, SourceError, PsqlError, ValueError) as e:
         return Checked(refusal=_planning_refusal(db, e), work=True)
     if executing:  # the real run, even one with nothing to do; a dry run writes nothing
-        db.note_interrupted(lambda: plan.actual_hash, "a deploy")
+        db.note_interrupted(lambda: plan.actual_hash, "a deploy", look)
     refused = db.engine.policy(plan).refused(plan.hazards)
     shown = shown_plans.get(db.key)
     first_sight = not executing or shown is None  # without a dry run (-y) the plan is first seen when it runs
@@ -151,7 +153,7 @@ def check_deploy(db: Database, executing: bool, shown_plans: ShownPlans,
         shown_plans[db.key] = plan.plan_hash
     if first_sight:
         path = write_plan_files(s, db.host_name, db.label, plan, refused, verdict.note,
-                                snapshot=ledger.snapshot_note(db.runner))
+                                snapshot=ledger.snapshot_note(db.runner, look))
         db.say(f"plan files: {path}.sql, {path}.md, {path}.json")
     if verdict.note:
         db.say(f"gate: {verdict.note}", fg="red" if verdict.refusal else "green")

@@ -282,14 +282,16 @@ def _found(run: Run, current_hash: str | None) -> str:
             f"nor the desired one ({(run.desired_hash or '?')[:12]}): partly applied, or changed since")
 
 
-def close_interrupted(runner: Runner, current: Callable[[], str | None], by: str) -> list[Interrupted]:
+def close_interrupted(runner: Runner, current: Callable[[], str | None], by: str,
+                      running: list[Run] | None = None) -> list[Interrupted]:
     """Mark ``interrupted`` the rows left ``running`` by a process of this machine that is gone,
     recording what was found: the schema now (``after_hash``, compared with the row's before and
     desired hashes), the backup it had taken, who found it. `current` gives the schema hash now
-    (called once, only when a row is marked); `by` describes the run that looks."""
+    (called once, only when a row is marked); `by` describes the run that looks. `running`: the
+    rows left ``running`` as just read (a ``Look``); None: read here."""
     found: list[Interrupted] = []
     hashes: list[str | None] = []
-    for run in _runs(runner, "outcome = 'running'"):
+    for run in _runs(runner, _RUNNING) if running is None else running:
         owner = Owner.from_json(run.owner)
         if owner is None or owner.alive() is not False:
             continue  # a live run, another machine's, or a row of a version that named no owner
@@ -321,10 +323,49 @@ def _select(where: str = "true", limit: int | None = None, order: str = "id DESC
             f"WHERE {where} ORDER BY {order}{lim}) r;")
 
 
+def if_ledger(query: str, otherwise: str) -> str:
+    """A psql script that runs `query` when the ledger exists and prints `otherwise` when it does
+    not: psql itself asks first, so a read of a database without a ledger costs one round trip,
+    not two (a no-op deploy reads the ledger several times per database)."""
+    return (f"SELECT to_regclass({lit(LEDGER_SCHEMA + '.runs')}) IS NOT NULL AS pgconverge_ledger_exists \\gset\n"
+            "\\if :pgconverge_ledger_exists\n" + query.rstrip() + "\n\\else\n"
+            f"SELECT {lit(otherwise)};\n\\endif\n")
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a deploy's check reads from the ledger, in one statement (``look_query``), read along
+    with the preflight: the rows left ``running``, and the newest refresh (for the plan page)."""
+
+    running: list[Run]
+    refreshed: Run | None
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Look:
+        def run(row: dict) -> Run:
+            return Run(**{c: row.get(c) for c in COLUMNS})
+
+        refreshed = doc.get("refreshed") or []
+        return cls([run(r) for r in doc.get("running") or []], run(refreshed[0]) if refreshed else None)
+
+
+def look_query() -> str:
+    """The psql script of a ``Look``: one JSON value on one line (jsonb prints without the line
+    breaks json_agg puts between rows)."""
+    def rows(select: str) -> str:
+        return "(" + select.removesuffix(";") + ")"
+
+    query = (f"SELECT json_build_object('running', {rows(_select(_RUNNING))}, "
+             f"'refreshed', {rows(_select(_REFRESHED, 1))})::jsonb;")
+    return if_ledger(query, '{"running": [], "refreshed": []}')
+
+
+_RUNNING = "outcome = 'running'"
+_REFRESHED = "action = 'refresh' AND outcome = 'refreshed'"
+
+
 def _runs(runner: Runner, where: str = "true", limit: int | None = None) -> list[Run]:
-    if not exists(runner):
-        return []
-    rows = runner.query_json(_select(where, limit)) or []
+    rows = runner.query_json(if_ledger(_select(where, limit), "[]")) or []
     return [Run(**{c: row.get(c) for c in COLUMNS}) for row in rows]
 
 
@@ -347,7 +388,7 @@ def run_for_backup(runner: Runner, sha256: str) -> Run | None:
 def in_progress(runner: Runner) -> list[Run]:
     """Rows still ``running`` (call ``close_interrupted`` first: what is left is a live run, or
     another machine's, which only that machine can tell)."""
-    return _runs(runner, "outcome = 'running'")
+    return _runs(runner, _RUNNING)
 
 
 def refresh_before(runner: Runner, run_id: int) -> Run | None:
@@ -356,9 +397,10 @@ def refresh_before(runner: Runner, run_id: int) -> Run | None:
     return found[0] if found else None
 
 
-def snapshot_note(runner: Runner) -> str | None:
-    """What the database's data came from, for its plan page: the newest refresh, if any."""
-    found = _runs(runner, "action = 'refresh' AND outcome = 'refreshed'", 1)
+def snapshot_note(runner: Runner, look: Look | None = None) -> str | None:
+    """What the database's data came from, for its plan page: the newest refresh, if any (from
+    `look` when given: read along with the preflight)."""
+    found = _runs(runner, _REFRESHED, 1) if look is None else [look.refreshed] if look.refreshed else []
     if not found or not found[0].snapshot:
         return None
     run, snap = found[0], found[0].snapshot

@@ -11,8 +11,9 @@ and what to do about it; any problem stops that host before its first change.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 
 from pgconverge.runbook.shell import RemoteError, Shell, command_exists, free_kb
@@ -43,6 +44,8 @@ class PreflightReport:
     info: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # the values of the `also` statements (``check``), read in the same round trip as `info`
+    also: list[Any] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -72,11 +75,17 @@ def extensions_in(source: Source) -> list[str]:
 human = human_bytes
 
 
-def server_info(shell: Shell, runner: Runner, psql: str = "psql") -> dict[str, Any]:
+def server_info(shell: Shell, runner: Runner, psql: str = "psql", also: Sequence[str] = ()) -> Any:
     """SERVER_INFO through the host's psql; raises PsqlError with the server's own message,
-    or saying that psql is missing on the host."""
+    or saying that psql is missing on the host. With `also` (scripts each printing one JSON value
+    on one line), all in one psql call: [info, *their values]."""
     try:
-        return runner.query_json(SERVER_INFO)
+        if not also:
+            return runner.query_json(SERVER_INFO)
+        lines = [line for line in runner.query_text(SERVER_INFO + "".join(also)).splitlines() if line.strip()]
+        if len(lines) != 1 + len(also):
+            raise PsqlError(f"preflight: expected {1 + len(also)} values from {runner.name}, got {len(lines)}")
+        return [json.loads(line) for line in lines]
     except PsqlError:
         if not command_exists(shell, psql):
             raise PsqlError(f"{psql} is not installed on {shell.name}: install the PostgreSQL client "
@@ -85,14 +94,18 @@ def server_info(shell: Shell, runner: Runner, psql: str = "psql") -> dict[str, A
 
 
 def check(shell: Shell, runner: Runner, settings: EnvSettings, source: Source, *,
-          shadow: Runner | None = None) -> PreflightReport:
+          shadow: Runner | None = None, also: Sequence[str] = ()) -> PreflightReport:
     """Connectivity, version, extensions and privileges; never raises for a failed check.
-    The free space check (``check_space``) follows once the plan says a backup is due."""
+    The free space check (``check_space``) follows once the plan says a backup is due.
+    `also`: scripts each printing one JSON value on one line (the target's catalog fingerprint, the
+    ledger's rows), read in the same psql call for what follows the preflight (``report.also``)."""
     psql = settings.tool("psql")
     report = PreflightReport(runner.name)
     env = settings.env
     try:
-        info = server_info(shell, runner, psql)
+        info = server_info(shell, runner, psql, also=also)
+        if also:
+            info, *report.also = info
     except PsqlError as e:
         report.problems.append(
             f"cannot connect to {runner.name} from {shell.name}: {e.message}. Check the connection in "

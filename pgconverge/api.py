@@ -407,23 +407,11 @@ class Engine:
                 raise StepFailed(failed_step(plan, last[0] if last else None), e) from e
         return executed, times
 
-    def analyze_catalogs(self) -> None:
-        """Fresh statistics for the catalogs the check reads: a change that multiplied them (a first
-        deploy creates every table) would otherwise have them planned on the old counts until
-        autovacuum comes by, which made the catalog read of 1,000 new tables take minutes. Best
-        effort: statistics only, and a role that may not analyze a catalog skips it."""
-        try:
-            self.runner.run_script("SET lock_timeout = '2s';\n" + introspect.analyze_catalogs())
-        except PsqlError:
-            pass  # the read below is as correct without them, only slower
-
     def verify(self, plan: Plan, data_blocks: bool = True) -> str:
         """After `plan` ran: the schema hash of the target, or NotConverged. Judged twice: by our own
         model (a fresh plan is empty) and by pg_dump (the target equals the shadow), which shares
         nothing with that model. `data_blocks` False: data blocks still pending do not count (the
         deploy runs its "after" blocks in an operation of their own)."""
-        if plan.steps:
-            self.analyze_catalogs()
         seen = self.introspect()
         steps = plan_diff(seen.actual, seen.desired, self.plan_options()).steps
         pending = datablocks.pending(self.source.data_blocks, datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))

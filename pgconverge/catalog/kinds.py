@@ -30,6 +30,7 @@ from pgconverge.catalog.model import (Acl, Catalog, Collation, CompositeType, De
 from pgconverge.quoting import lit
 from pgconverge.source import LEDGER_SCHEMA
 
+STALE_QUERY = "stale_statistics"  # psql lines in front of the catalog query: fresh statistics where stale
 SHARED_QUERY = "shared"  # the CTEs ns (managed namespaces) and ext_members, in front of every kind's query
 SHARED_READS = ("pg_namespace", "pg_depend")  # what those CTEs read
 FINGERPRINT_QUERY = "fingerprint"
@@ -190,6 +191,7 @@ def catalog_query(queries: dict[str, str] | None = None) -> str:
         f"{lit(name)}, (SELECT coalesce(json_agg(q), '[]') FROM (\n{text}\n) q)" for name, text in queries.items())
     return (
         "SET search_path = pg_catalog;\n"
+        f"{stale_statistics()}\n"
         # the sorts behind json_agg(... ORDER BY) spill to disk at the default 4MB on big schemas
         "SET work_mem = '64MB';\n"
         f"WITH {load_query(SHARED_QUERY)}\n"
@@ -204,16 +206,13 @@ def fingerprint_catalogs() -> tuple[str, ...]:
     return tuple(dict.fromkeys((*SHARED_READS, *(c for k in KINDS for c in k.reads))))
 
 
-def analyze_catalogs() -> str:
-    """ANALYZE of the system catalogs catalog_query() reads.
-
-    A database just loaded carries its template's catalog statistics (a few hundred rows each)
-    until autovacuum comes by, up to a minute later. Planned on those, the catalog query of a
-    freshly loaded 1,000-table shadow ran nested loops over tens of thousands of rows for minutes;
-    with fresh statistics it takes about a second, and the ANALYZE well under one. A role that may
-    not analyze a catalog gets a warning and the catalog is skipped, never an error."""
-    return "ANALYZE " + ", ".join(sql.Identifier("pg_catalog", c).as_string(None)
-                                  for c in fingerprint_catalogs()) + ";\n"
+def stale_statistics() -> str:
+    """psql lines that ANALYZE the catalogs catalog_query() reads when their statistics are stale
+    (queries/stale_statistics.sql says why)."""
+    catalogs = fingerprint_catalogs()
+    analyze = "ANALYZE " + ", ".join(sql.Identifier("pg_catalog", c).as_string(None) for c in catalogs) + ";"
+    return (load_query(STALE_QUERY).replace(":'catalogs'", lit("{" + ",".join(catalogs) + "}"))
+            .replace("\n:analyze\n", f"\n{analyze}\n"))
 
 
 def fingerprint_query() -> str:

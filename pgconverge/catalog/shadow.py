@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from pgconverge.catalog.introspect import analyze_catalogs, catalog_query
+from pgconverge.catalog.introspect import catalog_query
 from pgconverge.exec import scratch as scratchdb
 from pgconverge.exec.runner import LocalRunner, PsqlError, Runner, database_guard
 from pgconverge.source import Source, SourceError, Statement
@@ -112,7 +112,7 @@ def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None
             except PsqlError as e:
                 raise _load_error(e, source, runner, first) from e
         box.hand_back()
-        read = database_guard(name) + analyze_catalogs() + catalog_query()
+        read = database_guard(name) + catalog_query()
         if isinstance(box.admin, LocalRunner):
             # two subprocesses, each mostly the server's time: the dump runs while the catalog is read
             # (pyinfra's connectors are not driven from other threads: there, one after the other)

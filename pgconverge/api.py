@@ -33,9 +33,9 @@ from pgconverge.planning.renames import Rename, Renames
 from pgconverge.planning.planner import plan_diff
 from pgconverge.planning import unmanaged as drift
 from pgconverge.catalog.introspect import catalog_hash
-from pgconverge.exec.runner import LocalRunner, PsqlError, Runner
+from pgconverge.exec.runner import Conn, LocalRunner, PsqlError, Runner
 from pgconverge.catalog.shadow import default_cache_dir, desired_state, prune_cache
-from pgconverge.source import Source, load_source
+from pgconverge.source import Source, cached_source, load_source
 
 
 # Extensions refused in sql/ unless the policy names them, and why.
@@ -159,6 +159,7 @@ class Introspection:
     shadow_isolation_reason: str = ""
     # the target's schema for the proof's copy, dumped alongside the catalog read (plan() only)
     snapshot: proof.Snapshot | None = None
+    actual_hash: str = ""  # catalog_hash(actual) when it was computed already, "" when not
 
 
 @dataclass
@@ -179,22 +180,28 @@ class Engine:
         self.source = source
         self.options = options or Options()
         self.shadow = shadow  # where the shadow database is built; None: the target's own server
+        # the target's fingerprint and catalog text read while sql/ was parsed (local_engine): the
+        # first plan() uses them, nothing after it
+        self.prefetched: tuple[Any, str] | None = None
 
     # -- catalogs
 
-    def actual_doc(self) -> introspect.Document:
+    def actual_doc(self, text: str | None = None) -> introspect.Document:
         """The target's catalog document in one round trip, decoded from psql's text straight
-        into typed rows."""
-        return introspect.decode(self.runner.query_text(introspect.catalog_query()))
+        into typed rows. `text`: that text, read already."""
+        return introspect.decode(text if text is not None else self.runner.query_text(introspect.catalog_query()))
 
     def scoped(self, cat: Catalog) -> Catalog:
         return introspect.scope(cat, list(self.options.only_schemas), list(self.options.exclude_schemas))
 
-    def introspect(self, snapshot: bool = False) -> Introspection:
+    def introspect(self, snapshot: bool = False, actual_text: str | None = None) -> Introspection:
         """Both catalogs, scoped, with what they were read from: the target's document (it also
         carries the ledger's data blocks, read in the same round trip) and the shadow's dump.
-        With `snapshot` (and the proof on), the target's schema is dumped for the proof meanwhile."""
-        doc = self.actual_doc()
+        With `snapshot` (and the proof on), the target's schema is dumped for the proof meanwhile.
+        `actual_text`: the target's catalog text, read already."""
+        doc = self.actual_doc(actual_text)
+        early: Catalog | None = None
+        early_hash = ""
         shadow = self.shadow or self.runner
         want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache,
                 self.options.scratch_role)
@@ -214,6 +221,9 @@ class Engine:
                 wanted = pool.submit(desired_state, *want, on_build=dump_meanwhile if dump_now else None)
                 try:
                     actual = introspect.parse_catalog(doc)
+                    if not self.options.create_extensions_anywhere:  # that option edits the scoped catalog below
+                        early = self.scoped(actual)
+                        early_hash = catalog_hash(early)  # CPU work while the shadow is the server's
                     state = wanted.result()
                     snap = dumps[0].result() if dumps else None
                 except BaseException:
@@ -226,14 +236,14 @@ class Engine:
             state = desired_state(*want)
             snap = None
         desired = introspect.parse_catalog(state.doc)
-        scoped_actual, scoped_desired = self.scoped(actual), self.scoped(desired)
+        scoped_actual, scoped_desired = early or self.scoped(actual), self.scoped(desired)
         if self.options.create_extensions_anywhere:
             for eid, e in desired.extensions.items():
                 if eid not in scoped_desired.extensions:
                     scoped_desired.extensions[eid] = e
                     if eid in actual.extensions:
                         scoped_actual.extensions[eid] = actual.extensions[eid]
-        return Introspection(scoped_actual, scoped_desired, doc, state.dump, snapshot=snap,
+        return Introspection(scoped_actual, scoped_desired, doc, state.dump, snapshot=snap, actual_hash=early_hash,
                              shadow_isolation=state.isolation, shadow_isolation_reason=state.isolation_reason)
 
     def _snapshot(self, doc: introspect.Document) -> proof.Snapshot:
@@ -272,18 +282,24 @@ class Engine:
                             "would drop everything the database holds. Pass --allow-empty (allow_empty=True) "
                             "if that is what you want")
         self.check_extensions()
+        # read before the parse finished (local_engine): the fingerprint first, then the catalog
+        text = None
+        if self.prefetched is not None:
+            # its own fingerprint, read just before its text: a caller's could be newer than the text
+            fingerprint, text = self.prefetched
+            self.prefetched = None
         key = self.plan_cache_key(fingerprint)
         if key is not None:
             cached = plan_cache_load(self.cache_dir(), key)
             if cached is not None:
                 return replace(cached, source=self.source, options=self.options)
-        seen = self.introspect(snapshot=True)
+        seen = self.introspect(snapshot=True, actual_text=text)
         try:
             planned = plan_diff(seen.actual, seen.desired, self.plan_options())
             blocks = datablocks.pending(self.source.data_blocks,
                                         datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
             result = Plan(steps=planned.steps, desired_hash=catalog_hash(seen.desired),
-                          actual_hash=catalog_hash(seen.actual), source_hash=self.source.sha256,
+                          actual_hash=seen.actual_hash or catalog_hash(seen.actual), source_hash=self.source.sha256,
                           warnings=planned.warnings, data_blocks=blocks, unmanaged=planned.unmanaged,
                           forget=planned.forget, unmanaged_policy=self.options.unmanaged,
                           source=self.source, options=self.options)
@@ -311,6 +327,8 @@ class Engine:
         shadow = dict(shadow_isolation=seen.shadow_isolation, shadow_isolation_reason=seen.shadow_isolation_reason)
         if not self.options.prove:
             return proof.Proof(proof.OFF, **shadow)
+        if not plan.steps:  # nothing to rehearse: not even the shadow's dump needs parsing
+            return proof.Proof(proof.SKIPPED, **shadow)
         versions = {e.name: e.version for e in seen.actual.extensions.values()}
         # every extension of the target, the copy's restore needs them (not only the managed schemas')
         extensions = [(e.name, e.schema, e.version) for e in seen.actual_doc.extensions if e.name != "plpgsql"]
@@ -333,6 +351,8 @@ class Engine:
         caching is off, or when data blocks make the plan depend on the ledger's rows too."""
         if not self.caches_plans:
             return None
+        # read before the catalog, never after it: a plan stored under a newer fingerprint than
+        # the catalog it was made from would be served for a state it never saw
         if fingerprint is None:
             fingerprint = self.runner.query_json(introspect.fingerprint_query())
         basis = json.dumps({
@@ -413,7 +433,7 @@ class Engine:
             differences = proof.verify(self.runner, expected, self.scope())
             if differences:
                 raise NotConverged(Plan(steps=[]), differences)
-        return catalog_hash(seen.actual)
+        return seen.actual_hash or catalog_hash(seen.actual)
 
 
 @functools.lru_cache(maxsize=1)
@@ -454,6 +474,31 @@ def _source(sql: str | os.PathLike | Sequence[str | os.PathLike] | Source, optio
     return load_source(sql, allow_alter_drop=bool(options.get("permissive_source")), cache_dir=cache_dir)
 
 
+def local_engine(target: str | Conn, sql: str | os.PathLike | Sequence[str | os.PathLike] | Source,
+                 options: Options, allow_alter_drop: bool = False) -> Engine:
+    """An Engine for a target reached by local psql, with sql/ read. When sql/ must be parsed (it is
+    not in the source cache), the target's fingerprint and catalog are read meanwhile: the parse is
+    seconds of our CPU on a big schema, the read mostly the server's time."""
+    runner = LocalRunner(target)
+    if isinstance(sql, Source):
+        return Engine(runner, sql, options)
+    cache_dir = (options.cache_dir or default_cache_dir()) if options.use_cache else None
+    if cache_dir is not None and (hit := cached_source(sql, allow_alter_drop=allow_alter_drop,
+                                                       cache_dir=cache_dir)) is not None:
+        return Engine(runner, hit, options)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(runner.query_text, introspect.fingerprint_query() + introspect.catalog_query())
+        try:
+            source = load_source(sql, allow_alter_drop=allow_alter_drop, cache_dir=cache_dir)
+        finally:
+            wait([reading])
+    engine = Engine(runner, source, options)
+    if reading.exception() is None:  # else the plan reads it again, and reports what failed then
+        fingerprint, _, text = reading.result().partition("\n")
+        engine.prefetched = (json.loads(fingerprint), text)
+    return engine
+
+
 def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **options: Any) -> Plan:
     """Plan the changes that bring `target` (a libpq connection string or URL) to the schema in `sql`.
 
@@ -463,7 +508,7 @@ def plan(target: str, sql: str | os.PathLike | Sequence[str | os.PathLike], **op
     create_extensions_anywhere (with only/exclude schemas, still create the extensions `sql` declares),
     unmanaged ("refuse", "report" or "drop": what becomes of objects `sql` does not declare).
     """
-    return Engine(LocalRunner(target), _source(sql, options), Options.build(**options)).plan()
+    return local_engine(target, sql, Options.build(**options), bool(options.get("permissive_source"))).plan()
 
 
 def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os.PathLike], *,
@@ -482,6 +527,6 @@ def apply(target: str, plan_or_sql: Plan | str | os.PathLike | Sequence[str | os
         if current.plan_hash != plan_or_sql.plan_hash:
             raise PlanChanged("the target changed since the plan was made; plan again and review")
     else:
-        engine = Engine(LocalRunner(target), _source(plan_or_sql, options), Options.build(**options))
+        engine = local_engine(target, plan_or_sql, Options.build(**options), bool(options.get("permissive_source")))
         current = engine.plan()
     return engine.execute(current, on_step, progress)

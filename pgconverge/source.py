@@ -1012,6 +1012,16 @@ def load_source(sql: str | os.PathLike | Sequence[str | os.PathLike], *,
     cached = _SourceCache(cache_dir, units, allow_alter_drop) if cache_dir is not None else None
     if cached is not None and (hit := cached.get()) is not None:
         return hit
+    return _parse(units, allow_alter_drop, cached)
+
+
+def cached_source(sql: str | os.PathLike | Sequence[str | os.PathLike], *, allow_alter_drop: bool = False,
+                  cache_dir: str | os.PathLike) -> Source | None:
+    """The parsed source from the cache, or None when load_source() would have to parse it."""
+    return _SourceCache(cache_dir, _units(sql), allow_alter_drop).get()
+
+
+def _parse(units: list[_Unit], allow_alter_drop: bool, cached: _SourceCache | None) -> Source:
     loader = _Loader(allow_alter_drop)
     for unit in units:
         loader.load(unit)

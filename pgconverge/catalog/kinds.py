@@ -30,6 +30,7 @@ from pgconverge.catalog.model import (Acl, Catalog, Collation, CompositeType, De
 from pgconverge.quoting import lit
 from pgconverge.source import LEDGER_SCHEMA
 
+STALE_QUERY = "stale_statistics"  # psql lines in front of the catalog query: fresh statistics where stale
 SHARED_QUERY = "shared"  # the CTEs ns (managed namespaces) and ext_members, in front of every kind's query
 SHARED_READS = ("pg_namespace", "pg_depend")  # what those CTEs read
 FINGERPRINT_QUERY = "fingerprint"
@@ -190,6 +191,7 @@ def catalog_query(queries: dict[str, str] | None = None) -> str:
         f"{lit(name)}, (SELECT coalesce(json_agg(q), '[]') FROM (\n{text}\n) q)" for name, text in queries.items())
     return (
         "SET search_path = pg_catalog;\n"
+        f"{stale_statistics()}\n"
         # the sorts behind json_agg(... ORDER BY) spill to disk at the default 4MB on big schemas
         "SET work_mem = '64MB';\n"
         f"WITH {load_query(SHARED_QUERY)}\n"
@@ -202,6 +204,15 @@ def catalog_query(queries: dict[str, str] | None = None) -> str:
 def fingerprint_catalogs() -> tuple[str, ...]:
     """Every system catalog some kind's query reads, each once, in registry order."""
     return tuple(dict.fromkeys((*SHARED_READS, *(c for k in KINDS for c in k.reads))))
+
+
+def stale_statistics() -> str:
+    """psql lines that ANALYZE the catalogs catalog_query() reads when their statistics are stale
+    (queries/stale_statistics.sql says why)."""
+    catalogs = fingerprint_catalogs()
+    analyze = "ANALYZE " + ", ".join(sql.Identifier("pg_catalog", c).as_string(None) for c in catalogs) + ";"
+    return (load_query(STALE_QUERY).replace(":'catalogs'", lit("{" + ",".join(catalogs) + "}"))
+            .replace("\n:analyze\n", f"\n{analyze}\n"))
 
 
 def fingerprint_query() -> str:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +22,7 @@ from typing import Any, Callable
 
 from pgconverge.catalog.introspect import catalog_query
 from pgconverge.exec import scratch as scratchdb
-from pgconverge.exec.runner import PsqlError, Runner, database_guard
+from pgconverge.exec.runner import LocalRunner, PsqlError, Runner, database_guard
 from pgconverge.source import Source, SourceError, Statement
 
 SHADOW_PREFIX = "pgconverge_shadow_"
@@ -111,12 +112,30 @@ def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None
             except PsqlError as e:
                 raise _load_error(e, source, runner, first) from e
         box.hand_back()
-        doc = box.as_deploy_json(box.admin.query_text(database_guard(name) + catalog_query()))
-        try:
-            dump = box.as_deploy(box.admin.dump_schema())
-        except PsqlError as e:
-            raise SourceError("<shadow>", 0, f"cannot dump the shadow database for the proof: {e.message}") from e
-        return Desired(doc, dump, box.isolation, box.reason)
+        read = database_guard(name) + catalog_query()
+        if isinstance(box.admin, LocalRunner):
+            # two subprocesses, each mostly the server's time: the dump runs while the catalog is read
+            # (pyinfra's connectors are not driven from other threads: there, one after the other)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                dumping = pool.submit(box.admin.dump_schema)
+                try:
+                    text = box.admin.query_text(read)
+                finally:
+                    wait([dumping])
+                dumped = dumping.exception()
+                raw_dump = "" if dumped else dumping.result()
+        else:
+            text = box.admin.query_text(read)
+            try:
+                raw_dump, dumped = box.admin.dump_schema(), None
+            except PsqlError as e:
+                dumped = e
+        if dumped is not None:
+            if not isinstance(dumped, PsqlError):
+                raise dumped
+            raise SourceError("<shadow>", 0, f"cannot dump the shadow database for the proof: {dumped.message}") \
+                from dumped
+        return Desired(box.as_deploy_json(text), box.as_deploy(raw_dump), box.isolation, box.reason)
     finally:
         box.drop()
 

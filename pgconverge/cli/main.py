@@ -157,8 +157,8 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pgconverge.api import Engine, NotConverged, Options, PlanChanged
-    from pgconverge.exec.runner import Conn, LocalRunner, PsqlError
+    from pgconverge.api import NotConverged, Options, PlanChanged, local_engine
+    from pgconverge.exec.runner import Conn, PsqlError
     from pgconverge.catalog.shadow import default_cache_dir
     from pgconverge.exec.script import plan_json, render_plan_script
     from pgconverge.planning.unmanaged import remedy as unmanaged_remedy
@@ -181,11 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run(args, colours)
         options = Options.build(**_options(args))
-        source = load_source(args.sql if len(args.sql) > 1 else args.sql[0],
-                             cache_dir=(options.cache_dir or default_cache_dir()) if options.use_cache else None)
+        sql = args.sql if len(args.sql) > 1 else args.sql[0]
         from pgconverge.cli.env import resolve_target
 
-        engine = Engine(LocalRunner(Conn.parse(resolve_target(args.target), "--target")), source, options)
+        try:
+            conn = Conn.parse(resolve_target(args.target), "--target")
+        except Exception as bad:
+            # sql/'s own errors first, as they always came, then the target's
+            load_source(sql, cache_dir=(options.cache_dir or default_cache_dir()) if options.use_cache else None)
+            raise bad
+        engine = local_engine(conn, sql, options)
         plan = engine.plan()
         refused = engine.policy(plan).refused(plan.hazards)
         if args.command == "plan":

@@ -357,3 +357,48 @@ def test_plan_cache_reused_only_while_the_target_is_unchanged(db, conn, tmp_path
     assert [s.sql for s in drift.steps] == ['ALTER TABLE "public"."t" DROP COLUMN "extra"']
     conn.execute("GRANT SELECT ON t TO schemainspect_test_role")
     assert any("REVOKE" in s.sql for s in pgconverge.plan(db, sql, cache_dir=cache, **ALL).steps)
+
+
+# --------------------------------------------------------------------------- the catalog read alongside the parse
+
+
+def test_the_catalog_read_while_sql_is_parsed_gives_the_same_plan(db, conn, tmp_path):
+    from pgconverge.api import local_engine
+
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+    sql = tmp_path / "schema.sql"
+    sql.write_text("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, born date);\n"
+                   "CREATE INDEX items_born ON items (born);\n")
+    options = Options.build(use_cache=False, **ALL)
+    engine = local_engine(db, str(sql), options)
+    assert engine.prefetched is not None  # sql/ had to be parsed: the target was read meanwhile
+    alongside = engine.plan()
+    assert engine.prefetched is None  # used by the first plan only
+    plain = Engine(LocalRunner(db), load_source(str(sql)), options).plan()
+    assert alongside.to_sql() == plain.to_sql()
+    assert "born" in alongside.to_sql()
+
+
+def test_a_cached_source_reads_nothing_ahead_and_a_changed_target_is_planned_anew(db, conn, tmp_path):
+    from pgconverge.api import local_engine
+
+    sql = tmp_path / "schema.sql"
+    sql.write_text("CREATE TABLE items (id int PRIMARY KEY);\n")
+    cache = tmp_path / "cache"
+    options = Options.build(cache_dir=cache, **ALL)
+    first = local_engine(db, str(sql), options)
+    assert first.prefetched is not None
+    assert "CREATE TABLE" in first.plan().to_sql()
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    again = local_engine(db, str(sql), options)
+    assert again.prefetched is None  # the parsed source came from the cache
+    assert again.plan().is_empty
+
+
+def test_a_bad_sql_file_is_reported_before_a_bad_target(tmp_path, capsys):
+    sql = tmp_path / "schema.sql"
+    sql.write_text("CREATE TABLE items (id int PRIMARY KEY;\n")
+    code = cli_main(["plan", "--target", "not a connection string ==", "--sql", str(sql)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "schema.sql" in err and "syntax error" in err

@@ -68,7 +68,7 @@ def test_every_catalog_field_is_a_kind_or_whole_database():
 def test_every_kind_has_its_query_file_and_a_document_field():
     folder = resources.files("pgconverge.catalog") / "queries"
     on_disk = {p.name for p in folder.iterdir() if p.name.endswith(".sql")}
-    assert {k.query_file for k in KINDS} | {"shared.sql", "fingerprint.sql"} == on_disk
+    assert {k.query_file for k in KINDS} | {"shared.sql", "fingerprint.sql", "stale_statistics.sql"} == on_disk
     assert [f for f in Document.__struct_fields__] == ["server_version", *(k.name for k in KINDS)]
     assert len(BY_NAME) == len(KINDS)
 

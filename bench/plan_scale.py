@@ -371,6 +371,8 @@ def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: di
     print(f"  {n}: re-read no-op {row.reread:.2f}s", flush=True)
 
     def add() -> None:
+        for p in cache.glob("plan-*.pickle"):  # the plan itself, not the last run's cached one
+            p.unlink()
         plan = pgconverge.plan(target_minus, str(full), cache_dir=cache)
         kinds = [s.kind for s in plan.steps]
         assert kinds.count("create_table") == ADDED_TABLES, kinds

@@ -126,3 +126,25 @@ def test_a_partition_detached_to_a_plain_table_keeps_its_index(make_db):
     # and a primary key: the partition's stays its own
     sqls = attaches(make_db, M + PART + PK, M + PK + "CREATE TABLE m2 (id int PRIMARY KEY, v int);")
     assert sqls == ['ALTER TABLE "public"."m" DETACH PARTITION "public"."m2"']
+
+
+# --------------------------------------------------------------------------- the generator's case
+
+
+def test_the_generator_draws_and_renders_an_existing_table_attached_with_its_index(make_db):
+    from dataclasses import replace
+
+    from hypothesis import find
+
+    from tests.generators import Partitioned, Spec, attachments, render
+
+    pt = Partitioned(partitions=(0, 1), unattached=(1,), index="plain")
+    drawn = find(attachments(pt), lambda x: x.unattached == () and x.own_index == (1,))
+    assert drawn == replace(pt, unattached=(), own_index=(1,))
+    before, after = render(Spec(partitioned=pt)), render(Spec(partitioned=drawn))
+    assert "CREATE INDEX events_1_own ON app.events_1 (v);" in after
+    assert after.index("events_1_own") < after.index("CREATE INDEX events_v_idx")
+    sqls = attaches(make_db, before, after)
+    assert at(sqls, "CREATE INDEX CONCURRENTLY events_1_own") < at(sqls, 'ATTACH PARTITION "app"."events_1"')
+    # and back: detached to a plain table that keeps the index
+    attaches(make_db, after, render(Spec(partitioned=replace(drawn, unattached=(1,)))))

@@ -128,6 +128,9 @@ class Partitioned:
     only_attached: tuple[int, ...] = ()  # with "only": the partitions whose own index is attached
     replica_full: tuple[int, ...] = ()  # partitions with REPLICA IDENTITY FULL
     fillfactor: int | None = None  # on the first partition
+    # partitions (or plain tables, see unattached) that declare their own index events_<i>_own ON (v):
+    # the parent's index adopts it once attached (not with index "only", which names them the same)
+    own_index: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,18 @@ def partitioneds(draw) -> Partitioned:
         default=draw(st.booleans()), default_unattached=draw(st.booleans()) and draw(st.booleans()),
         index=index, only_attached=tuple(i for i in parts if draw(st.booleans())) if index == "only" else (),
         replica_full=tuple(i for i in parts if draw(st.booleans()) and draw(st.booleans())),
-        fillfactor=draw(st.sampled_from((None, None, 70))))
+        fillfactor=draw(st.sampled_from((None, None, 70))),
+        own_index=tuple(i for i in parts if draw(st.booleans())) if index != "only" else ())
+
+
+@st.composite
+def attachments(draw, pt: Partitioned) -> Partitioned:
+    """`pt` with one existing table attached as a partition (or a partition detached to a plain table)
+    under the parent's kept index, with or without its own declared index before and after."""
+    i = draw(st.sampled_from(pt.partitions))
+    own = set(pt.own_index) - {i} | ({i} if draw(st.booleans()) else set())
+    return replace(pt, index="plain", only_attached=(), unattached=tuple(sorted(set(pt.unattached) ^ {i})),
+                   own_index=tuple(sorted(own)))
 
 
 @st.composite
@@ -479,7 +493,8 @@ def mutations(draw, spec: Spec) -> Spec:
                     replace(pt, partitions=tuple(sorted(set(pt.partitions) | {draw(st.integers(0, 3))}))),
                     replace(pt, partitions=tuple(x for x in pt.partitions if x != i) or pt.partitions),
                     replace(pt, replica_full=tuple(sorted(set(pt.replica_full) ^ {i}))),
-                    replace(pt, fillfactor=None if pt.fillfactor else 60)))))
+                    replace(pt, fillfactor=None if pt.fillfactor else 60),
+                    draw(attachments(pt))))))
         elif what == "trigger":
             spec = replace(spec, trigger=None if spec.trigger and draw(st.booleans()) else draw(triggers()))
         elif what == "extras":
@@ -627,6 +642,7 @@ def _render_extras(spec: Spec) -> list[str]:
                 out.append(f"CREATE TABLE app.{name} PARTITION OF app.events {bound}{ff};")
             if i in pt.replica_full:
                 out.append(f"ALTER TABLE app.{name} REPLICA IDENTITY FULL;")
+            out += _own_index(pt, i, name)
         # after the partitions: one created after an index of its parent gets a copy of it, attached
         if pt.index == "plain":
             out.append("CREATE INDEX events_v_idx ON app.events (v);")
@@ -655,6 +671,13 @@ def _render_extras(spec: Spec) -> list[str]:
             out.append(f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY;")
         out.append(f"CREATE POLICY visible ON {name} FOR {po.command} USING ({po.using});")
     return out
+
+
+def _own_index(pt: Partitioned, i: int | None, name: str) -> list[str]:
+    """A partition's or plain table's own index, before the parent's: one that is attached adopts it."""
+    if i is None or i not in pt.own_index or pt.index == "only":
+        return []
+    return [f"CREATE INDEX {name}_own ON app.{name} (v);"]
 
 
 def _render_more(ex: Extras) -> list[str]:

@@ -9,16 +9,19 @@ name (`CONCURRENTLY` on an existing partition) and attached with `ALTER INDEX ..
 PostgreSQL marks the parent's index valid once every partition has one attached. The copy a new
 partition receives from an index its parent keeps is renamed to the declared name; where that name
 cannot be foreseen, or `sql/` leaves the new partition's index unattached (no ALTER takes a copy
-back), the parent's index is built again the way above (tables.rebuilt)."""
+back), the parent's index is built again the way above (tables.rebuilt). An existing table attached
+under a parent whose index stays has its declared index made ready before the ATTACH
+(before_attach), so that ATTACH adopts it rather than build one under a chosen name."""
 
 from __future__ import annotations
 
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from pgconverge.catalog.model import Index, Table, column_id
 from pgconverge.planning.context import Diff
-from pgconverge.planning.kinds.indexes import create_index
+from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index
 from pgconverge.planning.kinds.lineage import kept_parents, parent_id, rel_id
 from pgconverge.quoting import lit, q
 
@@ -210,3 +213,61 @@ def create(p: Diff, t: Table, idx: Index, existing: bool) -> bool:
               child.id, requires=frozenset({idx.id, child.id, w.id}), provides=frozenset({idx.id + "#attached"}),
               table=w.id)
     return True
+
+
+def before_attach(p: Diff, eff: Table, want: Table, parent: str,
+                  rebuilt: Callable[[Table, Index, Index], bool]) -> frozenset[str]:
+    """Before ATTACH PARTITION of existing table `want` (`eff`: its state by then) under `parent`: the
+    index sql/ declares on it for each index the parent keeps. ATTACH adopts a matching index of the
+    table that is attached to nothing, and builds a missing one itself, under ACCESS EXCLUSIVE and a
+    name PostgreSQL chooses. So the declared index is kept where the table has it under its name,
+    renamed where the table has it under a name sql/ does not declare, and built otherwise: CONCURRENTLY,
+    or on a partitioned table ON ONLY with its partitions' indexes built and attached (create()).
+    Returns the ids the ATTACH waits for. A parent's index that this plan builds is left to create(),
+    which builds this table's index after the ATTACH."""
+    ph, pw = p.actual.tables.get(parent_id(parent)), p.desired.tables.get(parent_id(parent))
+    if ph is None or pw is None or ph.id in p.recreated:
+        return frozenset()
+    adopted = p.adopted_indexes.setdefault(want.id, set())
+    needs: set[str] = set()
+    used: set[str] = set()  # indexes of the table already matched to one of the parent's
+    for pi in pw.indexes.values():
+        old = ph.indexes.get(pi.name)
+        child = declared_child(want, pi)
+        if old is None or rebuilt(ph, old, pi) or child is None or child.name in used:
+            continue
+        shape = index_shape(child.definition)
+
+        def fits(i: Index) -> bool:
+            return i.valid and index_shape(i.definition) == shape and i.name not in used
+
+        mine = eff.indexes.get(child.name)
+        spare = next((i for i in eff.indexes.values() if fits(i) and not i.inherited
+                      and i.name not in want.indexes), None)
+        if mine is not None and fits(mine):
+            adopted.add(mine.name)
+            _settle(p, mine, child, want)
+        elif spare is not None:
+            # the index under another name: renamed rather than built again (it goes nowhere else)
+            adopted.add(spare.name)
+            p.add(f"ALTER INDEX {q(spare.schema, spare.name)} RENAME TO {q(child.name)}", "alter_index", child.id,
+                  requires=frozenset({want.id}), provides=frozenset({child.id}), removes=frozenset({spare.id}),
+                  table=want.id)
+            used.add(spare.name)
+            _settle(p, replace(spare, name=child.name), child, want)
+        elif want.kind == "p":
+            if not create(p, want, child, existing=True):
+                continue  # a partition of it is partitioned too: ATTACH builds the index, the proof judges
+            needs.add(child.id + "#attached")
+        else:
+            create_index(p, want, child, existing=True)
+        used.add(child.name)
+        needs.add(child.id)
+    return frozenset(needs)
+
+
+def _settle(p: Diff, have: Index, want: Index, table: Table) -> None:
+    """Statistics and comment of an index kept for ATTACH (its storage parameters match: same shape)."""
+    alter_index(p, have, want, table=table.id)
+    if have.comment != want.comment:
+        add_comment(p, want, frozenset({want.id}))

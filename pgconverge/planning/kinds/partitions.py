@@ -16,15 +16,17 @@ foreign keys and owned sequences that point at them are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
-from pgconverge.catalog.model import Column, Table, column_id, constraint_id, table_id
+from pgconverge.catalog.model import Column, Constraint, Index, Table, column_id, constraint_id, table_id
 from pgconverge.errors import PlanError
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import split_qualified, strip_not_valid
 from pgconverge.planning.hazards import Hazard
 from pgconverge.planning.kinds.columns import alter_column
+from pgconverge.planning.kinds import partition_indexes
 from pgconverge.planning.kinds.constraints import add_constraint, drop_constraint
 from pgconverge.planning.kinds.lineage import (children_keep, kept_parents, local_view, parent_id, parents, rel_id,
                                                renamed)
@@ -195,7 +197,8 @@ def effective(p: Diff, have: Table, want: Table, kept: list[str]) -> Table:
     return replace(have, columns=cols, constraints=cons, indexes=idx)
 
 
-def relationship(p: Diff, have: Table, want: Table) -> tuple[Table, Table]:
+def relationship(p: Diff, have: Table, want: Table,
+                 rebuilt: Callable[[Table, Index, Index], bool]) -> tuple[Table, Table]:
     """Detach from / attach to parents as the desired state says, and return the table's
     effective state and desired state, both without what the parents carry."""
     kept = kept_parents(p, have, want)
@@ -221,10 +224,40 @@ def relationship(p: Diff, have: Table, want: Table) -> tuple[Table, Table]:
         if mine is not None and strip_not_valid(mine.definition) == strip_not_valid(con.definition):
             cons[name] = replace(mine, inherited=True)
     missing = [con for name, con in checks.items() if name not in cons or not cons[name].inherited]
+    if want.partition_of and want.partition_of in joined:
+        missing += _keys_for_attach(p, want, cons)
     eff_local, want_local = local_view(replace(eff, constraints=cons)), local_view(want)
     for i, par in enumerate(joined):
-        _attach(p, eff_local, want, par, missing if i == 0 else [])
+        indexes = partition_indexes.before_attach(p, eff, want, par, rebuilt) if par == want.partition_of else frozenset()
+        _attach(p, eff_local, want, par, missing if i == 0 else [], indexes)
     return eff_local, want_local
+
+
+def _keys_for_attach(p: Diff, want: Table, cons: dict[str, Constraint]) -> list[Constraint]:
+    """The PRIMARY KEY and UNIQUE constraints sql/ declares on an existing table for those its new
+    partitioned parent keeps: ATTACH adopts a matching one of the table, and otherwise builds it itself
+    under ACCESS EXCLUSIVE. One the table has under its declared name is kept (marked in `cons` as the
+    parent's copy, so the table's diff leaves it); the others are returned, to be added first the
+    online way (unique index built CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX)."""
+    key = parent_id(want.partition_of or "")
+    ph, pw = p.actual.tables.get(key), p.desired.tables.get(key)
+    if ph is None or pw is None or key in p.recreated:
+        return []
+    out = []
+    for pc in pw.constraints.values():
+        kept = ph.constraints.get(pc.name)
+        if pc.kind not in "pu" or kept is None or kept.definition != pc.definition:
+            continue  # one the parent adds recurses into its partitions after the ATTACH
+        child = next((c for c in want.constraints.values() if c.inherited and c.kind == pc.kind
+                      and c.definition == pc.definition), None)
+        if child is None:
+            continue
+        mine = cons.get(child.name)
+        if mine is not None and mine.kind == child.kind and mine.definition == child.definition:
+            cons[child.name] = replace(mine, inherited=True)
+        else:
+            out.append(child)
+    return out
 
 
 def refuse_inherit_of_existing(p: Diff, have: Table, want: Table, kept: list[str], joined: list[str]) -> None:
@@ -281,10 +314,10 @@ def _detach(p: Diff, child: Table, parent: str) -> None:
           drop_before=frozenset({parent_id(parent)}), table=child.id)
 
 
-def _attach(p: Diff, eff: Table, want: Table, parent: str, checks: list) -> None:
+def _attach(p: Diff, eff: Table, want: Table, parent: str, checks: list, indexes: frozenset[str]) -> None:
     pw = p.desired.tables.get(parent_id(parent))
     cq, pq = q(want.schema, want.name), q(*split_qualified(parent))
-    requires = {parent_id(parent)} | {column_id(want.schema, want.name, c) for c in want.columns}
+    requires = {parent_id(parent)} | {column_id(want.schema, want.name, c) for c in want.columns} | indexes
     if pw is not None:
         requires |= {column_id(pw.schema, pw.name, c) for c in pw.columns}
     # the columns, constraints and indexes the table loses must be gone first: ATTACH wants

@@ -133,7 +133,7 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
           table=tid, provides=frozenset({tid}))
     # detach, attach, (NO) INHERIT; then diff what the table will be once its parents'
     # steps recursed into it, without the copies its parents carry
-    have, want = partitions.relationship(p, have, want)
+    have, want = partitions.relationship(p, have, want, lambda parent, old, new: rebuilt(p, parent, old, new))
     # what an earlier run that failed half-way left behind, and this run finishes:
     # the NOT NULL checks of the online SET NOT NULL, and unique indexes built CONCURRENTLY
     # for a key that was not attached yet

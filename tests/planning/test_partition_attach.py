@@ -1,0 +1,150 @@
+"""An existing table attached as a partition under a parent whose indexes stay: the index sql/ declares on
+it is made ready before the ATTACH (kept, renamed, or built CONCURRENTLY; on a sub-partitioned table
+ON ONLY with its partitions' indexes built and attached), and a PRIMARY KEY or UNIQUE added online, so
+that ATTACH adopts them and builds nothing under a generated name. And the other way: a partition
+detached to a plain table keeps its index. Each case is applied to real PostgreSQL, planned again
+(empty), and judged by pg_dump against a fresh load of the declared sql/ (tests.generators.judge)."""
+
+from __future__ import annotations
+
+import psycopg
+
+import pgconverge
+from pgconverge import proof
+from tests.generators import judge, load
+
+ALL = dict(allow_hazards="all", drops=["*"], use_cache=False)
+
+
+def index_names(db: str) -> list[tuple[str, str]]:
+    with psycopg.connect(db, autocommit=True) as c:
+        return c.execute("SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public' "
+                         "ORDER BY 1, 2").fetchall()
+
+
+def attaches(make_db, before: str, after: str) -> list[str]:
+    """Plan and apply `after` on a database holding `before`; the proof passed, a second plan is empty,
+    the indexes are exactly those of a fresh load of `after` (none under a generated name), and the
+    oracle judges the result converged. Returns the plan's SQL."""
+    db, fresh = make_db(), make_db()
+    load(db, before)
+    load(fresh, after)
+    plan = pgconverge.plan(db, [after], **ALL)
+    result = pgconverge.apply(db, plan, **ALL)
+    assert result.plan.proof is not None and result.plan.proof.status == proof.PROVED, result.plan.proof
+    again = pgconverge.plan(db, [after], **ALL)
+    assert again.is_empty, again.to_sql()
+    assert index_names(db) == index_names(fresh)
+    verdict = judge(make_db, before, after)
+    assert verdict.outcome == "converged", verdict.detail
+    return [s.sql for s in plan.steps]
+
+
+def at(sqls: list[str], fragment: str) -> int:
+    found = [i for i, s in enumerate(sqls) if fragment in s]
+    assert len(found) == 1, (fragment, sqls)
+    return found[0]
+
+
+ATTACH = 'ALTER TABLE "public"."m" ATTACH PARTITION "public"."m2"'
+M = "CREATE TABLE m (id int, v int) PARTITION BY RANGE (id); CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (10);"
+PLAIN = "CREATE TABLE m2 (id int, v int); INSERT INTO m2 VALUES (11, 1), (12, 2);"
+PART = "CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20);"
+IDX = "CREATE INDEX m_v_idx ON m (v);"
+# pg_dump's order: the partition and its own index first, then the parent's index adopts it
+DECLARED = M + PART + "CREATE INDEX m2_own ON m2 (v);" + IDX
+
+
+def test_a_missing_declared_index_is_built_concurrently_before_the_attach(make_db):
+    sqls = attaches(make_db, M + IDX + PLAIN, DECLARED)
+    assert at(sqls, "CREATE INDEX CONCURRENTLY m2_own ON public.m2 USING btree (v)") < at(sqls, ATTACH)
+    assert not any(s.startswith(("DROP INDEX", "CREATE INDEX m_v_idx")) for s in sqls)
+
+
+def test_the_declared_index_already_there_is_kept_and_adopted(make_db):
+    sqls = attaches(make_db, M + IDX + PLAIN + "CREATE INDEX m2_own ON m2 (v);", DECLARED)
+    assert not any("INDEX" in s for s in sqls)  # neither dropped nor built: ATTACH adopts it
+    assert at(sqls, ATTACH) >= 0
+
+
+def test_the_same_index_under_another_name_is_renamed_before_the_attach(make_db):
+    sqls = attaches(make_db, M + IDX + PLAIN + "CREATE INDEX other ON m2 (v); COMMENT ON INDEX other IS 'x';",
+                    DECLARED + "COMMENT ON INDEX m2_own IS 'kept';")
+    assert at(sqls, 'ALTER INDEX "public"."other" RENAME TO "m2_own"') < at(sqls, ATTACH)
+    assert not any(s.startswith(("CREATE INDEX", "DROP INDEX")) for s in sqls)
+    assert "COMMENT ON INDEX \"public\".\"m2_own\" IS 'kept'" in sqls
+
+
+def test_an_index_of_another_shape_is_dropped_and_the_declared_one_built(make_db):
+    sqls = attaches(make_db, M + IDX + PLAIN + "CREATE INDEX m2_own ON m2 (id, v);", DECLARED)
+    assert at(sqls, 'DROP INDEX CONCURRENTLY "public"."m2_own"') < at(sqls, "CREATE INDEX CONCURRENTLY m2_own") \
+        < at(sqls, ATTACH)
+
+
+def test_a_unique_parent_index_gets_the_unique_index_built_first(make_db):
+    unique = "CREATE UNIQUE INDEX m_id_key ON m (id);"
+    declared = M + PART + "CREATE UNIQUE INDEX m2_id ON m2 (id);" + unique
+    sqls = attaches(make_db, M + unique + PLAIN, declared)
+    assert at(sqls, "CREATE UNIQUE INDEX CONCURRENTLY m2_id ON public.m2 USING btree (id)") < at(sqls, ATTACH)
+
+
+PK = "ALTER TABLE m ADD PRIMARY KEY (id);"
+
+
+def test_a_primary_key_of_the_parent_is_added_online_before_the_attach(make_db):
+    sqls = attaches(make_db, M + PK + PLAIN, M + PART + PK)
+    build = at(sqls, "CREATE UNIQUE INDEX CONCURRENTLY m2_pkey ON public.m2 USING btree (id)")
+    assert build < at(sqls, 'ADD CONSTRAINT "m2_pkey" PRIMARY KEY USING INDEX "m2_pkey"') < at(sqls, ATTACH)
+    # a primary key the table has already is adopted as it is
+    sqls = attaches(make_db, M + PK + PLAIN.replace("id int,", "id int PRIMARY KEY,"), M + PART + PK)
+    assert not any("INDEX" in s or "PRIMARY KEY" in s for s in sqls)
+
+
+SUB = ("CREATE TABLE m2 (id int, v int) PARTITION BY RANGE (id);"
+       "CREATE TABLE m21 PARTITION OF m2 FOR VALUES FROM (10) TO (15); INSERT INTO m2 VALUES (11, 1);")
+SUB_DECLARED = (M + "CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (10) TO (20) PARTITION BY RANGE (id);"
+                "CREATE TABLE m21 PARTITION OF m2 FOR VALUES FROM (10) TO (15);"
+                "CREATE INDEX m21_own ON m21 (v); CREATE INDEX m2_own ON m2 (v);" + IDX)
+
+
+def test_a_sub_partitioned_table_gets_its_partitioned_index_before_the_attach(make_db):
+    sqls = attaches(make_db, M + IDX + SUB, SUB_DECLARED)
+    only = at(sqls, "CREATE INDEX m2_own ON ONLY public.m2 USING btree (v)")
+    build = at(sqls, "CREATE INDEX CONCURRENTLY m21_own ON public.m21 USING btree (v)")
+    inner = at(sqls, 'ALTER INDEX "public"."m2_own" ATTACH PARTITION "public"."m21_own"')
+    assert max(only, build) < inner < at(sqls, ATTACH)
+    # with its index there already (its partition's attached): nothing is built
+    sqls = attaches(make_db, M + IDX + SUB + "CREATE INDEX m21_own ON m21 (v); CREATE INDEX m2_own ON m2 (v);",
+                    SUB_DECLARED)
+    assert not any("INDEX" in s for s in sqls)
+
+
+def test_a_partition_detached_to_a_plain_table_keeps_its_index(make_db):
+    plain = M + IDX + "CREATE TABLE m2 (id int, v int); CREATE INDEX m2_own ON m2 (v);"
+    sqls = attaches(make_db, DECLARED, plain)
+    assert sqls == ['ALTER TABLE "public"."m" DETACH PARTITION "public"."m2"']
+    # and a primary key: the partition's stays its own
+    sqls = attaches(make_db, M + PART + PK, M + PK + "CREATE TABLE m2 (id int PRIMARY KEY, v int);")
+    assert sqls == ['ALTER TABLE "public"."m" DETACH PARTITION "public"."m2"']
+
+
+# --------------------------------------------------------------------------- the generator's case
+
+
+def test_the_generator_draws_and_renders_an_existing_table_attached_with_its_index(make_db):
+    from dataclasses import replace
+
+    from hypothesis import find
+
+    from tests.generators import Partitioned, Spec, attachments, render
+
+    pt = Partitioned(partitions=(0, 1), unattached=(1,), index="plain")
+    drawn = find(attachments(pt), lambda x: x.unattached == () and x.own_index == (1,))
+    assert drawn == replace(pt, unattached=(), own_index=(1,))
+    before, after = render(Spec(partitioned=pt)), render(Spec(partitioned=drawn))
+    assert "CREATE INDEX events_1_own ON app.events_1 (v);" in after
+    assert after.index("events_1_own") < after.index("CREATE INDEX events_v_idx")
+    sqls = attaches(make_db, before, after)
+    assert at(sqls, "CREATE INDEX CONCURRENTLY events_1_own") < at(sqls, 'ATTACH PARTITION "app"."events_1"')
+    # and back: detached to a plain table that keeps the index
+    attaches(make_db, after, render(Spec(partitioned=replace(drawn, unattached=(1,)))))

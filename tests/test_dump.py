@@ -24,7 +24,7 @@ from pgconverge.proof import NotProved
 from pgconverge.source import load_source
 from tests.conformance import FIXTURES, SCOPES, dump as pg_dump, ensure_role, first_difference, fixture_names
 from tests.conformance import normalize_dump
-from tests.generators import render, specs
+from tests.generators import ensure_roles, render, specs
 from tests.test_conformance import EXPECTED
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,6 +169,7 @@ def test_generated_schemas_round_trip(scratch, tmp_path_factory, spec):
     sql = render(spec)
     try:
         source, fresh = scratch(), scratch()
+        ensure_roles(source)  # the generated grants name roles of their own
         load(source, sql)
         out = tmp_path_factory.mktemp("dump") / "sql"
         try:

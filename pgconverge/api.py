@@ -334,7 +334,7 @@ class Engine:
         extensions = [(e.name, e.schema, e.version) for e in seen.actual_doc.extensions if e.name != "plpgsql"]
         done = proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
                               self.scope(), self.options.settings, versions, seen.snapshot, extensions,
-                              self.options.scratch_role, forget=plan.forget)
+                              self.options.scratch_role, forget=plan.forget, use_bases=self.options.use_cache)
         return replace(done, **shadow)
 
     def cache_dir(self) -> Path:

@@ -292,10 +292,28 @@ def _base_key(server: Runner, snap: Snapshot, extension_versions: dict[str, str]
     if not (p.superuser or p.createrole):
         return None, p
     text = snap.text if snap.text is not None else archive_text(snap.archive)
-    if re.search(r"^ALTER DEFAULT PRIVILEGES ", text, flags=re.M):
+    if re.search(r"^ALTER DEFAULT PRIVILEGES ", text, flags=re.M) or names_roles(text, p.user):
         return None, p
     return bases.key(text, snap.archive is not None, p.user, p.superuser, sorted(p.trusted),
                      sorted(extension_versions.items()), extensions), p
+
+
+_GRANTEES = re.compile(r"^(?:GRANT|REVOKE) .* (?:TO|FROM) (.+?)(?: WITH GRANT OPTION)?;$", re.M)
+_POLICY_ROLES = re.compile(r"^CREATE POLICY .*? TO ((?:\"(?:[^\"]|\"\")+\"|[^ ;]+)(?:, (?:\"(?:[^\"]|\"\")+\"|[^ ;]+))*)", re.M)
+
+
+def names_roles(dump: str, deploy_user: str) -> bool:
+    """Whether `dump` grants to (or names in a policy) a role other than PUBLIC and the deploy role.
+    A base holding such a grant would keep that role from being dropped (DROP ROLE counts the
+    grants in every database): such a schema gets no base."""
+    allowed = {"PUBLIC", scratchdb.dump_ident(deploy_user)}
+    for m in _GRANTEES.finditer(dump):
+        if any(who.strip() not in allowed for who in m.group(1).split(",")):
+            return True
+    for m in _POLICY_ROLES.finditer(dump):
+        if any(who.strip() not in allowed for who in m.group(1).split(",")):
+            return True
+    return False
 
 
 def _rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,

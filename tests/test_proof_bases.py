@@ -154,6 +154,24 @@ def test_default_privileges_are_always_restored(make_db, admin, tmp_path):
     assert listed(admin) == []
 
 
+def test_a_schema_that_grants_to_other_roles_gets_no_base(make_db, admin, tmp_path):
+    """A base holding a grant to a role would keep DROP ROLE from dropping that role."""
+    db = make_db()
+    admin.execute("CREATE ROLE pgc_base_reader")
+    try:
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute(BEFORE + " GRANT SELECT ON t TO pgc_base_reader;")
+        sql = SQL + ["GRANT SELECT ON t TO pgc_base_reader;"]
+        for n in (1, 2):
+            got = pgconverge.plan(db, sql, cache_dir=tmp_path / f"c{n}", **ALL)
+            assert (got.proof.status, got.proof.copy) == (proof.PROVED, proof.RESTORED)
+        assert listed(admin) == []
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute("DROP OWNED BY pgc_base_reader")
+    finally:
+        admin.execute("DROP ROLE pgc_base_reader")  # nothing of ours holds it
+
+
 def test_only_the_newest_bases_are_kept(make_db, admin, tmp_path):
     for i in range(bases.KEPT + 2):
         db = make_db()
@@ -175,3 +193,13 @@ def test_the_key_ignores_the_dumps_restrict_lines_and_nothing_else():
     assert bases.key(a, "u") != bases.key(a.replace("int", "bigint"), "u")
     assert bases.key(a, "u") != bases.key(a, "v")
     assert bases.name_of(bases.key(a)).startswith(bases.BASE_PREFIX) and len(bases.name_of(bases.key(a))) <= 63
+
+
+def test_roles_a_dump_names():
+    assert not proof.names_roles("GRANT ALL ON SCHEMA public TO PUBLIC;\nREVOKE ALL ON FUNCTION public.f() FROM PUBLIC;",
+                                 "deployer")
+    assert not proof.names_roles("GRANT SELECT(a) ON TABLE public.t TO deployer;", "deployer")
+    assert proof.names_roles("GRANT SELECT ON TABLE public.t TO reader;", "deployer")
+    assert proof.names_roles("GRANT SELECT ON TABLE public.t TO PUBLIC, reader WITH GRANT OPTION;", "deployer")
+    assert proof.names_roles("CREATE POLICY p ON public.t FOR SELECT TO reader USING ((id > 0));", "deployer")
+    assert not proof.names_roles("CREATE POLICY p ON public.t USING ((id > 0));", "deployer")

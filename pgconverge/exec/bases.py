@@ -166,3 +166,16 @@ def stage(server: Runner, restored: str) -> str:
 def take_over(admin: Runner, database: str, base: Base, role: str) -> None:
     """In a copy of `base`: its objects become `role`'s, before anything runs as `role` there."""
     admin.run_script(database_guard(database) + f"REASSIGN OWNED BY {q(base.role)} TO {q(role)};\n")
+
+
+def clear(server: Runner) -> int:
+    """Drop every base of `server` and every base role left; returns how many bases there were."""
+    listed, roles = _listed(server)
+    for name, marker in listed:
+        discard(server, name, marker["role"])
+    for role in sorted(roles):
+        try:
+            server.run_script(f"DROP ROLE IF EXISTS {q(role)};\n")
+        except PsqlError:
+            pass
+    return len(listed)

@@ -8,6 +8,7 @@ libpg_query's byte offsets for the Python AST and the scanner).
 Directives (SQL line comments):
 
 - ``-- @renamed-from <old>``   on the line of a definition, or on the line(s) just above it
+                              (``-- @renamed from=<old>`` is the same directive)
 - ``-- @allow <hazard>[, <hazard>...]``  same placement
 - ``-- @drop <kind> <qualified name>``   anywhere
 - ``-- @using <expression>``   next to a column definition: the USING expression of the
@@ -713,6 +714,11 @@ class _Loader:
             line = lines.line_of(t.start)
             if word in ("data", "end"):  # handled by _data_blocks, their lines are blanked
                 continue
+            if word == "renamed":  # the other spelling some schema tools write: -- @renamed from=<old>
+                spelled = re.match(r"from[ \t]*=[ \t]*(\S.*)\Z", rest, re.S)
+                if not spelled:
+                    raise err(t.start, "expected '-- @renamed from=<old name>' (or '-- @renamed-from <old name>')")
+                word, rest = "renamed-from", spelled.group(1).strip()
             if word not in _KNOWN:
                 raise err(t.start, f"unknown directive '-- @{word}'; known: " + ", ".join(f"@{k}" for k in _KNOWN))
             if word == "drop":
@@ -947,7 +953,7 @@ def _err_pos(e: Exception, text: str) -> int:
 
 
 def _looks_like_sql(s: str) -> bool:
-    if ";" in s or "\n" in s:
+    if ";" in s or "\n" in s or not s.strip():  # a blank text is an empty desired state, not a path
         return True
     return any(c.isspace() for c in s) and not s.rstrip().lower().endswith(".sql")
 

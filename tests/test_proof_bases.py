@@ -64,6 +64,19 @@ def test_the_second_proof_copies_the_first_restore(make_db, admin, tmp_path):
     assert pgconverge.plan(db, SQL, cache_dir=tmp_path / "cache3", **ALL).is_empty
 
 
+def test_publishing_a_base_leaves_the_targets_plan_cache_valid(make_db, admin, tmp_path):
+    """The base's role is one of ours: it is not part of the target's catalog fingerprint, so the
+    plan the first run cached is served to the next one."""
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    first = plan(db, tmp_path, 1)
+    assert len(listed(admin)) == 1
+    again = plan(db, tmp_path, 1)
+    assert again.plan_hash == first.plan_hash and again.proof.copy == proof.RESTORED  # the cached plan
+    assert len(list((tmp_path / "cache1").glob("plan-*.pickle"))) == 1
+
+
 def test_databases_of_one_schema_share_a_base(make_db, admin, tmp_path):
     """A fleet's databases with the same schema: one restore for all of them."""
     dbs = [make_db() for _ in range(3)]

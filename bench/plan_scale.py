@@ -15,9 +15,11 @@ triggers), loads it into databases of a cluster of its own (.pgconverge/bench-cl
                dropped before each run: what a plan costs after the target changed)
   warm add     a plan against the schema minus 10 tables and 20 indexes (cache populated); it includes
                the proof: the plan rehearsed on a schema-only copy of the target and judged by pg_dump
-  proof        the proof's own part of the warm add (restore of the target's schema dump, the plan on
-               the copy, the copy's dump and the comparison), against the psql load: the trust issue's
-               target is at most 1.0 x the load
+  proof        the proof's own part of the warm add (the copy of the target made, the plan run on it,
+               the copy's dump and the comparison), against the psql load: the trust issue's target is
+               at most 1.0 x the load. The first proof of a schema restores the target's schema dump
+               ("proof restored") and keeps the copy as a rehearsal base; the next ones copy the base
+               with CREATE DATABASE ... TEMPLATE ("proof"). The warm add runs at least twice for both
   apply        pgconverge.apply() of the add case on a fresh copy of the smaller database (desired
                catalog cached, plan cache dropped), everything a run checks included (plan, proof, hazards, the apply and its verification), against
                the psql load: the target is at most 2.5 x the load
@@ -56,7 +58,8 @@ sys.path.insert(0, str(REPO))
 
 import pgconverge  # noqa: E402
 from pgconverge.dev.embedded import Cluster
-from pgconverge.exec.runner import find_psql
+from pgconverge.exec import bases
+from pgconverge.exec.runner import LocalRunner, find_psql
 
 from peers import BENCH_HOME, CLUSTER_DIR, ensure_migra, ensure_pgdeclare  # noqa: E402 (bench/ is on sys.path)
 WORK = BENCH_HOME / "bench-work"
@@ -278,13 +281,18 @@ class Row:
     pgdeclare_noop: float | None = None
     pgdeclare_add: float | None = None
     add_steps: int = 0
-    proof: float = 0.0
+    proof: float = 0.0  # on a template copy of a rehearsal base (the proof's usual case)
+    proof_restored: float = 0.0  # on a copy restored from the target's dump (the first proof of a schema)
     apply: float = 0.0
     cold_peak_mib: float = 0.0
 
     @property
     def proof_vs_load(self) -> float:
         return self.proof / self.load
+
+    @property
+    def restored_vs_load(self) -> float:
+        return self.proof_restored / self.load
 
     @property
     def warm_vs_migra(self) -> float | None:
@@ -379,12 +387,16 @@ def _measure(bench: Bench, n: int, repeat: int, full: Path, minus: Path, dbs: di
         assert kinds.count("create_index") >= ADDED_INDEXES, kinds
         assert plan.proof.status == "proved", plan.proof.summary()
         row.add_steps = len(plan.steps)
-        proofs.append(plan.proof.seconds)
+        proofs.setdefault(plan.proof.copy, []).append(plan.proof.seconds)
 
-    proofs: list[float] = []
-    row.add = best(add, repeat)
-    row.proof = min(proofs)
-    print(f"  {n}: warm add {row.add:.2f}s ({row.add_steps} steps), of which the proof {row.proof:.2f}s", flush=True)
+    # the first proof of the smaller schema restores its copy and keeps it as a base; the next ones copy it
+    bases.clear(LocalRunner(bench.cluster.conninfo("postgres")))
+    proofs: dict[str, list[float]] = {}
+    row.add = best(add, max(repeat, 2))
+    row.proof_restored = min(proofs.get("restored") or [0.0])
+    row.proof = min(proofs.get("template") or proofs.get("restored") or [0.0])
+    print(f"  {n}: warm add {row.add:.2f}s ({row.add_steps} steps), of which the proof {row.proof:.2f}s "
+          f"(on a copy of its base; {row.proof_restored:.2f}s when restored)", flush=True)
 
     applies = []
     for _ in range(repeat):
@@ -464,15 +476,15 @@ def fmt(x: float | None, unit: str = "s") -> str:
 
 def table(rows: list[Row]) -> str:
     head = ["tables", "runs", "psql load", "cold no-op", "warm no-op", "re-read no-op", "warm add", "proof",
-            "apply", "cold peak", "migra no-op", "migra add", "warm / migra", "re-read / migra", "cold / load",
-            "proof / load", "apply / load", "pgdeclare no-op", "pgdeclare add", "warm / pgdeclare",
+            "proof restored", "apply", "cold peak", "migra no-op", "migra add", "warm / migra", "re-read / migra", "cold / load",
+            "proof / load", "restored / load", "apply / load", "pgdeclare no-op", "pgdeclare add", "warm / pgdeclare",
             "add / pgdeclare add"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         reread_vs = r.reread / r.migra_noop if r.migra_noop else None
         cells = [f"{r.tables:,}", str(r.repeat), fmt(r.load), fmt(r.cold), fmt(r.warm), fmt(r.reread), fmt(r.add),
-                 fmt(r.proof), fmt(r.apply), f"{r.cold_peak_mib:.0f} MiB", fmt(r.migra_noop), fmt(r.migra_add), fmt(r.warm_vs_migra, ""), fmt(reread_vs, ""),
-                 fmt(r.cold_vs_load, ""), fmt(r.proof_vs_load, ""), fmt(r.apply_vs_load, ""),
+                 fmt(r.proof), fmt(r.proof_restored), fmt(r.apply), f"{r.cold_peak_mib:.0f} MiB", fmt(r.migra_noop), fmt(r.migra_add), fmt(r.warm_vs_migra, ""), fmt(reread_vs, ""),
+                 fmt(r.cold_vs_load, ""), fmt(r.proof_vs_load, ""), fmt(r.restored_vs_load, ""), fmt(r.apply_vs_load, ""),
                  fmt(r.pgdeclare_noop), fmt(r.pgdeclare_add), fmt(r.warm_vs_pgdeclare, ""),
                  fmt(r.add_vs_pgdeclare, "")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -500,7 +512,8 @@ def verdicts(rows: list[Row]) -> list[str]:
                    f"{'met' if ok else 'MISSED'} ({r.cold_vs_load:.2f})")
         ok = r.proof_vs_load <= PROOF_VS_LOAD
         out.append(f"proof <= {PROOF_VS_LOAD} x psql load at {r.tables:,} tables: "
-                   f"{'met' if ok else 'MISSED'} ({r.proof_vs_load:.2f})")
+                   f"{'met' if ok else 'MISSED'} ({r.proof_vs_load:.2f} on a copy of its base; "
+                   f"{r.restored_vs_load:.2f} for the first proof of a schema, which restores it)")
         ok = r.apply_vs_load <= APPLY_VS_LOAD
         out.append(f"apply <= {APPLY_VS_LOAD} x psql load at {r.tables:,} tables: "
                    f"{'met' if ok else 'MISSED'} ({r.apply_vs_load:.2f})")

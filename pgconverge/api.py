@@ -152,7 +152,7 @@ class Introspection:
 
     actual: Catalog
     desired: Catalog
-    actual_doc: dict[str, Any]  # the target's catalog document; it also carries the ledger's data blocks
+    actual_doc: Any  # the head of the target's catalog document (introspect.slim); it carries the ledger's data blocks
     desired_dump: str  # the shadow's pg_dump --schema-only, which the proof compares with
     # who loaded sql/ into the shadow (exec.scratch) and why
     shadow_isolation: str = ""
@@ -183,6 +183,7 @@ class Engine:
         # the target's fingerprint and catalog text read while sql/ was parsed (local_engine): the
         # first plan() uses them, nothing after it
         self.prefetched: tuple[Any, str] | None = None
+        self._pending_text: str | None = None  # plan() to introspect(): the prefetched catalog text
 
     # -- catalogs
 
@@ -194,12 +195,17 @@ class Engine:
     def scoped(self, cat: Catalog) -> Catalog:
         return introspect.scope(cat, list(self.options.only_schemas), list(self.options.exclude_schemas))
 
-    def introspect(self, snapshot: bool = False, actual_text: str | None = None) -> Introspection:
-        """Both catalogs, scoped, with what they were read from: the target's document (it also
-        carries the ledger's data blocks, read in the same round trip) and the shadow's dump.
-        With `snapshot` (and the proof on), the target's schema is dumped for the proof meanwhile.
-        `actual_text`: the target's catalog text, read already."""
-        doc = self.actual_doc(actual_text)
+    def introspect(self, snapshot: bool = False, actual_text: str | None = None,
+                   actual_doc: introspect.Document | None = None) -> Introspection:
+        """Both catalogs, scoped, with what they were read from: the head of the target's document
+        (it also carries the ledger's data blocks, read in the same round trip) and the shadow's
+        dump. With `snapshot` (and the proof on), the target's schema is dumped for the proof
+        meanwhile. `actual_text` / `actual_doc`: the target's catalog text, or its document, read
+        already."""
+        if actual_doc is None and actual_text is None:
+            actual_text, self._pending_text = self._pending_text, None
+        doc = actual_doc if actual_doc is not None else self.actual_doc(actual_text)
+        del actual_text, actual_doc  # neither the text nor, once parsed, the rows are held while the shadow loads
         early: Catalog | None = None
         early_hash = ""
         shadow = self.shadow or self.runner
@@ -221,6 +227,7 @@ class Engine:
                 wanted = pool.submit(desired_state, *want, on_build=dump_meanwhile if dump_now else None)
                 try:
                     actual = introspect.parse_catalog(doc)
+                    doc = introspect.slim(doc)
                     if not self.options.create_extensions_anywhere:  # that option edits the scoped catalog below
                         early = self.scoped(actual)
                         early_hash = catalog_hash(early)  # CPU work while the shadow is the server's
@@ -233,6 +240,7 @@ class Engine:
                     raise
         else:
             actual = introspect.parse_catalog(doc)
+            doc = introspect.slim(doc)
             state = desired_state(*want)
             snap = None
         desired = introspect.parse_catalog(state.doc)
@@ -293,7 +301,12 @@ class Engine:
             cached = plan_cache_load(self.cache_dir(), key)
             if cached is not None:
                 return replace(cached, source=self.source, options=self.options)
-        seen = self.introspect(snapshot=True, actual_text=text)
+        # handed over, not passed: no frame of ours holds the text while the shadow loads
+        self._pending_text, text = text, None
+        try:
+            seen = self.introspect(snapshot=True)
+        finally:
+            self._pending_text = None
         try:
             planned = plan_diff(seen.actual, seen.desired, self.plan_options())
             blocks = datablocks.pending(self.source.data_blocks,
@@ -334,7 +347,7 @@ class Engine:
         extensions = [(e.name, e.schema, e.version) for e in seen.actual_doc.extensions if e.name != "plpgsql"]
         done = proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
                               self.scope(), self.options.settings, versions, seen.snapshot, extensions,
-                              self.options.scratch_role, forget=plan.forget)
+                              self.options.scratch_role, forget=plan.forget, use_bases=self.options.use_cache)
         return replace(done, **shadow)
 
     def cache_dir(self) -> Path:

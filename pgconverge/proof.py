@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pgconverge import oracle
 from pgconverge.errors import PlanError
+from pgconverge.exec import bases
 from pgconverge.exec import scratch as scratchdb
 from pgconverge.exec.runner import LocalRunner, PsqlError, Runner, database_guard, find_tool
 from pgconverge.exec.script import ExecSettings, render_script, units
@@ -37,6 +38,7 @@ from pgconverge.source import LEDGER_SCHEMA
 REHEARSAL_PREFIX = "pgconverge_rehearsal_"
 
 PROVED, FAILED, SKIPPED, OFF = "proved", "failed", "skipped", "off"
+RESTORED, TEMPLATE = "restored", "template"
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class Proof:
     isolation_reason: str = ""
     shadow_isolation: str = ""
     shadow_isolation_reason: str = ""
+    # how the copy was made: "restored" from the target's dump, or "template" (a copy of a base,
+    # exec.bases, restored from the same dump by an earlier proof)
+    copy: str = ""
 
     @property
     def ok(self) -> bool:
@@ -79,7 +84,7 @@ class Proof:
                 **({"error": self.error} if self.error else {}),
                 "isolation": self.isolation or None, "isolation_reason": self.isolation_reason or None,
                 "shadow_isolation": self.shadow_isolation or None,
-                "shadow_isolation_reason": self.shadow_isolation_reason or None}
+                "shadow_isolation_reason": self.shadow_isolation_reason or None, "copy": self.copy or None}
 
     def isolation_summary(self) -> str:
         """Who ran sql/ in the scratch databases, one line."""
@@ -92,7 +97,8 @@ class Proof:
         iso = self.isolation_summary()
         tail = f"; {iso}" if iso else ""
         if self.status == PROVED:
-            return (f"proved on a copy of the target in {self.seconds:.1f} s: the result equals sql/ by pg_dump"
+            how = " (copied from a base restored earlier)" if self.copy == TEMPLATE else ""
+            return (f"proved on a copy of the target{how} in {self.seconds:.1f} s: the result equals sql/ by pg_dump"
                     + tail)
         if self.status == FAILED:
             return (self.error or f"{len(self.differences)} object(s) differ from sql/ by pg_dump") + tail
@@ -236,12 +242,16 @@ def _by_whom(plan: Plan, probe: scratchdb.Probe | None) -> list[tuple[bool, list
 def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
              settings: ExecSettings | None = None, extension_versions: dict[str, str] | None = None,
              snap: Snapshot | None = None, extensions: list[tuple[str, str, str | None]] | None = None,
-             scratch_role: str | None = None, forget: list | None = None) -> Proof:
+             scratch_role: str | None = None, forget: list | None = None, use_bases: bool = False) -> Proof:
     """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`.
     `extension_versions` are the target's (pg_dump does not record them); `extensions` its (name,
     schema, version). `snap` is the target's schema when it was dumped already (alongside the
     catalog read); it is discarded here. The copy is restored and the plan run by the rehearsal
     database's own role (exec.scratch); `scratch_role` is the fallback role to SET ROLE to.
+
+    `use_bases`: the copy is a template copy of a base restored from the same dump by an earlier
+    proof, where there is one (exec.bases), and this restore is kept as one where there is not. A
+    proof that fails on a template copy is run again on a fresh restore before it counts.
 
     `forget` (under pgconverge_unmanaged = report) drops the objects the plan leaves alone, once the
     plan ran: the rehearsal is then compared with sql/ alone, so it accounts for exactly those objects.
@@ -252,24 +262,97 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
             snap.discard()
         return Proof(SKIPPED)
     started = time.monotonic()
+    try:
+        key, probe = None, None
+        if use_bases:
+            snap = snap or snapshot(target, archive=False)
+            key, probe = _base_key(server, snap, extension_versions, extensions or [])
+        base = bases.find(server, key) if key else None
+        run = (plan, target, server, expected, scope, settings, extension_versions, extensions or [], scratch_role,
+               forget, probe, snap)
+        done = _rehearse(*run, base=base, keep_as=None if base else key)
+        if base is not None and done.status == FAILED:
+            bases.discard(server, base.name, base.role)  # judged on a fresh restore, kept anew if it restores
+            done = _rehearse(*run, base=None, keep_as=key)
+        return replace(done, seconds=time.monotonic() - started)
+    finally:
+        if snap is not None:
+            snap.discard()
+
+
+def _base_key(server: Runner, snap: Snapshot, extension_versions: dict[str, str],
+              extensions: list[tuple[str, str, str | None]]) -> tuple[str | None, scratchdb.Probe | None]:
+    """The base key of this copy, or None where a base cannot stand for a restore: the copy would not
+    be owned by a role of its own, or it has default privileges (REASSIGN OWNED leaves them with the
+    base's role)."""
+    try:
+        p = scratchdb.probe(server)
+    except PsqlError:
+        return None, None
+    if not (p.superuser or p.createrole):
+        return None, p
+    text = snap.text if snap.text is not None else archive_text(snap.archive)
+    if re.search(r"^ALTER DEFAULT PRIVILEGES ", text, flags=re.M) or names_roles(text, p.user):
+        return None, p
+    return bases.key(text, snap.archive is not None, p.user, p.superuser, sorted(p.trusted),
+                     sorted(extension_versions.items()), extensions), p
+
+
+_GRANTEES = re.compile(r"^(?:GRANT|REVOKE) .* (?:TO|FROM) (.+?)(?: WITH GRANT OPTION)?;$", re.M)
+_POLICY_ROLES = re.compile(r"^CREATE POLICY .*? TO ((?:\"(?:[^\"]|\"\")+\"|[^ ;]+)(?:, (?:\"(?:[^\"]|\"\")+\"|[^ ;]+))*)", re.M)
+
+
+def names_roles(dump: str, deploy_user: str) -> bool:
+    """Whether `dump` grants to (or names in a policy) a role other than PUBLIC and the deploy role.
+    A base holding such a grant would keep that role from being dropped (DROP ROLE counts the
+    grants in every database): such a schema gets no base."""
+    allowed = {"PUBLIC", scratchdb.dump_ident(deploy_user)}
+    for m in _GRANTEES.finditer(dump):
+        if any(who.strip() not in allowed for who in m.group(1).split(",")):
+            return True
+    for m in _POLICY_ROLES.finditer(dump):
+        if any(who.strip() not in allowed for who in m.group(1).split(",")):
+            return True
+    return False
+
+
+def _rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
+              settings: ExecSettings | None, extension_versions: dict[str, str],
+              extensions: list[tuple[str, str, str | None]], scratch_role: str | None, forget: list | None,
+              probe: scratchdb.Probe | None, snap: Snapshot | None, base: bases.Base | None,
+              keep_as: str | None) -> Proof:
+    """One rehearsal: the copy made (from `base`, or restored and, with `keep_as`, kept as a base),
+    the plan run, the copy judged, the copy dropped."""
+    started = time.monotonic()
     name = REHEARSAL_PREFIX + secrets.token_hex(6)
     box: scratchdb.Scratch | None = None
+    staged: str | None = None
+    how = TEMPLATE if base else RESTORED
     try:
         try:
             # scratch: no need to wait for each commit's WAL flush, in any of the restore's sessions
             box = scratchdb.create(server, name, scratch_role,
-                                   settings=f"ALTER DATABASE {q(name)} SET synchronous_commit = off;\n")
+                                   settings=f"ALTER DATABASE {q(name)} SET synchronous_commit = off;\n",
+                                   template=base.name if base else "template0", p=probe)
         except (PsqlError, scratchdb.ScratchRoleError) as e:
-            return Proof(FAILED, time.monotonic() - started,
+            return Proof(FAILED, time.monotonic() - started, copy=how,
                          error=f"the proof could not create its rehearsal database on {server.name}: "
                                f"{getattr(e, 'message', str(e))}")
-        iso = dict(isolation=box.isolation, isolation_reason=box.reason)
+        iso = dict(isolation=box.isolation, isolation_reason=box.reason, copy=how)
         try:
-            snap = snap or snapshot(target, archive=False)
-            _restore(box, snap, extension_versions, extensions or [])
+            if base is not None:
+                bases.take_over(box.admin, name, base, box.owner)
+            else:
+                snap = snap or snapshot(target, archive=False)
+                _restore(box, snap, extension_versions, extensions)
         except PsqlError as e:
             return Proof(FAILED, time.monotonic() - started, **iso,
                          error=f"the proof could not copy the schema of {target.name}: {e.message}")
+        if keep_as and box.role:
+            try:
+                staged = bases.stage(server, name)
+            except PsqlError:
+                staged = None  # no base this time; the proof itself goes on
         split = box.isolation != scratchdb.DEPLOY_ROLE
         try:
             for admin, steps in _by_whom(plan, box.probe if split else None):
@@ -303,10 +386,15 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
         return Proof(FAILED if differences else PROVED, time.monotonic() - started, tuple(differences),
                      expected=kept, **iso)
     finally:
-        if snap is not None:
-            snap.discard()
         if box is not None:
-            box.drop()
+            role = box.role
+            if staged is not None:
+                box.role = None  # it owns the staged base's objects: kept, as the base's role
+            try:
+                box.drop()
+            finally:
+                if staged is not None and role is not None:
+                    bases.publish(server, staged, role, keep_as)
 
 
 def verify(target: Runner, expected: oracle.Dump, scope: Scope) -> list[oracle.Difference]:

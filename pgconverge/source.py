@@ -8,6 +8,7 @@ libpg_query's byte offsets for the Python AST and the scanner).
 Directives (SQL line comments):
 
 - ``-- @renamed-from <old>``   on the line of a definition, or on the line(s) just above it
+                              (``-- @renamed from=<old>`` is the same directive)
 - ``-- @allow <hazard>[, <hazard>...]``  same placement
 - ``-- @drop <kind> <qualified name>``   anywhere
 - ``-- @using <expression>``   next to a column definition: the USING expression of the
@@ -599,12 +600,17 @@ class _Loader:
         def err(pos_or_line: int, msg: str, *, is_line: bool = False) -> SourceError:
             return SourceError(file, pos_or_line if is_line else lines.line_of(pos_or_line), msg)
 
+        # only directives (and data blocks, which are directives) need the whole file's tokens, and
+        # a directive needs an '@': a file without one (most generated or dumped schemas) is scanned
+        # one statement at a time below, as the whole file's tokens held at once were most of a cold
+        # plan's peak memory after its syntax trees (about 70 MiB on 1,000 tables)
+        directives = "@" in text
         try:
-            tokens = scan(text)
+            tokens = scan(text) if directives else []
         except ParseError as e:
             raise err(_err_pos(e, text), e.args[0]) from None
 
-        blocks = self._data_blocks(unit, text, lines, tokens, err)
+        blocks = self._data_blocks(unit, text, lines, tokens, err) if directives else []
         parse_text = text
         if blocks:
             chars = list(text)
@@ -633,13 +639,21 @@ class _Loader:
 
         code_tokens = [t for t in tokens if t.name not in ("SQL_COMMENT", "C_COMMENT")]
         code_starts = [t.start for t in code_tokens]
-        # per line: has code / has a comment; the first code token starting on it
+
+        def code_in(loc: int, end: int) -> tuple[int, list]:
+            """The code tokens of parse_text[loc:end], and the offset in parse_text their places
+            count from (0 for the whole file's tokens; `loc` for those of the statement alone)."""
+            if directives:
+                return 0, code_tokens[bisect.bisect_left(code_starts, loc):bisect.bisect_left(code_starts, end)]
+            try:
+                found = scan(parse_text[loc:end])
+            except ParseError as e:  # the split parsed it already: not expected
+                raise err(loc + _err_pos(e, parse_text[loc:end]), e.args[0]) from None
+            return loc, [t for t in found if t.name not in ("SQL_COMMENT", "C_COMMENT")]
+
         has_code = [False] * (lines.count + 2)
         has_comment = [False] * (lines.count + 2)
         first_code: dict[int, int] = {}
-        # only directives use these maps, and a directive needs an '@': a file without one (most
-        # generated or dumped schemas) skips two bisects per token
-        directives = "@" in parse_text
         for t in tokens if directives else ():
             l1, l2 = lines.line_of(t.start), lines.line_of(t.end)
             flags = has_comment if t.name in ("SQL_COMMENT", "C_COMMENT") else has_code
@@ -651,11 +665,10 @@ class _Loader:
         sites: list[tuple[_Def, int]] = []  # (definition, statement index)
         primaries: dict[int, _Obj | None] = {}  # statement start offset -> primary object
         for loc, end, node in raws():
-            i = bisect.bisect_left(code_starts, loc)
-            j = bisect.bisect_left(code_starts, end)
-            if i >= j:
+            at, code = code_in(loc, end)
+            if not code:
                 continue
-            a, b = code_tokens[i].start, code_tokens[j - 1].end + 1
+            a, b = at + code[0].start, at + code[-1].end + 1
             for blk in blocks:
                 if blk.start < b and blk.end > a:
                     raise err(blk.start, f"the -- @data block '{blk.block.name}' is inside a statement "
@@ -667,13 +680,13 @@ class _Loader:
                 raise err(a, r.message) from None
             shadow_text = None
             if kind == "CreateTableAsStmt" and not node.into.skipData:
-                shadow_text = _without_data(text, code_tokens[i:j], a, b)
+                shadow_text = _without_data(text, code, at, a, b)
             self.statements.append(Statement(file, lines.line_of(a), text[a:b], kind, shadow_text))
             self.keys.append(unit.key)
             if kind == "CreateExtensionStmt" and any(o.defname == "new_version" for o in node.options or ()):
                 if node.extname not in self.pinned:
                     self.pinned.append(node.extname)
-            self._check_identifiers(parse_text, code_tokens[i:j], err)
+            self._check_identifiers(parse_text, code, at, err)
             d = _definitions(node, kind, self.schema)
             if kind == "CreateSchemaStmt":
                 for elt in node.schemaElts or ():
@@ -701,6 +714,11 @@ class _Loader:
             line = lines.line_of(t.start)
             if word in ("data", "end"):  # handled by _data_blocks, their lines are blanked
                 continue
+            if word == "renamed":  # the other spelling some schema tools write: -- @renamed from=<old>
+                spelled = re.match(r"from[ \t]*=[ \t]*(\S.*)\Z", rest, re.S)
+                if not spelled:
+                    raise err(t.start, "expected '-- @renamed from=<old name>' (or '-- @renamed-from <old name>')")
+                word, rest = "renamed-from", spelled.group(1).strip()
             if word not in _KNOWN:
                 raise err(t.start, f"unknown directive '-- @{word}'; known: " + ", ".join(f"@{k}" for k in _KNOWN))
             if word == "drop":
@@ -716,18 +734,19 @@ class _Loader:
                 self._allow(target, rest, lambda msg: err(line, msg, is_line=True))
 
     @staticmethod
-    def _check_identifiers(text: str, tokens: list, err) -> None:
+    def _check_identifiers(text: str, tokens: list, at: int, err) -> None:
         """A name PostgreSQL would truncate is refused: the object would get another name than
-        the one written, and every later plan would look for the written one."""
+        the one written, and every later plan would look for the written one. The tokens' places
+        count from `at` in `text`."""
         for t in tokens:
             if t.name != "IDENT":
                 continue
-            raw = text[t.start:t.end + 1]
+            raw = text[at + t.start:at + t.end + 1]
             name = raw[1:-1].replace('""', '"') if raw.startswith('"') else _fold(raw)
             size = len(name.encode())
             if size > MAX_IDENTIFIER_BYTES:
                 kept = name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
-                raise err(t.start, f"the identifier {raw} is {size} bytes long; PostgreSQL keeps "
+                raise err(at + t.start, f"the identifier {raw} is {size} bytes long; PostgreSQL keeps "
                                    f"{MAX_IDENTIFIER_BYTES} bytes and would name it {kept!r}: shorten it")
 
     # ---- data blocks
@@ -934,7 +953,7 @@ def _err_pos(e: Exception, text: str) -> int:
 
 
 def _looks_like_sql(s: str) -> bool:
-    if ";" in s or "\n" in s:
+    if ";" in s or "\n" in s or not s.strip():  # a blank text is an empty desired state, not a path
         return True
     return any(c.isspace() for c in s) and not s.rstrip().lower().endswith(".sql")
 
@@ -996,13 +1015,13 @@ def _units(sql: str | os.PathLike | Sequence[str | os.PathLike]) -> list[_Unit]:
     return out
 
 
-def _without_data(text: str, tokens: list, a: int, b: int) -> str:
+def _without_data(text: str, tokens: list, at: int, a: int, b: int) -> str:
     """A materialized view's statement made WITH NO DATA: its query would run when it is created,
     and a plan must not run code of sql/ (the shadow only needs the definition). The text keeps its
-    lines, so errors still map to them."""
-    words = [text[t.start:t.end + 1].upper() for t in tokens[-2:]]
+    lines, so errors still map to them. The tokens' places count from `at`."""
+    words = [text[at + t.start:at + t.end + 1].upper() for t in tokens[-2:]]
     if len(tokens) >= 2 and words == ["WITH", "DATA"]:
-        return text[a:tokens[-2].start] + "WITH NO DATA"
+        return text[a:at + tokens[-2].start] + "WITH NO DATA"
     return text[a:b] + " WITH NO DATA"
 
 

@@ -105,8 +105,11 @@ def test_an_empty_desired_state_is_refused_unless_allowed(db, conn):
         pgconverge.plan(db, [], **ALL)
     with pytest.raises(pgconverge.api.PlanError, match="--allow-empty"):
         pgconverge.plan(db, ["-- nothing but a comment"], **ALL)
+    with pytest.raises(pgconverge.api.PlanError, match="desired state is empty"):
+        pgconverge.plan(db, ["", "  \n"], **ALL)  # blank texts are texts, not paths
     plan = pgconverge.plan(db, [], allow_empty=True, **ALL)
     assert [s.kind for s in plan.steps] == ["drop_table"]
+    assert [s.kind for s in pgconverge.plan(db, [""], allow_empty=True, **ALL).steps] == ["drop_table"]
 
 
 def test_unmanaged_schemas_are_out_of_the_proof(make_db):

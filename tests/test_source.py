@@ -414,6 +414,16 @@ def test_renamed_from_before_a_table_names_the_table_even_on_one_line():
         ("table", "app", None, "old_t", "new_t", 1)]
 
 
+def test_renamed_from_has_a_second_spelling():
+    """`-- @renamed from=<old>`, as other schema tools write it, is the same directive."""
+    assert renames('CREATE TABLE users (\n  id int,\n  username text -- @renamed from="UserName"\n);') == [
+        ("column", "public", "users", "UserName", "username", 3)]
+    assert renames("-- @renamed from = old_t\nCREATE TABLE new_t (id int);") == [
+        ("table", "public", None, "old_t", "new_t", 1)]
+    with pytest.raises(SourceError, match=r"expected '-- @renamed from=<old name>'"):
+        load_source(["CREATE TABLE t (\n  b int -- @renamed old\n);"])
+
+
 def test_renamed_from_bare_names_fold_to_lower_case_like_postgresql():
     assert renames("CREATE TABLE t (\n  b int -- @renamed-from OldName\n);")[0][3] == "oldname"
 

@@ -241,6 +241,14 @@ def _document_type() -> type:
 
 Document = _document_type()
 _decoder = msgspec.json.Decoder(Document)
+# the rows read outside the catalog layer once the model is built (document_head, the proof's copy)
+_HEAD_ROWS = ("available_extensions", "ledger_data_blocks", "extensions", "session")
+
+
+def slim(doc: Any) -> Any:
+    """`doc` without the rows the model was built from, only what is read after the parse: a big
+    catalog's rows would otherwise be held twice (rows and records) until the plan is done."""
+    return msgspec.structs.replace(doc, **{k.name: [] for k in KINDS if k.name not in _HEAD_ROWS})
 
 
 def decode(doc: str | bytes | dict[str, Any] | Any) -> Any:

@@ -198,12 +198,15 @@ class Scratch:
         self.server.run_script(script)
 
 
-def create(server: Runner, name: str, configured: str | None = None, settings: str = "") -> Scratch:
+def create(server: Runner, name: str, configured: str | None = None, settings: str = "",
+           template: str = "template0", p: Probe | None = None) -> Scratch:
     """Create scratch database `name` on `server` (the deploy role), owned by a role of its own where
     the deploy role may create one. `configured`: a role to SET ROLE to when it may not.
-    `settings`: statements run on the new database by the deploy role (ALTER DATABASE ... SET)."""
+    `settings`: statements run on the new database by the deploy role (ALTER DATABASE ... SET).
+    `template`: the database to copy (a rehearsal base, exec.bases; the caller hands its objects over).
+    `p`: the server's probe, when the caller has it."""
     sweep(server)
-    p = probe(server)
+    p = p or probe(server)
     until = (dt.datetime.now(dt.timezone.utc) + LIFETIME).strftime("%Y-%m-%d %H:%M:%S+00")
     marker = _marker()
     db = q(name)
@@ -221,7 +224,7 @@ def create(server: Runner, name: str, configured: str | None = None, settings: s
                 # CREATE DATABASE ... OWNER needs a non-superuser creator to be a member of the owner
                 + ("" if p.superuser else f"GRANT {q(role)} TO CURRENT_USER;\n"))
             created = True
-            server.run_script(f"CREATE DATABASE {db} OWNER {q(role)} TEMPLATE template0;\n" + common)
+            server.run_script(f"CREATE DATABASE {db} OWNER {q(role)} TEMPLATE {q(template)};\n" + common)
         except PsqlError:
             server.run_script(f"DROP DATABASE IF EXISTS {db} WITH (FORCE);\n"
                               + (f"DROP ROLE IF EXISTS {q(role)};\n" if created else ""))
@@ -243,12 +246,12 @@ def create(server: Runner, name: str, configured: str | None = None, settings: s
         return scratch
     if configured:
         check_configured(server, configured)
-        server.run_script(f"CREATE DATABASE {db} OWNER {q(configured)} TEMPLATE template0;\n" + common)
+        server.run_script(f"CREATE DATABASE {db} OWNER {q(configured)} TEMPLATE {q(template)};\n" + common)
         admin = server.for_database(name)
         return Scratch(name, SET_ROLE, f"{p.user} may not create roles (no CREATEROLE): sql/ runs after SET ROLE "
                        f"{configured} (the scratch_role setting), which RESET ROLE undoes", server, admin, admin,
                        configured, p.user, p)
-    server.run_script(f"CREATE DATABASE {db} TEMPLATE template0;\n" + common)
+    server.run_script(f"CREATE DATABASE {db} TEMPLATE {q(template)};\n" + common)
     admin = server.for_database(name)
     return Scratch(name, DEPLOY_ROLE, f"{p.user} may not create roles (no CREATEROLE) and no scratch_role is set: "
                    f"sql/ runs with the rights of {p.user}", server, admin, admin, p.user, p.user, p)

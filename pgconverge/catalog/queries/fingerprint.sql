@@ -9,7 +9,10 @@ SELECT json_build_object(
   'server_version', current_setting('server_version_num'),
   'database', current_database(),
   'user', current_user,
-  'roles', (SELECT md5(string_agg(oid::text || ':' || rolname, ',' ORDER BY oid)) FROM pg_catalog.pg_roles),
+  -- but the scratch and base roles of pgconverge's own proofs (exec.scratch, exec.bases), which
+  -- no object of a target names, and which come and go with every plan
+  'roles', (SELECT md5(string_agg(oid::text || ':' || rolname, ',' ORDER BY oid)) FROM pg_catalog.pg_roles
+            WHERE rolname !~ '^pgconverge_(scratch|base)_'),
   'extensions', (SELECT md5(string_agg(name || ':' || coalesce(default_version, ''), ',' ORDER BY name))
                  FROM pg_catalog.pg_available_extensions),
   :catalog_versions);

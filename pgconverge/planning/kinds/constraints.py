@@ -22,6 +22,11 @@ def add_constraint(p: Diff, t: Table, con: Constraint, existing: bool) -> None:
             requires |= {constraint_id(ref.schema, ref.name, c.name) for c in ref.constraints.values()
                          if c.kind in "pu"}
             requires |= {i.id for i in ref.indexes.values() if i.unique}
+            if ref.kind == "p":  # a partitioned index built ON ONLY is valid, and can back a FK, once every
+                # partition's index is attached to it
+                requires |= {i.id + "#attached" for i in ref.indexes.values() if i.unique}
+                requires |= {index_id(ref.schema, c.name) + "#attached" for c in ref.constraints.values()
+                             if c.kind in "pu"}
     if existing and con.kind in "pu" and t.kind != "p" and unique_index_sql(t, con) is not None:
         add_constraint_using_index(p, t, con, frozenset(requires))
         return

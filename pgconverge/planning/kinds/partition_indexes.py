@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from pgconverge.catalog.model import Index, Table, column_id
+from pgconverge.catalog.model import Constraint, Index, Table, column_id, constraint_id, index_id
 from pgconverge.planning.context import Diff
 from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index
 from pgconverge.planning.kinds.lineage import kept_parents, parent_id, rel_id
@@ -40,6 +40,15 @@ def declared_child(want: Table, parent_index: Index) -> Index | None:
     partition's index prints the same method, columns and clauses)."""
     shape = index_shape(parent_index.definition)
     return next((i for i in want.indexes.values() if i.inherited and index_shape(i.definition) == shape), None)
+
+
+def constraint_child(want: Table, parent_index: Index) -> Constraint | None:
+    """The primary key or unique constraint of partition `want` whose index PostgreSQL attaches to
+    `parent_index` (a plain index of the parent) when no plain index of the partition does: it
+    takes the matching index it finds, a constraint's too, before it makes one."""
+    shape = index_shape(parent_index.definition)
+    return next((c for c in want.constraints.values() if c.kind in "pu" and not c.inherited and c.index
+                 and c.index_definition and index_shape(c.index_definition) == shape), None)
 
 
 def partitions_of(p: Diff, parent: Table) -> list[Table]:
@@ -178,9 +187,13 @@ def create(p: Diff, t: Table, idx: Index, existing: bool) -> bool:
     plan: list[tuple[Table, Index, bool]] = []  # (partition, its declared index, whether to build it)
     old_parent = p.actual.tables.get(t.id)
     old_idx = old_parent.indexes.get(idx.name) if old_parent is not None else None
+    by_constraint: list[tuple[Table, Constraint]] = []  # (partition, the key whose index is attached)
     for w in parts:
         child = declared_child(w, idx)
         if child is None:
+            con = constraint_child(w, idx)
+            if con is not None and w.kind != "p":
+                by_constraint.append((w, con))
             continue
         if w.kind == "p":
             return False
@@ -212,6 +225,10 @@ def create(p: Diff, t: Table, idx: Index, existing: bool) -> bool:
         p.add(f"ALTER INDEX {q(idx.schema, idx.name)} ATTACH PARTITION {q(child.schema, child.name)}", "alter_index",
               child.id, requires=frozenset({idx.id, child.id, w.id}), provides=frozenset({idx.id + "#attached"}),
               table=w.id)
+    for w, con in by_constraint:
+        p.add(f"ALTER INDEX {q(idx.schema, idx.name)} ATTACH PARTITION {q(w.schema, con.index)}", "alter_index",
+              index_id(w.schema, con.index), requires=frozenset({idx.id, w.id, constraint_id(w.schema, w.name, con.name)}),
+              provides=frozenset({idx.id + "#attached"}), table=w.id)
     return True
 
 

@@ -1,0 +1,218 @@
+"""Rehearsal bases against a real PostgreSQL: the second proof of a schema copies the first one's
+restore, a copy proves what a restore proves, a base that no longer holds its schema is judged again
+on a fresh restore, and nothing of a rehearsal can reach a base."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+import pgconverge
+from pgconverge import proof
+from pgconverge.exec import bases
+from pgconverge.proof import NotProved
+
+BEFORE = "CREATE TABLE t (id int PRIMARY KEY, name text); CREATE VIEW v AS SELECT id FROM t;"
+SQL = ["CREATE TABLE t (id int PRIMARY KEY, name text, born date);", "CREATE INDEX t_name ON t (name);",
+       "CREATE VIEW v AS SELECT id FROM t;"]
+ALL = dict(allow_hazards="all", drops=["*"])
+
+
+def rows(conn, query, *args):
+    return conn.execute(query, args or None).fetchall()
+
+
+def listed(conn) -> list[tuple[str, str | None]]:
+    return rows(conn, "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                      "WHERE datname LIKE 'pgconverge\\_base\\_%' OR datname LIKE 'pgconverge\\_rehearsal\\_%' ORDER BY 1")
+
+
+@pytest.fixture
+def admin(cluster):
+    """A superuser connection to the server's maintenance database, with no base left from elsewhere."""
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as c:
+        def clear():
+            for (name, _) in listed(c):
+                c.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+            for (role,) in rows(c, "SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgconverge\\_base\\_%'"):
+                c.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(role)))
+        clear()
+        yield c
+        clear()
+
+
+def plan(db, tmp_path, n: int, **kw):
+    """A plan made with the caches on (bases included), the plan cache of its own: so it is proved."""
+    return pgconverge.plan(db, SQL, cache_dir=tmp_path / f"cache{n}", **ALL, **kw)
+
+
+def test_the_second_proof_copies_the_first_restore(make_db, admin, tmp_path):
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    first = plan(db, tmp_path, 1)
+    assert (first.proof.status, first.proof.copy) == (proof.PROVED, proof.RESTORED)
+    assert first.to_json()["proof"]["copy"] == "restored"
+    (name, marker), = listed(admin)  # one base, and no rehearsal left
+    assert name.startswith(bases.BASE_PREFIX)
+    second = plan(db, tmp_path, 2)
+    assert (second.proof.status, second.proof.copy) == (proof.PROVED, proof.TEMPLATE)
+    assert "copied from a base restored earlier" in second.proof.summary()
+    assert [s.sql for s in second.steps] == [s.sql for s in first.steps]
+    assert listed(admin) == [(name, marker)]
+    pgconverge.apply(db, second, cache_dir=tmp_path / "cache2", **ALL)
+    assert pgconverge.plan(db, SQL, cache_dir=tmp_path / "cache3", **ALL).is_empty
+
+
+def test_publishing_a_base_leaves_the_targets_plan_cache_valid(make_db, admin, tmp_path):
+    """The base's role is one of ours: it is not part of the target's catalog fingerprint, so the
+    plan the first run cached is served to the next one."""
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    first = plan(db, tmp_path, 1)
+    assert len(listed(admin)) == 1
+    again = plan(db, tmp_path, 1)
+    assert again.plan_hash == first.plan_hash and again.proof.copy == proof.RESTORED  # the cached plan
+    assert len(list((tmp_path / "cache1").glob("plan-*.pickle"))) == 1
+
+
+def test_databases_of_one_schema_share_a_base(make_db, admin, tmp_path):
+    """A fleet's databases with the same schema: one restore for all of them."""
+    dbs = [make_db() for _ in range(3)]
+    for db in dbs:
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute(BEFORE)
+    copies = [plan(db, tmp_path, i).proof.copy for i, db in enumerate(dbs)]
+    assert copies == [proof.RESTORED, proof.TEMPLATE, proof.TEMPLATE]
+    assert len(listed(admin)) == 1
+
+
+def test_a_base_is_out_of_reach_of_a_rehearsal(cluster, make_db, admin, tmp_path):
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    plan(db, tmp_path, 1)
+    (name, _), = listed(admin)
+    owner, public_connect = rows(admin, "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
+                                        "'CONNECT') FROM pg_database WHERE datname = %s", name)[0]
+    assert owner == rows(admin, "SELECT current_user")[0][0] and public_connect is False
+    role, = [r for (r,) in rows(admin, "SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgconverge\\_base\\_%'")]
+    login, = rows(admin, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", role)[0]
+    assert login is False
+    # the base role owns the objects, and no database (so a copy's REASSIGN OWNED moves nothing else)
+    assert rows(admin, "SELECT count(*) FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles "
+                       "WHERE rolname = %s)", role) == [(0,)]
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as c:
+        assert rows(c, "SELECT tableowner FROM pg_tables WHERE tablename = 't'") == [(role,)]
+    # no scratch role of the rehearsal is left either
+    assert rows(admin, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgconverge\\_scratch\\_%'") == [(0,)]
+
+
+def test_a_base_that_lost_its_schema_is_judged_again_on_a_restore(cluster, make_db, admin, tmp_path):
+    """The key is the dump's hash, so a base differs from its schema only if someone changed it: the
+    proof that fails on its copy is run again on a fresh restore, which counts, and is kept instead."""
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    plan(db, tmp_path, 1)
+    (name, marker), = listed(admin)
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as c:
+        c.execute("DROP VIEW v")  # the base no longer holds the target's schema
+    again = plan(db, tmp_path, 2)
+    assert (again.proof.status, again.proof.copy) == (proof.PROVED, proof.RESTORED)
+    (name2, marker2), = listed(admin)
+    assert marker2 != marker  # the changed base is gone, the fresh restore is the base now
+    assert plan(db, tmp_path, 3).proof.copy == proof.TEMPLATE
+
+
+def test_a_wrong_plan_is_refused_on_a_copy_as_on_a_restore(make_db, admin, tmp_path, monkeypatch):
+    from pgconverge import api
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    plan(db, tmp_path, 1)
+    real = api.plan_diff
+
+    def forgetful(actual, desired, options):
+        planned = real(actual, desired, options)
+        planned.steps = planned.steps[:-1]
+        return planned
+
+    monkeypatch.setattr(api, "plan_diff", forgetful)
+    with pytest.raises(NotProved, match="does not produce the declared schema"):
+        plan(db, tmp_path, 2)
+    assert [n for n, _ in listed(admin) if n.startswith(proof.REHEARSAL_PREFIX)] == []
+
+
+def test_no_base_without_the_caches(make_db, admin, tmp_path):
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    for n in (1, 2):
+        got = pgconverge.plan(db, SQL, use_cache=False, **ALL)
+        assert got.proof.copy == proof.RESTORED
+    assert listed(admin) == []
+
+
+def test_default_privileges_are_always_restored(make_db, admin, tmp_path):
+    """REASSIGN OWNED leaves default privileges with the base's role: such a schema gets no base."""
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE + " ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC;")
+    sql = SQL + ["ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC;"]
+    for n in (1, 2):
+        got = pgconverge.plan(db, sql, cache_dir=tmp_path / f"c{n}", **ALL)
+        assert (got.proof.status, got.proof.copy) == (proof.PROVED, proof.RESTORED)
+    assert listed(admin) == []
+
+
+def test_a_schema_that_grants_to_other_roles_gets_no_base(make_db, admin, tmp_path):
+    """A base holding a grant to a role would keep DROP ROLE from dropping that role."""
+    db = make_db()
+    admin.execute("CREATE ROLE pgc_base_reader")
+    try:
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute(BEFORE + " GRANT SELECT ON t TO pgc_base_reader;")
+        sql = SQL + ["GRANT SELECT ON t TO pgc_base_reader;"]
+        for n in (1, 2):
+            got = pgconverge.plan(db, sql, cache_dir=tmp_path / f"c{n}", **ALL)
+            assert (got.proof.status, got.proof.copy) == (proof.PROVED, proof.RESTORED)
+        assert listed(admin) == []
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute("DROP OWNED BY pgc_base_reader")
+    finally:
+        admin.execute("DROP ROLE pgc_base_reader")  # nothing of ours holds it
+
+
+def test_only_the_newest_bases_are_kept(make_db, admin, tmp_path):
+    for i in range(bases.KEPT + 2):
+        db = make_db()
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute(BEFORE + f" CREATE TABLE extra{i} (x int);")
+        pgconverge.plan(db, SQL + [f"CREATE TABLE extra{i} (x int, y int);"], cache_dir=tmp_path / f"c{i}", **ALL)
+    assert len(listed(admin)) == bases.KEPT
+    roles = rows(admin, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgconverge\\_base\\_%'")[0][0]
+    assert roles == bases.KEPT  # the roles of the dropped bases went with them
+
+
+# --------------------------------------------------------------------------- pure logic
+
+
+def test_the_key_ignores_the_dumps_restrict_lines_and_nothing_else():
+    a = "\\restrict abc\nCREATE TABLE t (x int);\n\\unrestrict abc\n"
+    b = "\\restrict xyz\nCREATE TABLE t (x int);\n\\unrestrict xyz\n"
+    assert bases.key(a, "u") == bases.key(b, "u")
+    assert bases.key(a, "u") != bases.key(a.replace("int", "bigint"), "u")
+    assert bases.key(a, "u") != bases.key(a, "v")
+    assert bases.name_of(bases.key(a)).startswith(bases.BASE_PREFIX) and len(bases.name_of(bases.key(a))) <= 63
+
+
+def test_roles_a_dump_names():
+    assert not proof.names_roles("GRANT ALL ON SCHEMA public TO PUBLIC;\nREVOKE ALL ON FUNCTION public.f() FROM PUBLIC;",
+                                 "deployer")
+    assert not proof.names_roles("GRANT SELECT(a) ON TABLE public.t TO deployer;", "deployer")
+    assert proof.names_roles("GRANT SELECT ON TABLE public.t TO reader;", "deployer")
+    assert proof.names_roles("GRANT SELECT ON TABLE public.t TO PUBLIC, reader WITH GRANT OPTION;", "deployer")
+    assert proof.names_roles("CREATE POLICY p ON public.t FOR SELECT TO reader USING ((id > 0));", "deployer")
+    assert not proof.names_roles("CREATE POLICY p ON public.t USING ((id > 0));", "deployer")

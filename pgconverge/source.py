@@ -8,7 +8,9 @@ libpg_query's byte offsets for the Python AST and the scanner).
 Directives (SQL line comments):
 
 - ``-- @renamed-from <old>``   on the line of a definition, or on the line(s) just above it
-                              (``-- @renamed from=<old>`` is the same directive)
+                              (``-- @renamed from=<old>`` is the same directive, and either can be
+                              a ``/* ... */`` comment on the definition's line); on a table, column,
+                              index, constraint or enum value
 - ``-- @allow <hazard>[, <hazard>...]``  same placement
 - ``-- @drop <kind> <qualified name>``   anywhere
 - ``-- @using <expression>``   next to a column definition: the USING expression of the
@@ -489,6 +491,7 @@ def _next_schema(node: Any, kind: str, schema: str) -> str:
 # --------------------------------------------------------------------------- directives
 
 _DIRECTIVE = re.compile(r"--+[ \t]*@(?=\w)([\w-]+)(.*)\Z", re.S)
+_BLOCK_DIRECTIVE = re.compile(r"/\*+[ \t]*@(?=\w)([\w-]+)([^\n]*?)\*+/\Z")
 _KNOWN = ("renamed-from", "allow", "drop", "data", "end", "using")
 _IDENT_START = r"[A-Za-z_\u0080-\U0010FFFF]"
 _IDENT_REST = r"[A-Za-z0-9_$\u0080-\U0010FFFF]"
@@ -701,18 +704,33 @@ class _Loader:
             primaries[a] = d.primary
             for s in d.inner:  # the tree was parsed from the statement alone: its locations start there
                 sites.append((_Def(s.obj, s.pos + loc, s.level), len(self.statements) - 1))
+            if kind == "CreateEnumStmt" and d.primary is not None:
+                # the values have no locations in the tree: the string constants after ENUM are them
+                words = [parse_text[at + t.start:at + t.end + 1].upper() for t in code]
+                after = words.index("ENUM") if "ENUM" in words else len(code)
+                literals = [t for t in code[after:] if t.name == "SCONST"]
+                for t, value in zip(literals, node.vals or ()):
+                    sites.append((_Def(_Obj("enum_value", d.primary.schema, d.primary.name, value.sval), at + t.start, 1),
+                                  len(self.statements) - 1))
             self.schema = _next_schema(node, kind, self.schema)
 
         # directives outside data blocks (those are blanked in parse_text)
         for t in tokens if directives else ():
-            if t.name != "SQL_COMMENT":
+            if t.name == "SQL_COMMENT":
+                m = _DIRECTIVE.match(parse_text[t.start:t.end + 1].rstrip("\r"))
+            elif t.name == "C_COMMENT":  # /* @renamed-from old */ inside a line, as some tools write it
+                m = _BLOCK_DIRECTIVE.match(parse_text[t.start:t.end + 1])
+                if m and m.group(1) not in (*_KNOWN, "renamed"):
+                    continue  # a /* @word */ of other tools' (an author, a tag): not ours to refuse
+            else:
                 continue
-            m = _DIRECTIVE.match(parse_text[t.start:t.end + 1].rstrip("\r"))
             if not m:
                 continue
             word, rest = m.group(1), m.group(2).strip()
             line = lines.line_of(t.start)
             if word in ("data", "end"):  # handled by _data_blocks, their lines are blanked
+                if t.name == "C_COMMENT":
+                    raise err(t.start, f"-- @{word} is a line comment of its own, not a /* */ comment")
                 continue
             if word == "renamed":  # the other spelling some schema tools write: -- @renamed from=<old>
                 spelled = re.match(r"from[ \t]*=[ \t]*(\S.*)\Z", rest, re.S)
@@ -829,7 +847,8 @@ class _Loader:
                               "put the directive next to one of its subcommands")
                 if obj is not None:
                     return obj
-            starting = [s.obj for s, _ in sites if s.pos == first]
+            starting = [s.obj for s, _ in sites if s.pos == first
+                        and (s.obj.kind != "enum_value" or word == "renamed-from")]
             if len(starting) == 1:
                 return starting[0]
 
@@ -838,8 +857,14 @@ class _Loader:
             if on_line(pos) and obj is not None and obj is not _AMBIGUOUS and obj not in cands:
                 cands.append(obj)
         for s, _ in sites:
+            # an enum value is only ever named by a rename, and then rather than its type (which
+            # no directive renames): a one-line CREATE TYPE ... AS ENUM keeps its other directives
+            if s.obj.kind == "enum_value" and word != "renamed-from":
+                continue
             if on_line(s.pos) and s.obj not in cands:
                 cands.append(s.obj)
+        if word == "renamed-from" and any(c.kind == "enum_value" for c in cands):
+            cands = [c for c in cands if c.kind != "type"]
         if not cands:
             raise err(f"-- @{word} attaches to nothing: no definition starts on {where}. {hint}")
         if len(cands) > 1:
@@ -848,8 +873,12 @@ class _Loader:
         return cands[0]
 
     def _rename(self, obj: _Obj, rest: str, file: str, line: int, err) -> None:
+        if obj.kind == "enum_value":
+            self._rename_value(obj, rest, file, line, err)
+            return
         if obj.kind not in ("table", "column", "index", "constraint"):
-            raise err(f"-- @renamed-from applies to tables, columns, indexes and constraints, not to {obj.describe()}")
+            raise err(f"-- @renamed-from applies to tables, columns, indexes, constraints and enum values, "
+                      f"not to {obj.describe()}")
         if obj.name is None:
             raise err(f"-- @renamed-from names {obj.describe()}: give it a name"
                       + (" (CONSTRAINT <name> ...)" if obj.kind == "constraint" else ""))
@@ -888,6 +917,33 @@ class _Loader:
                 raise err(f"-- @allow: {h!r} is not a hazard name")
             if (obj.id, h) not in self.allowed:
                 self.allowed.append((obj.id, h))
+
+    def _rename_value(self, obj: _Obj, rest: str, file: str, line: int, err) -> None:
+        """An enum value's old label: a string literal ('pending'), or the label as it is."""
+        text = rest.strip()
+        if text.startswith("'"):
+            m = re.fullmatch(r"'((?:[^']|'')*)'", text)
+            if not m:
+                raise err(f"-- @renamed-from {text}: expected the old value as a string literal, e.g. 'pending'")
+            old = m.group(1).replace("''", "'")
+        elif text.startswith('"'):
+            m = re.fullmatch(r'"((?:[^"]|"")+)"', text)
+            if not m:
+                raise err(f"-- @renamed-from {text}: expected the old value, e.g. 'pending'")
+            old = m.group(1).replace('""', '"')
+        elif text and not re.search(r"\s", text):
+            old = text
+        else:
+            raise err("expected '-- @renamed-from <old value>' next to the enum value")
+        if old == obj.name:
+            raise err(f"-- @renamed-from {old}: that is the current value")
+        key = (obj.kind, obj.schema, obj.table, obj.name)
+        if key in self.renamed:
+            prev = self.renamed[key]
+            raise err(f"{obj.describe()} already has -- @renamed-from {prev.old} ({prev.file}:{prev.line})")
+        r = Rename(obj.kind, obj.schema or "public", obj.table, old, obj.name or "", file, line)
+        self.renamed[key] = r
+        self.renames.append(r)
 
     def _using(self, obj: _Obj, rest: str, file: str, line: int, err) -> None:
         import pglast

@@ -711,3 +711,20 @@ def test_identifiers_of_63_bytes_and_long_strings_are_fine():
     src = load_source(["CREATE TABLE t (" + "b" * 63 + " int DEFAULT length('" + "x" * 100 + "'));\n"
                        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 AS " + "c" * 80 + " $$;"])
     assert len(src.statements) == 2
+
+
+def test_renamed_from_in_a_block_comment_on_the_definitions_line():
+    assert renames("CREATE TABLE t (\n  a int /* @renamed-from b */,\n  c int\n);") == [
+        ("column", "public", "t", "b", "a", 2)]
+    assert renames("CREATE TABLE t (\n  a int /* @author someone */\n);") == []  # other tools' tags
+
+
+def test_renamed_from_on_an_enum_value():
+    sql = "CREATE TYPE app.status AS ENUM (\n  'active',\n  'waiting', -- @renamed from=pending\n  'done' /* @renamed-from 'old''s' */\n);"
+    assert renames(sql) == [("enum_value", "app", "status", "pending", "waiting", 3),
+                            ("enum_value", "app", "status", "old's", "done", 4)]
+    with pytest.raises(SourceError, match="that is the current value"):
+        load_source(["CREATE TYPE s AS ENUM (\n  'a' -- @renamed-from a\n);"])
+    # a value on a line of its own, its rename on the line above
+    assert renames("CREATE TYPE s AS ENUM (\n  -- @renamed-from old\n  'new'\n);") == [
+        ("enum_value", "public", "s", "old", "new", 2)]

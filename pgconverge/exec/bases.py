@@ -31,8 +31,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from pgconverge.exec.runner import PsqlError, Runner, database_guard
-from pgconverge.exec.scratch import LIFETIME
+from pgconverge.exec.runner import PsqlError, Runner
+from pgconverge.exec.scratch import LIFETIME, _marker, reassign
 from pgconverge.quoting import lit, q
 
 BASE_PREFIX = "pgconverge_base_"
@@ -155,7 +155,6 @@ def sweep(server: Runner, keep: str | None = None) -> None:
 def stage(server: Runner, restored: str) -> str:
     """A template copy of database `restored` (just restored, nobody connected), owned by the deploy
     role, under a scratch name the sweep of exec.scratch knows until it is published."""
-    from pgconverge.exec.scratch import _marker  # the creator's process, for the sweep
     staged = "pgconverge_rehearsal_" + secrets.token_hex(6)
     server.run_script(f"CREATE DATABASE {q(staged)} TEMPLATE {q(restored)};\n"
                       f"REVOKE ALL ON DATABASE {q(staged)} FROM PUBLIC;\n"
@@ -165,7 +164,7 @@ def stage(server: Runner, restored: str) -> str:
 
 def take_over(admin: Runner, database: str, base: Base, role: str) -> None:
     """In a copy of `base`: its objects become `role`'s, before anything runs as `role` there."""
-    admin.run_script(database_guard(database) + f"REASSIGN OWNED BY {q(base.role)} TO {q(role)};\n")
+    reassign(admin, database, base.role, role)
 
 
 def clear(server: Runner) -> int:

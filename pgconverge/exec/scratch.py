@@ -168,7 +168,7 @@ class Scratch:
         owner's ACL) read the same as on the target. Only a role we created: it owns nothing else
         (REASSIGN OWNED also moves the databases a role owns). Default privileges stay (as_deploy)."""
         if self.role:
-            self.admin.run_script(database_guard(self.name) + f"REASSIGN OWNED BY {q(self.role)} TO CURRENT_USER;\n")
+            reassign(self.admin, self.name, self.role, None)
 
     def precreate_extensions(self, extensions: list[tuple[str, str, str | None]]) -> tuple[list[str], list[str]]:
         """Create, as the deploy role, the extensions (name, schema, version) the scratch role could
@@ -196,6 +196,30 @@ class Scratch:
         if self.role:
             script += f"DROP ROLE IF EXISTS {q(self.role)};\n"
         self.server.run_script(script)
+
+
+_OWNED_RELATIONS = """SELECT coalesce(json_agg(json_build_array(n.nspname, c.relname) ORDER BY c.oid), '[]')
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s) AND c.relkind IN ('r', 'p', 'v', 'm')"""
+# ALTER TABLE ... OWNER TO locks a table with its indexes, sequences and types: a few hundred per
+# transaction stay well inside the smallest lock table (max_locks_per_transaction 64 x connections)
+RELATIONS_PER_TRANSACTION = 200
+
+
+def reassign(admin: Runner, database: str, old: str, new: str | None) -> None:
+    """REASSIGN OWNED BY `old` TO `new` (None: CURRENT_USER) in `database`, its tables and views first,
+    a few hundred per transaction: one REASSIGN takes a lock on every object it moves, and overflows
+    the server's lock table ("out of shared memory") at a few thousand tables. What is left (schemas,
+    types, functions, sequences of their own) is moved by the REASSIGN."""
+    relations = admin.query_json(_OWNED_RELATIONS % lit(old)) or []
+    to = q(new) if new else "CURRENT_USER"
+    script = [database_guard(database)]
+    for i in range(0, len(relations), RELATIONS_PER_TRANSACTION):
+        script.append("BEGIN;\n" + "".join(f"ALTER TABLE {q(schema, name)} OWNER TO {to};\n"
+                                          for schema, name in relations[i:i + RELATIONS_PER_TRANSACTION])
+                      + "COMMIT;\n")
+    script.append(f"REASSIGN OWNED BY {q(old)} TO {to};\n")
+    admin.run_script("".join(script))
 
 
 def create(server: Runner, name: str, configured: str | None = None, settings: str = "",

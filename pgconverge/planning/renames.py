@@ -12,20 +12,20 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-from pgconverge.catalog.model import Catalog, Table, column_id, constraint_id, index_id, sequence_id, table_id
+from pgconverge.catalog.model import Catalog, Table, column_id, constraint_id, index_id, sequence_id, table_id, type_id
 from pgconverge.errors import PlanError
 from pgconverge.planning import hazards as hz
 from pgconverge.planning.ddl import (NAMEDATALEN, rename_column_record, rename_table_record, strip_not_valid,
                                      swap_ident, swap_references, swap_regclass)
 from pgconverge.planning.hazards import Hazard
-from pgconverge.quoting import q
+from pgconverge.quoting import lit, q
 
 
 @dataclass(frozen=True)
 class Rename:
     """One declared rename. `table` names the table of a column or constraint (by its new name)."""
 
-    kind: str  # table | column | constraint | index
+    kind: str  # table | column | constraint | index | enum_value (`table`: the enum type's name)
     schema: str
     table: str | None
     old: str
@@ -70,6 +70,8 @@ def apply_renames(p: Renaming, renames: Renames) -> None:
             rename_constraint(p, r.schema, r.table, r.old, r.new, where)
         elif r.kind == "index":
             rename_index(p, r.schema, r.old, r.new, where)
+        elif r.kind == "enum_value":
+            rename_enum_value(p, r.schema, r.table or "", r.old, r.new, where)
 
 
 def _must_rename(p: Renaming, kind: str, old: str, new: str, old_exists: bool, new_exists: bool,
@@ -171,6 +173,21 @@ def rename_index(p: Renaming, schema: str, old: str, new: str, where: str) -> No
         return
     _emit_index_rename(p, owner, old, new, (hz.renames(index_id(schema, old), f"index {schema}.{old}", new,
                                                        how=""),))
+
+
+def rename_enum_value(p: Renaming, schema: str, type_name: str, old: str, new: str, where: str) -> None:
+    """ALTER TYPE ... RENAME VALUE: the rows keep their value under its new label (removing one
+    value and adding another would rebuild the type and lose what the rows held)."""
+    tid = type_id(schema, type_name)
+    have, want = p.actual.enums.get(tid), p.desired.enums.get(tid)
+    labels = have.labels if have is not None else ()
+    what = f"enum {schema}.{type_name}"
+    if not _must_rename(p, "value of", f"{what} {lit(old)}", f"{what} {lit(new)}", old in labels, new in labels,
+                        want is not None and old in want.labels, where) or have is None:
+        return
+    p.add(f"ALTER TYPE {q(schema, type_name)} RENAME VALUE {lit(old)} TO {lit(new)}", "rename", tid,
+          hazards=(hz.renames(tid, f"value {lit(old)} of {what}", lit(new)),), provides=frozenset({tid}))
+    p.actual.enums[tid] = replace(have, labels=tuple(new if v == old else v for v in labels))
 
 
 def _emit_constraint_rename(p: Renaming, t: Table, old: str, new: str, hazards: tuple[Hazard, ...] = ()) -> None:

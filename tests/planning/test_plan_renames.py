@@ -72,3 +72,32 @@ def test_column_rename_and_renamed_table():
     renames = Renames((Rename("table", "public", None, "old", "users"),))
     assert renamed_table(p, renames, "public.old") == "public.users"
     assert renamed_table(p, renames, "public.other") == "public.other"
+
+
+# --------------------------------------------------------------------------- enum values
+
+
+def test_an_enum_value_rename_keeps_the_rows_value_under_its_new_label(make_db):
+    """Against PostgreSQL: RENAME VALUE, not a new type; the rows keep their value, a second plan is
+    empty, and a rename that already ran (or names a value that never was) plans nothing."""
+    import psycopg
+
+    import pgconverge
+
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE TYPE status AS ENUM ('active', 'pending'); CREATE TABLE t (s status);"
+                  "INSERT INTO t VALUES ('pending'), ('active');")
+    sql = ["CREATE TYPE status AS ENUM (\n  'active',\n  'waiting' -- @renamed-from pending\n);",
+           "CREATE TABLE t (s status);"]
+    plan = pgconverge.plan(db, sql, allow_hazards="all", use_cache=False)
+    assert [s.sql for s in plan.steps] == ['ALTER TYPE "public"."status" RENAME VALUE \'pending\' TO \'waiting\'']
+    assert [h.name for h in plan.steps[0].hazards] == ["renames"]
+    pgconverge.apply(db, plan, allow_hazards="all", use_cache=False)
+    with psycopg.connect(db, autocommit=True) as c:
+        assert c.execute("SELECT s::text FROM t ORDER BY 1").fetchall() == [("active",), ("waiting",)]
+    again = pgconverge.plan(db, sql, allow_hazards="all", use_cache=False)
+    assert again.is_empty
+    gone = ["CREATE TYPE status AS ENUM (\n  'active',\n  'waiting' -- @renamed-from never\n);",
+            "CREATE TABLE t (s status);"]
+    assert pgconverge.plan(db, gone, allow_hazards="all", use_cache=False).is_empty

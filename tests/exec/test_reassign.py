@@ -1,0 +1,37 @@
+"""Handing a big schema from one role to another (the scratch databases' hand-back, a rehearsal
+base's take-over) stays inside the server's lock table, where one REASSIGN OWNED does not."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from pgconverge.exec import scratch
+from pgconverge.exec.runner import LocalRunner
+
+
+def test_a_schema_bigger_than_the_lock_table_is_handed_back(db, conn):
+    slots = int(conn.execute("SHOW max_locks_per_transaction").fetchone()[0]) * (
+        int(conn.execute("SHOW max_connections").fetchone()[0])
+        + int(conn.execute("SHOW max_prepared_transactions").fetchone()[0]))
+    # a table and its eight indexes: nine locks each when its owner changes, twice the lock table
+    # (which has some room beyond its nominal size)
+    tables = slots // 4
+    conn.execute("CREATE ROLE pgc_big_owner")
+    try:
+        conn.execute("GRANT CREATE ON SCHEMA public TO pgc_big_owner")
+        for start in range(0, tables, 100):
+            conn.execute("SET ROLE pgc_big_owner; " + "".join(
+                f"CREATE TABLE big_{i} (a int, b int, c int, d int);"
+                + "".join(f"CREATE INDEX ON big_{i} ({cols});" for cols in ("a", "b", "c", "d", "a, b", "c, d", "b, c", "d, a"))
+                for i in range(start, min(start + 100, tables)))
+                + " RESET ROLE;")
+        with pytest.raises(psycopg.errors.OutOfMemory, match="out of shared memory"):
+            conn.execute("REASSIGN OWNED BY pgc_big_owner TO CURRENT_USER")  # what a single REASSIGN meets
+        scratch.reassign(LocalRunner(db), conn.info.dbname, "pgc_big_owner", None)
+        owners = conn.execute("SELECT pg_get_userbyid(relowner), count(*) FROM pg_class "
+                              "WHERE relname LIKE 'big\\_%' GROUP BY 1").fetchall()
+        assert owners == [(conn.info.user, tables * 9)]
+    finally:
+        conn.execute("DROP OWNED BY pgc_big_owner")
+        conn.execute("DROP ROLE pgc_big_owner")

@@ -168,7 +168,8 @@ _ALTER_TABLE_OK = frozenset({
     "AT_ForceRowSecurity", "AT_AddIdentity", "AT_SetIdentity", "AT_ReplicaIdentity", "AT_ClusterOn",
     "AT_SetStatistics", "AT_SetStorage", "AT_AttachPartition", "AT_AddInherit", "AT_EnableTrig",
     "AT_EnableAlwaysTrig", "AT_EnableReplicaTrig", "AT_EnableTrigAll", "AT_EnableTrigUser", "AT_DisableTrig",
-    "AT_DisableTrigAll", "AT_DisableTrigUser", "AT_ChangeOwner", "AT_SetRelOptions", "AT_SetLogged",
+    "AT_DisableTrigAll", "AT_DisableTrigUser", "AT_DisableRowSecurity", "AT_NoForceRowSecurity",
+    "AT_ChangeOwner", "AT_SetRelOptions", "AT_SetLogged",
     "AT_SetUnLogged", "AT_AlterColumnType", "AT_ValidateConstraint",
     # also written by pg_dump, and as definitional as the above
     "AT_SetOptions", "AT_SetCompression", "AT_AddOf", "AT_EnableRule", "AT_EnableAlwaysRule",

@@ -728,3 +728,10 @@ def test_renamed_from_on_an_enum_value():
     # a value on a line of its own, its rename on the line above
     assert renames("CREATE TYPE s AS ENUM (\n  -- @renamed-from old\n  'new'\n);") == [
         ("enum_value", "public", "s", "old", "new", 2)]
+
+
+def test_row_level_security_switched_off_is_a_definition_too():
+    """DISABLE and NO FORCE declare a state as ENABLE and FORCE do (the shadow reads which one won)."""
+    src = load_source(["CREATE TABLE t (id int);\nALTER TABLE t ENABLE ROW LEVEL SECURITY;\n"
+                       "ALTER TABLE t DISABLE ROW LEVEL SECURITY;\nALTER TABLE t NO FORCE ROW LEVEL SECURITY;"])
+    assert [s.kind for s in src.statements] == ["CreateStmt", "AlterTableStmt", "AlterTableStmt", "AlterTableStmt"]

@@ -735,3 +735,12 @@ def test_row_level_security_switched_off_is_a_definition_too():
     src = load_source(["CREATE TABLE t (id int);\nALTER TABLE t ENABLE ROW LEVEL SECURITY;\n"
                        "ALTER TABLE t DISABLE ROW LEVEL SECURITY;\nALTER TABLE t NO FORCE ROW LEVEL SECURITY;"])
     assert [s.kind for s in src.statements] == ["CreateStmt", "AlterTableStmt", "AlterTableStmt", "AlterTableStmt"]
+
+
+def test_a_rename_on_an_enums_line_names_what_stands_just_before_it():
+    assert renames("CREATE TYPE order_status /* @renamed from=order_state */ AS ENUM ('pending', 'shipped');") == [
+        ("type", "public", None, "order_state", "order_status", 1)]
+    assert renames("CREATE TYPE s AS ENUM ('a', 'b' /* @renamed from=c */, 'd');") == [
+        ("enum_value", "public", "s", "c", "b", 1)]
+    assert renames("CREATE TYPE s AS ENUM ( -- @renamed from=old_s\n  'a'\n);") == [
+        ("type", "public", None, "old_s", "s", 1)]

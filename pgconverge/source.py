@@ -168,7 +168,8 @@ _ALTER_TABLE_OK = frozenset({
     "AT_ForceRowSecurity", "AT_AddIdentity", "AT_SetIdentity", "AT_ReplicaIdentity", "AT_ClusterOn",
     "AT_SetStatistics", "AT_SetStorage", "AT_AttachPartition", "AT_AddInherit", "AT_EnableTrig",
     "AT_EnableAlwaysTrig", "AT_EnableReplicaTrig", "AT_EnableTrigAll", "AT_EnableTrigUser", "AT_DisableTrig",
-    "AT_DisableTrigAll", "AT_DisableTrigUser", "AT_ChangeOwner", "AT_SetRelOptions", "AT_SetLogged",
+    "AT_DisableTrigAll", "AT_DisableTrigUser", "AT_DisableRowSecurity", "AT_NoForceRowSecurity",
+    "AT_ChangeOwner", "AT_SetRelOptions", "AT_SetLogged",
     "AT_SetUnLogged", "AT_AlterColumnType", "AT_ValidateConstraint",
     # also written by pg_dump, and as definitional as the above
     "AT_SetOptions", "AT_SetCompression", "AT_AddOf", "AT_EnableRule", "AT_EnableAlwaysRule",
@@ -743,7 +744,7 @@ class _Loader:
                 self._drop(rest, lambda msg: err(line, msg, is_line=True))
                 continue
             target = self._attach(word, line, not has_code[line], lines, has_code, has_comment, first_code,
-                                  primaries, sites, lambda msg: err(line, msg, is_line=True))
+                                  primaries, sites, lambda msg: err(line, msg, is_line=True), at=t.start)
             if word == "renamed-from":
                 self._rename(target, rest, file, line, lambda msg: err(line, msg, is_line=True))
             elif word == "using":
@@ -823,7 +824,8 @@ class _Loader:
         return out
 
     # ---- attaching directives to definitions
-    def _attach(self, word, line, standalone, lines, has_code, has_comment, first_code, primaries, sites, err):
+    def _attach(self, word, line, standalone, lines, has_code, has_comment, first_code, primaries, sites, err,
+                at: int = 0):
         if standalone:
             target = line + 1
             while target <= lines.count and has_comment[target] and not has_code[target]:
@@ -864,6 +866,12 @@ class _Loader:
             if on_line(s.pos) and s.obj not in cands:
                 cands.append(s.obj)
         if word == "renamed-from" and any(c.kind == "enum_value" for c in cands):
+            # a line of an enum: the rename names what stands just before it, the type or a value
+            placed = [(pos, obj) for pos, obj in primaries.items() if obj in cands] + \
+                     [(d.pos, d.obj) for d, _ in sites if d.obj in cands]
+            before = [(pos, obj) for pos, obj in placed if pos < at]
+            if before:
+                return max(before, key=lambda x: x[0])[1]
             cands = [c for c in cands if c.kind != "type"]
         if not cands:
             raise err(f"-- @{word} attaches to nothing: no definition starts on {where}. {hint}")
@@ -876,9 +884,9 @@ class _Loader:
         if obj.kind == "enum_value":
             self._rename_value(obj, rest, file, line, err)
             return
-        if obj.kind not in ("table", "column", "index", "constraint"):
-            raise err(f"-- @renamed-from applies to tables, columns, indexes, constraints and enum values, "
-                      f"not to {obj.describe()}")
+        if obj.kind not in ("table", "column", "index", "constraint", "type"):
+            raise err(f"-- @renamed-from applies to tables, columns, indexes, constraints, enum types and their "
+                      f"values, not to {obj.describe()}")
         if obj.name is None:
             raise err(f"-- @renamed-from names {obj.describe()}: give it a name"
                       + (" (CONSTRAINT <name> ...)" if obj.kind == "constraint" else ""))
@@ -889,7 +897,7 @@ class _Loader:
         if len(names) != 1:
             raise err("expected '-- @renamed-from <old name>'")
         parts = names[0]
-        if obj.kind in ("table", "index"):
+        if obj.kind in ("table", "index", "type"):
             if len(parts) > 2 or (len(parts) == 2 and parts[0] != obj.schema):
                 raise err(f"-- @renamed-from {'.'.join(parts)}: a rename stays in schema {obj.schema}; "
                           "moving an object to another schema is not supported")

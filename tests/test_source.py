@@ -728,3 +728,19 @@ def test_renamed_from_on_an_enum_value():
     # a value on a line of its own, its rename on the line above
     assert renames("CREATE TYPE s AS ENUM (\n  -- @renamed-from old\n  'new'\n);") == [
         ("enum_value", "public", "s", "old", "new", 2)]
+
+
+def test_row_level_security_switched_off_is_a_definition_too():
+    """DISABLE and NO FORCE declare a state as ENABLE and FORCE do (the shadow reads which one won)."""
+    src = load_source(["CREATE TABLE t (id int);\nALTER TABLE t ENABLE ROW LEVEL SECURITY;\n"
+                       "ALTER TABLE t DISABLE ROW LEVEL SECURITY;\nALTER TABLE t NO FORCE ROW LEVEL SECURITY;"])
+    assert [s.kind for s in src.statements] == ["CreateStmt", "AlterTableStmt", "AlterTableStmt", "AlterTableStmt"]
+
+
+def test_a_rename_on_an_enums_line_names_what_stands_just_before_it():
+    assert renames("CREATE TYPE order_status /* @renamed from=order_state */ AS ENUM ('pending', 'shipped');") == [
+        ("type", "public", None, "order_state", "order_status", 1)]
+    assert renames("CREATE TYPE s AS ENUM ('a', 'b' /* @renamed from=c */, 'd');") == [
+        ("enum_value", "public", "s", "c", "b", 1)]
+    assert renames("CREATE TYPE s AS ENUM ( -- @renamed from=old_s\n  'a'\n);") == [
+        ("type", "public", None, "old_s", "s", 1)]

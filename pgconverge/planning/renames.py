@@ -15,8 +15,8 @@ from typing import Callable, Protocol
 from pgconverge.catalog.model import Catalog, Table, column_id, constraint_id, index_id, sequence_id, table_id, type_id
 from pgconverge.errors import PlanError
 from pgconverge.planning import hazards as hz
-from pgconverge.planning.ddl import (NAMEDATALEN, rename_column_record, rename_table_record, strip_not_valid,
-                                     swap_ident, swap_references, swap_regclass)
+from pgconverge.planning.ddl import (NAMEDATALEN, _names, qi, rename_column_record, rename_table_record,
+                                     strip_not_valid, swap_ident, swap_references, swap_regclass)
 from pgconverge.planning.hazards import Hazard
 from pgconverge.quoting import lit, q
 
@@ -25,7 +25,7 @@ from pgconverge.quoting import lit, q
 class Rename:
     """One declared rename. `table` names the table of a column or constraint (by its new name)."""
 
-    kind: str  # table | column | constraint | index | enum_value (`table`: the enum type's name)
+    kind: str  # table | column | constraint | index | type (an enum) | enum_value (`table`: the enum's name)
     schema: str
     table: str | None
     old: str
@@ -59,8 +59,8 @@ def apply_renames(p: Renaming, renames: Renames) -> None:
     warning and the old object is left to the diff, which drops it only when the policy
     allows and names it.
     """
-    # tables first: the other renames name their table by its new name
-    for r in sorted(renames.items, key=lambda r: r.kind != "table"):
+    # tables and types first: the other renames name their table (or enum) by its new name
+    for r in sorted(renames.items, key=lambda r: r.kind not in ("table", "type")):
         where = f" (-- @renamed-from at {r.where})" if r.where else ""
         if r.kind == "table":
             rename_table(p, r.schema, r.old, r.new, where)
@@ -70,6 +70,8 @@ def apply_renames(p: Renaming, renames: Renames) -> None:
             rename_constraint(p, r.schema, r.table, r.old, r.new, where)
         elif r.kind == "index":
             rename_index(p, r.schema, r.old, r.new, where)
+        elif r.kind == "type":
+            rename_type(p, r.schema, r.old, r.new, where)
         elif r.kind == "enum_value":
             rename_enum_value(p, r.schema, r.table or "", r.old, r.new, where)
 
@@ -173,6 +175,40 @@ def rename_index(p: Renaming, schema: str, old: str, new: str, where: str) -> No
         return
     _emit_index_rename(p, owner, old, new, (hz.renames(index_id(schema, old), f"index {schema}.{old}", new,
                                                        how=""),))
+
+
+def _retyped(type_text: str, schema: str, old: str, new: str) -> str:
+    """A column's type as format_type prints it, with enum `old` of `schema` renamed to `new`."""
+    m = re.fullmatch(r"(.*?)((?:\[\])*)", type_text)
+    base, arrays = (m.group(1), m.group(2)) if m else (type_text, "")
+    bare, qualified = _names(old), {f"{s}.{o}" for s in _names(schema) for o in _names(old)}
+    if base in bare:
+        return qi(new) + arrays
+    if base in qualified:
+        return f"{qi(schema)}.{qi(new)}" + arrays
+    return type_text
+
+
+def rename_type(p: Renaming, schema: str, old: str, new: str, where: str) -> None:
+    """ALTER TYPE ... RENAME TO, for an enum type: its columns keep their values."""
+    new_id, old_id = type_id(schema, new), type_id(schema, old)
+    if old_id not in p.actual.enums and _type_exists(p.actual, old_id):
+        raise PlanError(f"type {schema}.{new} is declared renamed from {old}{where}, but {schema}.{old} is not an "
+                        "enum type: renames of other types are not planned; rename it by hand first")
+    if not _must_rename(p, "type", f"{schema}.{old}", f"{schema}.{new}", old_id in p.actual.enums,
+                        _type_exists(p.actual, new_id), _type_exists(p.desired, old_id), where):
+        return
+    p.add(f"ALTER TYPE {q(schema, old)} RENAME TO {q(new)}", "rename", new_id,
+          hazards=(hz.renames(old_id, f"type {schema}.{old}", new),), provides=frozenset({new_id}))
+    p.actual.enums[new_id] = replace(p.actual.enums.pop(old_id), name=new)
+    for key, t in list(p.actual.tables.items()):
+        cols = {n: replace(c, type=_retyped(c.type, schema, old, new)) for n, c in t.columns.items()}
+        if any(cols[n].type != c.type for n, c in t.columns.items()):
+            p.actual.tables[key] = replace(t, columns=cols)
+
+
+def _type_exists(cat: Catalog, tid: str) -> bool:
+    return any(tid in getattr(cat, kind, {}) for kind in ("enums", "composites", "domains", "ranges"))
 
 
 def rename_enum_value(p: Renaming, schema: str, type_name: str, old: str, new: str, where: str) -> None:

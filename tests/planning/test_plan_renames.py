@@ -101,3 +101,22 @@ def test_an_enum_value_rename_keeps_the_rows_value_under_its_new_label(make_db):
     gone = ["CREATE TYPE status AS ENUM (\n  'active',\n  'waiting' -- @renamed-from never\n);",
             "CREATE TABLE t (s status);"]
     assert pgconverge.plan(db, gone, allow_hazards="all", use_cache=False).is_empty
+
+
+def test_an_enum_type_rename_keeps_its_columns(make_db):
+    import psycopg
+
+    import pgconverge
+
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE TYPE order_state AS ENUM ('pending', 'shipped');"
+                  "CREATE TABLE orders (id int, s order_state, h order_state[]); INSERT INTO orders VALUES (1, 'shipped', '{pending}');")
+    sql = ["CREATE TYPE order_status /* @renamed-from order_state */ AS ENUM ('pending', 'shipped');",
+           "CREATE TABLE orders (id int, s order_status, h order_status[]);"]
+    plan = pgconverge.plan(db, sql, allow_hazards="all", use_cache=False)
+    assert [s.sql for s in plan.steps] == ['ALTER TYPE "public"."order_state" RENAME TO "order_status"']
+    pgconverge.apply(db, plan, allow_hazards="all", use_cache=False)
+    with psycopg.connect(db, autocommit=True) as c:
+        assert c.execute("SELECT s::text, h::text FROM orders").fetchall() == [("shipped", "{pending}")]
+    assert pgconverge.plan(db, sql, allow_hazards="all", use_cache=False).is_empty

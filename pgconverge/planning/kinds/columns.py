@@ -163,9 +163,9 @@ def alter_column(p: Diff, t: Table, old: Column, new: Column) -> None:
     cq = q(new.name)
     prefix = f"ALTER TABLE {tq} ALTER COLUMN {cq}"
 
-    def step(text: str, hazards: tuple[Hazard, ...] = (), **kw) -> None:
+    def step(text: str, hazards: tuple[Hazard, ...] = (), after: frozenset[str] = frozenset(), **kw) -> None:
         p.add(text, "alter_column", cid, hazards=hazards, provides=frozenset({cid}),
-              requires=frozenset(new.depends_on), table=t.id, **kw)
+              requires=frozenset(new.depends_on) | after, table=t.id, **kw)
 
     if new.generated and (old.generated != new.generated or old.default != new.default):
         # PostgreSQL 15 cannot change a generation expression in place: drop and add
@@ -221,7 +221,15 @@ def alter_column(p: Diff, t: Table, old: Column, new: Column) -> None:
         if new.identity_sequence and old.identity_sequence:
             opts = sequence_options(new.identity_sequence, old.identity_sequence)
             opts = [o for o in opts if not o.startswith("AS ")]
-            if opts:
+            ns, os_ = new.identity_sequence, old.identity_sequence
+            if opts and not ns.min_value <= os_.start <= ns.max_value and os_.min_value <= ns.start <= os_.max_value:
+                # as for a sequence of its own (kinds.sequences): one never used stands at its old
+                # START, which the new bounds refuse; moved to the new START first
+                sq = q(os_.schema, os_.name)
+                p.add(f"SELECT setval({lit(sq)}, {int(ns.start)}, false) FROM {sq} WHERE NOT is_called",
+                      "alter_sequence", cid, provides=frozenset({cid + "#position"}), table=t.id)
+                step(f"{prefix} " + " ".join(f"SET {o}" for o in opts), after=frozenset({cid + "#position"}))
+            elif opts:
                 step(f"{prefix} " + " ".join(f"SET {o}" for o in opts))
     retyped_now = retyped and old.type != new.type
     attribute_settings(p, t, old, new, retyped_now,

@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import pickle
+import re
+import secrets
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -34,7 +36,8 @@ from pgconverge.planning.planner import plan_diff
 from pgconverge.planning import unmanaged as drift
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.exec.runner import Conn, LocalRunner, PsqlError, Runner
-from pgconverge.catalog.shadow import default_cache_dir, desired_state, prune_cache
+from pgconverge.catalog.kinds import SERVER_KINDS
+from pgconverge.catalog.shadow import Desired, cached_desired, default_cache_dir, desired_state, prune_cache
 from pgconverge.source import Source, cached_source, load_source
 
 
@@ -160,6 +163,8 @@ class Introspection:
     # the target's schema for the proof's copy, dumped alongside the catalog read (plan() only)
     snapshot: proof.Snapshot | None = None
     actual_hash: str = ""  # catalog_hash(actual) when it was computed already, "" when not
+    desired_key: str = ""  # the desired state's cache key, "" when it is not cached
+    probe: Any = None  # exec.scratch.Probe of the shadow's server, when the desired state asked it
 
 
 @dataclass
@@ -204,14 +209,23 @@ class Engine:
         already."""
         if actual_doc is None and actual_text is None:
             actual_text, self._pending_text = self._pending_text, None
-        doc = actual_doc if actual_doc is not None else self.actual_doc(actual_text)
+        shadow = self.shadow or self.runner
+        cached: tuple[Desired, Catalog] | None = None
+        if (actual_doc is None and actual_text is None and self.options.use_cache
+                and isinstance(shadow, LocalRunner) and isinstance(self.runner, LocalRunner)):
+            doc, cached = self._read_beside_cached_desired(shadow)
+        else:
+            doc = actual_doc if actual_doc is not None else self.actual_doc(actual_text)
         del actual_text, actual_doc  # neither the text nor, once parsed, the rows are held while the shadow loads
         early: Catalog | None = None
         early_hash = ""
-        shadow = self.shadow or self.runner
         want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache,
                 self.options.scratch_role)
-        if isinstance(shadow, LocalRunner):
+        if cached is not None:
+            actual = introspect.parse_catalog(doc)
+            doc = introspect.slim(doc)
+            state, snap = cached[0], None
+        elif isinstance(shadow, LocalRunner):
             # the shadow loads and the target is dumped (server time) while the actual catalog is
             # parsed (CPU time); only for local psql: pyinfra's connectors are not meant to be driven
             # from other threads
@@ -243,7 +257,7 @@ class Engine:
             doc = introspect.slim(doc)
             state = desired_state(*want)
             snap = None
-        desired = introspect.parse_catalog(state.doc)
+        desired = cached[1] if cached is not None else introspect.parse_catalog(state.doc)
         scoped_actual, scoped_desired = early or self.scoped(actual), self.scoped(desired)
         if self.options.create_extensions_anywhere:
             for eid, e in desired.extensions.items():
@@ -252,7 +266,26 @@ class Engine:
                     if eid in actual.extensions:
                         scoped_actual.extensions[eid] = actual.extensions[eid]
         return Introspection(scoped_actual, scoped_desired, doc, state.dump, snapshot=snap, actual_hash=early_hash,
+                             desired_key=state.key, probe=state.probe,
                              shadow_isolation=state.isolation, shadow_isolation_reason=state.isolation_reason)
+
+    def _read_beside_cached_desired(self, shadow: Runner) -> tuple[introspect.Document, tuple[Desired, Catalog] | None]:
+        """The target's catalog document, read while the desired state is looked up in the cache
+        and, when it is there, parsed: the read is the server's time, the parse ours. The lookup
+        needs only the server's part of the document (kinds.server_query), read beside it."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(self.runner.query_text, introspect.catalog_query())
+            try:
+                server = introspect.document_head(self.runner.query_text(introspect.server_query()))
+                state = cached_desired(shadow, self.source, server, self.options.cache_dir, self.options.scratch_role)
+                desired = introspect.parse_catalog(state.doc) if state is not None else None
+            finally:
+                wait([reading])
+            doc = introspect.decode(reading.result())
+        head = introspect.document_head(doc)
+        if state is None or desired is None or any(head[k] != server[k] for k in ("server_version", *SERVER_KINDS)):
+            return doc, None  # not cached, or the server changed between the two reads: the usual way
+        return doc, (state, desired)
 
     def _snapshot(self, doc: introspect.Document) -> proof.Snapshot:
         installed = {e.name: e.version for e in doc.extensions}
@@ -311,7 +344,7 @@ class Engine:
             planned = plan_diff(seen.actual, seen.desired, self.plan_options())
             blocks = datablocks.pending(self.source.data_blocks,
                                         datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
-            result = Plan(steps=planned.steps, desired_hash=catalog_hash(seen.desired),
+            result = Plan(steps=planned.steps, desired_hash=self.desired_hash(seen),
                           actual_hash=seen.actual_hash or catalog_hash(seen.actual), source_hash=self.source.sha256,
                           warnings=planned.warnings, data_blocks=blocks, unmanaged=planned.unmanaged,
                           forget=planned.forget, unmanaged_policy=self.options.unmanaged,
@@ -325,6 +358,30 @@ class Engine:
         if key is not None:
             plan_cache_store(self.cache_dir(), key, result)
         return result
+
+    def desired_hash(self, seen: Introspection) -> str:
+        """catalog_hash of the scoped desired catalog, kept beside the cached desired state: with
+        sql/ and the server unchanged it is the same on every plan, and hashing a big catalog costs
+        as much as reading it."""
+        if not seen.desired_key:
+            return catalog_hash(seen.desired)
+        basis = json.dumps([seen.desired_key, self.options.only_schemas, self.options.exclude_schemas,
+                            self.options.create_extensions_anywhere, _code_hash()], default=str)
+        path = self.cache_dir() / f"{hashlib.sha256(basis.encode()).hexdigest()}.hash"
+        try:
+            kept = path.read_text().strip()
+            if re.fullmatch(r"[0-9a-f]{64}", kept):
+                return kept
+        except OSError:
+            pass
+        got = catalog_hash(seen.desired)
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        try:
+            tmp.write_text(got + "\n")
+            tmp.replace(path)  # atomic: a concurrent plan reads the whole hash or none
+        except OSError:
+            tmp.unlink(missing_ok=True)
+        return got
 
     def check_extensions(self) -> None:
         """The shadow and the rehearsal run sql/ with the deploy role's rights: an extension made to
@@ -347,7 +404,8 @@ class Engine:
         extensions = [(e.name, e.schema, e.version) for e in seen.actual_doc.extensions if e.name != "plpgsql"]
         done = proof.rehearse(plan, self.runner, self.shadow or self.runner, self.scope().of(seen.desired_dump),
                               self.scope(), self.options.settings, versions, seen.snapshot, extensions,
-                              self.options.scratch_role, forget=plan.forget, use_bases=self.options.use_cache)
+                              self.options.scratch_role, forget=plan.forget, use_bases=self.options.use_cache,
+                              probe=seen.probe)
         return replace(done, **shadow)
 
     def cache_dir(self) -> Path:

@@ -242,7 +242,8 @@ def _by_whom(plan: Plan, probe: scratchdb.Probe | None) -> list[tuple[bool, list
 def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, scope: Scope,
              settings: ExecSettings | None = None, extension_versions: dict[str, str] | None = None,
              snap: Snapshot | None = None, extensions: list[tuple[str, str, str | None]] | None = None,
-             scratch_role: str | None = None, forget: list | None = None, use_bases: bool = False) -> Proof:
+             scratch_role: str | None = None, forget: list | None = None, use_bases: bool = False,
+             probe: scratchdb.Probe | None = None) -> Proof:
     """Run `plan` on a schema-only copy of `target` made on `server`, and compare it with `expected`.
     `extension_versions` are the target's (pg_dump does not record them); `extensions` its (name,
     schema, version). `snap` is the target's schema when it was dumped already (alongside the
@@ -263,10 +264,10 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
         return Proof(SKIPPED)
     started = time.monotonic()
     try:
-        key, probe = None, None
+        key = None
         if use_bases:
             snap = snap or snapshot(target, archive=False)
-            key, probe = _base_key(server, snap, extension_versions, extensions or [])
+            key, probe = _base_key(server, snap, extension_versions, extensions or [], probe)
         base = bases.find(server, key) if key else None
         run = (plan, target, server, expected, scope, settings, extension_versions, extensions or [], scratch_role,
                forget, probe, snap)
@@ -281,12 +282,13 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
 
 
 def _base_key(server: Runner, snap: Snapshot, extension_versions: dict[str, str],
-              extensions: list[tuple[str, str, str | None]]) -> tuple[str | None, scratchdb.Probe | None]:
+              extensions: list[tuple[str, str, str | None]],
+              asked: scratchdb.Probe | None = None) -> tuple[str | None, scratchdb.Probe | None]:
     """The base key of this copy, or None where a base cannot stand for a restore: the copy would not
     be owned by a role of its own, or it has default privileges (REASSIGN OWNED leaves them with the
     base's role)."""
     try:
-        p = scratchdb.probe(server)
+        p = asked or scratchdb.probe(server)
     except PsqlError:
         return None, None
     if not (p.superuser or p.createrole):

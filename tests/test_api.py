@@ -395,6 +395,63 @@ def test_a_cached_source_reads_nothing_ahead_and_a_changed_target_is_planned_ane
     assert again.plan().is_empty
 
 
+def test_a_cached_desired_state_is_parsed_while_the_target_is_read(db, conn, tmp_path, monkeypatch):
+    from pgconverge import api
+    from pgconverge.catalog import introspect
+
+    cache = tmp_path / "cache"
+    sql = ["CREATE TABLE items (id int PRIMARY KEY, name text);"]
+    options = Options.build(cache_dir=cache, **ALL)
+    Engine(LocalRunner(db), load_source(sql), options).plan()  # the desired state is cached now
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    read_first = Engine(LocalRunner(db), load_source(sql), options)
+    doc, cached = read_first._read_beside_cached_desired(LocalRunner(db))
+    assert cached is not None  # found by the server's part of the document alone
+    state, desired = cached
+    assert set(next(iter(desired.tables.values())).columns) == {"id", "name"}
+    assert set(next(iter(introspect.parse_catalog(doc).tables.values())).columns) == {"id"}
+    # the plan made that way is the one made the usual way (a desired state built anew)
+    beside = read_first.plan()
+    usual = Engine(LocalRunner(db), load_source(sql), Options.build(use_cache=False, **ALL)).plan()
+    assert beside.to_sql() == usual.to_sql() and "ADD COLUMN" in beside.to_sql()
+    assert beside.desired_hash == usual.desired_hash and beside.actual_hash == usual.actual_hash
+    # not cached: the usual way, which builds the shadow
+    other = Engine(LocalRunner(db), load_source(["CREATE TABLE items (id int PRIMARY KEY, born date);"]), options)
+    assert other._read_beside_cached_desired(LocalRunner(db))[1] is None
+    builds = []
+    original = api.desired_state
+    monkeypatch.setattr(api, "desired_state", lambda *a, **k: builds.append(1) or original(*a, **k))
+    assert "born" in other.plan().to_sql() and builds == [1]
+
+
+def test_the_desired_hash_is_kept_beside_the_cached_desired_state(db, tmp_path):
+    from pgconverge.catalog.introspect import catalog_hash
+
+    cache = tmp_path / "cache"
+    sql = ["CREATE TABLE items (id int PRIMARY KEY);"]
+    first = pgconverge.plan(db, sql, cache_dir=cache)
+    kept = list(cache.glob("*.hash"))
+    assert len(kept) == 1 and kept[0].read_text().strip() == first.desired_hash
+    engine = Engine(LocalRunner(db), load_source(sql), Options.build(cache_dir=cache))
+    assert first.desired_hash == catalog_hash(engine.introspect().desired)
+    # the kept hash is what a later plan reports (the plan cache dropped, so it is planned anew)
+    for p in cache.glob("plan-*.pickle"):
+        p.unlink()
+    kept[0].write_text("ab" * 32 + "\n")
+    assert pgconverge.plan(db, sql, cache_dir=cache).desired_hash == "ab" * 32
+    # scoped otherwise, hashed otherwise
+    scoped = pgconverge.plan(db, sql, cache_dir=cache, only_schemas=["public"])
+    assert scoped.is_empty is first.is_empty and len(list(cache.glob("*.hash"))) == 2
+
+
+def test_the_catalog_query_compiles_nothing():
+    from pgconverge.catalog.introspect import catalog_query, server_query
+
+    # its glued statement passes jit_above_cost on a few hundred tables, and runs once
+    for query in (catalog_query(), server_query()):
+        assert query.index("SET jit = off;") < query.index("WITH ")
+
+
 def test_a_bad_sql_file_is_reported_before_a_bad_target(tmp_path, capsys):
     sql = tmp_path / "schema.sql"
     sql.write_text("CREATE TABLE items (id int PRIMARY KEY;\n")

@@ -18,13 +18,13 @@ from typing import Any
 import msgspec
 
 from pgconverge.catalog.kinds import (CATALOG_KINDS, LEDGER_SCHEMA, Document, catalog_hash, catalog_query, copy_catalog, slim,
-                                      decode, fingerprint_query, scope)
+                                      decode, fingerprint_query, scope, server_query)
 from pgconverge.catalog.model import Casts, Catalog
 from pgconverge.catalog.rows import Parts
 
 # the introspection API, defined with the registry it derives from
 __all__ = ["LEDGER_SCHEMA", "Document", "slim", "catalog_hash", "catalog_query", "copy_catalog", "decode",
-           "document_head", "fingerprint_query", "parse_catalog", "scope"]
+           "document_head", "fingerprint_query", "parse_catalog", "scope", "server_query"]
 
 
 def collect_parts(doc: Any) -> Parts:

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -92,6 +92,10 @@ class Desired:
     dump: str
     isolation: str = ""  # how the shadow was isolated (exec.scratch): scratch-role, set-role, deploy-role
     isolation_reason: str = ""
+    key: str = ""  # its cache key, when it is cached: what is derived from it can be cached beside it
+    # the loading server's answer to exec.scratch.probe, when it was asked for the key: the proof of
+    # the same plan asks the same server the same question
+    probe: scratchdb.Probe | None = field(default=None, compare=False)
 
 
 def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None) -> Desired:
@@ -172,10 +176,9 @@ def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_
         who = scratchdb.probe(runner)
         key = cache_key(source, server, who.expected(scratch_role), who.user)
         path, dump_path = cache_dir / f"{key}.json", cache_dir / f"{key}.dump.sql"
-        if path.exists() and dump_path.exists():
-            first, _, dump = dump_path.read_text().partition("\n")
-            isolation, _, reason = first.removeprefix(_ISOLATION_LINE).partition(" ")
-            return Desired(path.read_text(), dump, isolation, reason)
+        hit = _cached(key, cache_dir, who)
+        if hit is not None:
+            return hit
     if on_build is not None:
         on_build()
     desired = build_shadow(runner, source, scratch_role)
@@ -189,7 +192,27 @@ def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_
             tmp.write_text(text)
             tmp.replace(target)  # atomic: a concurrent run never reads half a file
         prune_cache(cache_dir)
+        return replace(desired, key=key, probe=who)
     return desired
+
+
+def cached_desired(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
+                   scratch_role: str | None = None) -> Desired | None:
+    """The desired state from the cache, or None: desired_state() without the shadow."""
+    who = scratchdb.probe(runner)
+    return _cached(cache_key(source, server, who.expected(scratch_role), who.user), cache_dir or default_cache_dir(),
+                   who)
+
+
+def _cached(key: str, cache_dir: Path, who: scratchdb.Probe) -> Desired | None:
+    path, dump_path = cache_dir / f"{key}.json", cache_dir / f"{key}.dump.sql"
+    try:
+        first, _, dump = dump_path.read_text().partition("\n")
+        doc = path.read_text()
+    except FileNotFoundError:  # not cached, or pruned meanwhile by a concurrent run
+        return None
+    isolation, _, reason = first.removeprefix(_ISOLATION_LINE).partition(" ")
+    return Desired(doc, dump, isolation, reason, key, who)
 
 
 def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
@@ -197,7 +220,7 @@ def prune_cache(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
     never read again."""
     entries = []
     for p in cache_dir.iterdir():
-        if p.suffix in (".json", ".pickle", ".sql"):
+        if p.suffix in (".json", ".pickle", ".sql", ".hash"):
             try:
                 entries.append((p.stat().st_mtime, p))
             except FileNotFoundError:  # pruned by a concurrent run

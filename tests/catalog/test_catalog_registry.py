@@ -259,3 +259,20 @@ def test_catalog_hash_does_not_depend_on_the_dict_keys():
             setattr(by_id, kind.attr, {r.id: r for r in getattr(cat, kind.attr).values()})
     assert by_id.tables.keys() == {"table:a.t", "table:b.t"}
     assert catalog_hash(by_id) == catalog_hash(cat)
+
+
+def test_catalog_hash_hashes_the_bytes_of_the_whole_plain_document():
+    # hashes recorded in ledgers and sign-offs keep their values: the record-at-a-time hash must
+    # feed exactly the bytes of the one json.dumps of the whole document it replaced
+    import hashlib
+
+    from pgconverge.catalog.kinds import NOT_HASHED, _hash_name
+    from pgconverge.catalog.model import to_plain
+
+    cat = catalog_with("a")
+    cat.extra["note"] = {"b": [1, "é"], "a": None}
+    whole = {k.attr: {_hash_name(k.key_of(r)): to_plain(r, NOT_HASHED | k.unhashed) for r in getattr(cat, k.attr).values()}
+             for k in CATALOG_KINDS if k.hashed}
+    whole["extra"] = to_plain(cat.extra, NOT_HASHED)
+    expected = hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()
+    assert catalog_hash(cat) == expected

@@ -177,3 +177,89 @@ def test_a_foreign_key_waits_for_its_partitioned_unique_index_to_be_complete(mak
     assert all(fk > i for i, s in enumerate(sqls) if "ATTACH PARTITION" in s)
     judged = judge(make_db, None, after)
     assert judged.outcome == "converged", judged.detail
+
+
+# --------------------------------------------------------------------------- a partition's copy of a key made ON ONLY
+
+ONLY = ("CREATE TABLE f (id int NOT NULL, foo text NOT NULL) PARTITION BY LIST (foo);"
+        "CREATE TABLE f1 PARTITION OF f FOR VALUES IN ('a');"
+        "CREATE TABLE f2 PARTITION OF f FOR VALUES IN ('b');")
+ROWS = "INSERT INTO f VALUES (1, 'a'), (2, 'b');"
+ONLY_PK = ONLY + "ALTER TABLE ONLY f ADD CONSTRAINT f_pkey PRIMARY KEY (foo, id);"
+ONLY_UNIQUE = ONLY + "ALTER TABLE ONLY f ADD CONSTRAINT f_key UNIQUE (foo, id);"
+
+
+def hazards(db: str, after: str) -> set[tuple[str, str]]:
+    plan = pgconverge.plan(db, [after], **ALL)
+    return {(h.name, h.object) for h in plan.hazards}
+
+
+def test_a_partitions_unique_index_becomes_its_copy_of_the_parents_primary_key(make_db):
+    """The parent's key was made ON ONLY (its index INVALID): the partition's unique index under the
+    declared name is made its key USING INDEX and attached, neither dropped nor built again."""
+    before = ONLY_PK + "CREATE UNIQUE INDEX f1_pkey ON f1 (foo, id); CREATE UNIQUE INDEX f2_pkey ON f2 (foo, id);"
+    after = before + ("ALTER TABLE f1 ADD CONSTRAINT f1_pkey PRIMARY KEY USING INDEX f1_pkey;"
+                      "ALTER INDEX f_pkey ATTACH PARTITION f1_pkey;")
+    sqls = attaches(make_db, before + ROWS, after)
+    assert at(sqls, 'ADD CONSTRAINT "f1_pkey" PRIMARY KEY USING INDEX "f1_pkey"') \
+        < at(sqls, 'ALTER INDEX "public"."f_pkey" ATTACH PARTITION "public"."f1_pkey"')
+    assert not any(s.startswith(("DROP INDEX", "CREATE")) for s in sqls)  # f2's index stays as it is
+    db = make_db()
+    load(db, before)
+    assert hazards(db, after) == set()
+
+
+def test_a_missing_copy_of_a_unique_key_is_built_online_and_attached(make_db):
+    """With no index on the partition, its key is built CONCURRENTLY (index_build, and duplicates make it
+    fail), added USING INDEX and attached; once every partition's is, PostgreSQL marks the parent's key
+    valid, and a foreign key to it is added after the last ATTACH."""
+    after = ONLY_UNIQUE + ("ALTER TABLE f1 ADD CONSTRAINT f1_key UNIQUE (foo, id);"
+                           "ALTER INDEX f_key ATTACH PARTITION f1_key;"
+                           "ALTER TABLE f2 ADD CONSTRAINT f2_key UNIQUE (foo, id);"
+                           "ALTER INDEX f_key ATTACH PARTITION f2_key;"
+                           "CREATE TABLE r (id int, foo text, FOREIGN KEY (foo, id) REFERENCES f (foo, id));")
+    sqls = attaches(make_db, ONLY_UNIQUE + ROWS, after)
+    for part in ("f1", "f2"):
+        build = at(sqls, f"CREATE UNIQUE INDEX CONCURRENTLY {part}_key ON public.{part} USING btree (foo, id)")
+        using = at(sqls, f'ADD CONSTRAINT "{part}_key" UNIQUE USING INDEX "{part}_key"')
+        attach = at(sqls, f'ATTACH PARTITION "public"."{part}_key"')
+        assert build < using < attach < at(sqls, 'ALTER TABLE "public"."r" ADD CONSTRAINT')
+    db = make_db()
+    load(db, ONLY_UNIQUE + ROWS)
+    assert hazards(db, after) >= {("index_build", "index:public.f1_key"), ("index_build", "index:public.f2_key"),
+                                  ("may_fail_on_existing_data", "constraint:public.f1.f1_key"),
+                                  ("may_fail_on_existing_data", "constraint:public.f2.f2_key")}
+
+
+def test_a_partitions_own_key_is_attached_as_it_is(make_db):
+    before = ONLY_PK + "ALTER TABLE f1 ADD CONSTRAINT f1_pkey PRIMARY KEY (foo, id);"
+    after = before + "ALTER INDEX f_pkey ATTACH PARTITION f1_pkey;"
+    sqls = attaches(make_db, before + ROWS, after)
+    assert sqls == ['ALTER INDEX "public"."f_pkey" ATTACH PARTITION "public"."f1_pkey"']
+
+
+# --------------------------------------------------------------------------- a new partition's key over the copy
+
+LISTED = ("CREATE TABLE g (id int, foo text, bar text) PARTITION BY LIST (foo);"
+          "CREATE UNIQUE INDEX g_idx ON g (foo, bar);"
+          "CREATE TABLE h (foo text, bar text) PARTITION BY LIST (foo);"
+          "CREATE UNIQUE INDEX h_idx ON h (foo, bar);"
+          "ALTER TABLE h ADD CONSTRAINT h_fk FOREIGN KEY (foo, bar) REFERENCES g (foo, bar);"
+          "ALTER TABLE g ADD CONSTRAINT g_fk FOREIGN KEY (foo, bar) REFERENCES h (foo, bar);")
+
+
+def test_a_new_partitions_key_is_added_over_the_copy_of_the_parents_unique_index(make_db):
+    """CREATE TABLE ... PARTITION OF makes the copy of the parent's unique index before the partition's
+    own key, so the key is added USING that copy (which takes its name, and stays attached): the parent's
+    index, which foreign keys depend on, is neither dropped nor built again."""
+    after = LISTED.replace(
+        "CREATE UNIQUE INDEX g_idx", "CREATE TABLE g1 PARTITION OF g (PRIMARY KEY (foo, bar)) FOR VALUES IN ('a');"
+        "CREATE UNIQUE INDEX g_idx").replace(
+        "CREATE UNIQUE INDEX h_idx", "CREATE TABLE h1 PARTITION OF h (UNIQUE (foo, bar)) FOR VALUES IN ('a');"
+        "CREATE UNIQUE INDEX h_idx")
+    sqls = attaches(make_db, LISTED, after)
+    assert at(sqls, 'CREATE TABLE "public"."g1"') < at(
+        sqls, 'ADD CONSTRAINT "g1_pkey" PRIMARY KEY USING INDEX "g1_foo_bar_idx"')
+    assert at(sqls, 'CREATE TABLE "public"."h1"') < at(
+        sqls, 'ADD CONSTRAINT "h1_foo_bar_key" UNIQUE USING INDEX "h1_foo_bar_idx"')
+    assert not any(s.startswith(("DROP", "CREATE INDEX", "CREATE UNIQUE INDEX")) or "_fk" in s for s in sqls)

@@ -11,7 +11,9 @@ partition receives from an index its parent keeps is renamed to the declared nam
 cannot be foreseen, or `sql/` leaves the new partition's index unattached (no ALTER takes a copy
 back), the parent's index is built again the way above (tables.rebuilt). An existing table attached
 under a parent whose index stays has its declared index made ready before the ATTACH
-(before_attach), so that ATTACH adopts it rather than build one under a chosen name."""
+(before_attach), so that ATTACH adopts it rather than build one under a chosen name. A partition that
+stays under a parent whose key was made `ON ONLY` gets its declared copy of that key added the online
+way and attached (attach_keys)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from dataclasses import replace
 
 from pgconverge.catalog.model import Constraint, Index, Table, column_id, constraint_id, index_id
 from pgconverge.planning.context import Diff
+from pgconverge.planning.ddl import with_index_name
+from pgconverge.planning.kinds.constraints import add_constraint_using_index
 from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index
 from pgconverge.planning.kinds.lineage import kept_parents, parent_id, rel_id
 from pgconverge.quoting import lit, q
@@ -146,9 +150,42 @@ def unreachable_by_copy(p: Diff, parent: Table, new: Index) -> bool:
         if not created_here(p, w):
             continue
         child = declared_child(w, new)
+        if child is None and key_of_copy(p, w, new) is not None:
+            continue
         if child is None or clone_name(p, w, new, child.name) is None:
             return True
     return False
+
+
+def key_of_copy(p: Diff, w: Table, parent_index: Index) -> tuple[Constraint, str] | None:
+    """The PRIMARY KEY or UNIQUE constraint that new partition `w` declares over the copy of
+    `parent_index` (a plain unique index its parent keeps), and the copy's name: PostgreSQL makes
+    that copy while it creates the partition, before the partition's own keys, so the key is added
+    afterwards USING the copy, which takes the key's name and stays attached. None where the copy's
+    name cannot be foreseen, or the key is deferrable (its index would not be the copy's)."""
+    con = constraint_child(w, parent_index)
+    if con is None or w.kind == "p" or "DEFERRABLE" in con.definition:
+        return None
+    generated = clone_name(p, w, parent_index, con.index or con.name)
+    return (con, generated) if generated is not None else None
+
+
+def keys_of_copies(p: Diff, w: Table, rebuilt: Callable[[Table, Index, Index], bool]) -> dict[str, str]:
+    """Per constraint name of new partition `w`, the copy of a kept index of its parent that the
+    constraint is added on (key_of_copy); CREATE TABLE leaves those constraints out."""
+    parent = p.actual.tables.get(parent_id(w.partition_of or ""))
+    want_parent = p.desired.tables.get(parent_id(w.partition_of or ""))
+    if not w.partition_of or parent is None or want_parent is None or parent.id in p.recreated:
+        return {}
+    out: dict[str, str] = {}
+    for name, new in want_parent.indexes.items():
+        old = parent.indexes.get(name)
+        if old is None or rebuilt(parent, old, new) or declared_child(w, new) is not None:
+            continue
+        found = key_of_copy(p, w, new)
+        if found is not None and found[0].name not in out:
+            out[found[0].name] = found[1]
+    return out
 
 
 def rename_copies(p: Diff, w: Table, rebuilt: Callable[[Table, Index, Index], bool]) -> None:
@@ -159,6 +196,13 @@ def rename_copies(p: Diff, w: Table, rebuilt: Callable[[Table, Index, Index], bo
     want_parent = p.desired.tables.get(parent_id(w.partition_of or ""))
     if not w.partition_of or parent is None or want_parent is None or parent.id in p.recreated:
         return
+    for con_name, copy in keys_of_copies(p, w, rebuilt).items():
+        con = w.constraints[con_name]
+        cid = constraint_id(w.schema, w.name, con.name)
+        word = "PRIMARY KEY" if con.kind == "p" else "UNIQUE"
+        p.add(f"ALTER TABLE {q(w.schema, w.name)} ADD CONSTRAINT {q(con.name)} {word} USING INDEX {q(copy)}",
+              "add_constraint", cid, provides=frozenset({cid}),
+              requires=frozenset({w.id} | {column_id(w.schema, w.name, c) for c in con.columns}), table=w.id)
     for name, new in want_parent.indexes.items():
         old = parent.indexes.get(name)
         if old is None or rebuilt(parent, old, new):
@@ -288,3 +332,64 @@ def _settle(p: Diff, have: Index, want: Index, table: Table) -> None:
     alter_index(p, have, want, table=table.id)
     if have.comment != want.comment:
         add_comment(p, want, frozenset({want.id}))
+
+
+def parent_key(parent: Table, con: Constraint) -> Constraint | None:
+    """The PRIMARY KEY or UNIQUE constraint of partitioned `parent` that partition key `con` can be
+    attached to (its index prints the same method, columns and clauses), one of the same kind first:
+    ALTER INDEX ... ATTACH PARTITION compares the indexes only."""
+    shape = index_shape(con.index_definition or "")
+    fits = [c for c in parent.constraints.values() if c.kind in "pu" and c.index and c.index_definition
+            and index_shape(c.index_definition) == shape]
+    return next((c for c in fits if c.kind == con.kind), fits[0] if fits else None)
+
+
+def attach_keys(p: Diff, have_full: Table, want_full: Table, have: Table) -> Table:
+    """The PRIMARY KEY and UNIQUE constraints sql/ declares on partition `want_full` as copies of its
+    parent's keys, where the partition stays under that parent and has no such copy: the parent's key
+    was made ON ONLY, and its index stays INVALID until every partition's is attached. ALTER INDEX ...
+    ATTACH PARTITION wants a constraint on the partition (an index alone is refused), so the partition's
+    key is kept where it has it as its own, added USING its unique index where it has that under the
+    declared name, built the online way otherwise (add_constraint_using_index), and then attached.
+    `have` is the partition's local view; returned without the keys kept here, which its diff would
+    drop (sql/ declares them as the parent's copies). A partition that is partitioned itself has no
+    USING INDEX: left to its diff, and the proof judges."""
+    key = parent_id(want_full.partition_of or "")
+    ph, pw = p.actual.tables.get(key), p.desired.tables.get(key)
+    if (ph is None or pw is None or want_full.kind == "p" or not have_full.partition_of
+            or want_full.partition_of not in kept_parents(p, have_full, want_full)):
+        return have
+    kept = dict(have.constraints)
+    adopted = p.adopted_indexes.setdefault(want_full.id, set())
+    for con in want_full.constraints.values():
+        if not con.inherited or con.kind not in "pu" or not con.index_definition:
+            continue
+        old = have_full.constraints.get(con.name)
+        if old is not None and old.inherited:
+            continue  # attached already
+        parent = parent_key(pw, con)
+        before = ph.constraints.get(parent.name) if parent is not None else None
+        if parent is None or before is None or before.definition != parent.definition:
+            continue  # a key the parent adds recurses into its partitions
+        shape = index_shape(con.index_definition)
+        if any(c.inherited and c.kind in "pu" and index_shape(c.index_definition or "") == shape
+               for c in have_full.constraints.values()):
+            continue  # another key of the partition is attached to it: ATTACH would refuse, the proof judges
+        cid = constraint_id(want_full.schema, want_full.name, con.name)
+        name = con.index or con.name
+        mine = kept.get(con.name)
+        if mine is not None and (mine.kind, mine.definition, mine.index) == (con.kind, con.definition, name):
+            del kept[con.name]
+        else:
+            left = have.indexes.get(name)
+            if (left is not None and left.valid and left.unique and mine is None
+                    and left.definition == with_index_name(con.index_definition, name, con.name)):
+                adopted.add(name)  # its diff neither drops it nor builds it again
+            add_constraint_using_index(p, want_full, con, frozenset(
+                {want_full.id} | {column_id(want_full.schema, want_full.name, c) for c in con.columns}))
+        p.add(f"ALTER INDEX {q(pw.schema, parent.index)} ATTACH PARTITION {q(want_full.schema, name)}",
+              "alter_index", index_id(want_full.schema, name),
+              requires=frozenset({cid, want_full.id, constraint_id(pw.schema, pw.name, parent.name)}),
+              provides=frozenset({index_id(pw.schema, parent.index or parent.name) + "#attached"}),
+              table=want_full.id)
+    return replace(have, constraints=kept) if len(kept) != len(have.constraints) else have

@@ -62,6 +62,8 @@ def table_requires(t: Table) -> frozenset[str]:
 
 def create_table(p: Diff, t: Table) -> None:
     full, t = t, local_view(t)  # what parents carry is created by them
+    # keys added afterwards over the copies of the parent's indexes (partition_indexes.rename_copies)
+    on_copies = partition_indexes.keys_of_copies(p, full, lambda parent, old, new: rebuilt(p, parent, old, new))
     ordered = sorted(t.columns.values(), key=lambda c: c.position)
     if t.of_type:
         # a typed table's columns are the type's: only what the table adds to them is written
@@ -70,7 +72,7 @@ def create_table(p: Diff, t: Table) -> None:
         items = [column_sql(t.schema, c) for c in ordered if not c.inherited]
     for con in t.constraints.values():
         # a NOT VALID CHECK inside CREATE TABLE is made valid: it is added after the table instead
-        if con.kind != "f" and con.validated:
+        if con.kind != "f" and con.validated and con.name not in on_copies:
             items.append(f"CONSTRAINT {q(con.name)} {con.definition}")
     unlogged = "UNLOGGED " if t.persistence == "u" else ""
     body = "(\n    " + ",\n    ".join(items) + "\n)" if items else "()"
@@ -87,7 +89,7 @@ def create_table(p: Diff, t: Table) -> None:
         body += f" WITH ({options_sql(t.options)})"
     provides = {t.id} | {column_id(t.schema, t.name, c) for c in t.columns}
     provides |= {constraint_id(t.schema, t.name, c.name) for c in t.constraints.values()
-                 if c.kind != "f" and c.validated}
+                 if c.kind != "f" and c.validated and c.name not in on_copies}
     p.add(f"CREATE {unlogged}TABLE {q(t.schema, t.name)} {body}", "create_table", t.id,
           provides=frozenset(provides), requires=table_requires(t), table=t.id,
           hazards=partitions.create_hazards(p, t))
@@ -146,6 +148,7 @@ def alter_table(p: Diff, have: Table, want: Table) -> None:
                 and left.unique and con.index_definition
                 and left.definition == with_index_name(con.index_definition, con.index or name, name)):
             adopted.add(name)
+    have = partition_indexes.attach_keys(p, full_have, full_want, have)
     # constraints that change are dropped before columns change and added after
     for name, con in have.constraints.items():
         new = want.constraints.get(name)

@@ -13,7 +13,6 @@ import json
 import os
 import pickle
 import re
-import secrets
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,8 @@ from pgconverge.planning import unmanaged as drift
 from pgconverge.catalog.introspect import catalog_hash
 from pgconverge.exec.runner import Conn, LocalRunner, PsqlError, Runner
 from pgconverge.catalog.kinds import SERVER_KINDS
-from pgconverge.catalog.shadow import Desired, cached_desired, default_cache_dir, desired_state, prune_cache
+from pgconverge.catalog.shadow import (Desired, cached_desired, default_cache_dir, desired_state, prune_cache,
+                                       write_atomic)
 from pgconverge.source import Source, cached_source, load_source
 
 
@@ -283,8 +283,9 @@ class Engine:
                 wait([reading])
             doc = introspect.decode(reading.result())
         head = introspect.document_head(doc)
-        if state is None or desired is None or any(head[k] != server[k] for k in ("server_version", *SERVER_KINDS)):
+        if state is None or any(head[k] != server[k] for k in ("server_version", *SERVER_KINDS)):
             return doc, None  # not cached, or the server changed between the two reads: the usual way
+        assert desired is not None
         return doc, (state, desired)
 
     def _snapshot(self, doc: introspect.Document) -> proof.Snapshot:
@@ -375,12 +376,10 @@ class Engine:
         except OSError:
             pass
         got = catalog_hash(seen.desired)
-        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
         try:
-            tmp.write_text(got + "\n")
-            tmp.replace(path)  # atomic: a concurrent plan reads the whole hash or none
+            write_atomic(path, got + "\n")
         except OSError:
-            tmp.unlink(missing_ok=True)
+            pass  # a cache that cannot be written costs the hash next time, never the plan
         return got
 
     def check_extensions(self) -> None:

@@ -320,7 +320,7 @@ def catalog_hash(cat: Catalog) -> str:
     tops = sorted({*hashed, "extra"})
     h.update(b"{")
     for i, top in enumerate(tops):
-        h.update((", " if i else "") .encode() + json.dumps(top).encode() + b": ")
+        h.update((", " if i else "").encode() + json.dumps(top).encode() + b": ")
         if top == "extra":
             h.update(json.dumps(to_plain(cat.extra, NOT_HASHED), sort_keys=True, default=str).encode())
             continue

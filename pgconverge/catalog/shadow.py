@@ -188,12 +188,20 @@ def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_
         head = f"{_ISOLATION_LINE}{desired.isolation} {desired.isolation_reason}".replace("\n", " ") + "\n"
         # the dump first: the document's presence is what says the entry is complete
         for target, text in ((dump_path, head + desired.dump), (path, desired.doc)):
-            tmp = target.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            tmp.write_text(text)
-            tmp.replace(target)  # atomic: a concurrent run never reads half a file
+            write_atomic(target, text)
         prune_cache(cache_dir)
         return replace(desired, key=key, probe=who)
     return desired
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a cache file whole or not at all: a concurrent run never reads half of one."""
+    tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already once replaced
 
 
 def cached_desired(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,

@@ -300,20 +300,24 @@ def _base_key(server: Runner, snap: Snapshot, extension_versions: dict[str, str]
                      sorted(extension_versions.items()), extensions), p
 
 
-_GRANTEES = re.compile(r"^(?:GRANT|REVOKE) .* (?:TO|FROM) (.+?)(?: WITH GRANT OPTION)?;$", re.M)
+_GRANTEES = re.compile(r"^(?:GRANT|REVOKE) (.*?) ON .* (?:TO|FROM) (.+?)(?: WITH GRANT OPTION)?;$", re.M)
 _POLICY_ROLES = re.compile(r"^CREATE POLICY .*? TO ((?:\"(?:[^\"]|\"\")+\"|[^ ;]+)(?:, (?:\"(?:[^\"]|\"\")+\"|[^ ;]+))*)", re.M)
 
 
 def names_roles(dump: str, deploy_user: str) -> bool:
-    """Whether `dump` grants to (or names in a policy) a role other than PUBLIC and the deploy role.
-    A base holding such a grant would keep that role from being dropped (DROP ROLE counts the
-    grants in every database): such a schema gets no base."""
-    allowed = {"PUBLIC", scratchdb.dump_ident(deploy_user)}
+    """Whether `dump` grants to (or names in a policy) a role other than PUBLIC and the deploy role,
+    or grants on a whole object to the deploy role. A base holding a grant to another role would
+    keep that role from being dropped (DROP ROLE counts the grants in every database); a grant on a
+    whole object to the deploy role reads against its owner, which is the base's role on a copy and
+    the deploy role on the target. Such a schema gets no base. (A column's grants do not depend on
+    who owns the table.)"""
+    deploy = scratchdb.dump_ident(deploy_user)
     for m in _GRANTEES.finditer(dump):
-        if any(who.strip() not in allowed for who in m.group(1).split(",")):
+        whole = "(" not in m.group(1)
+        if any(who.strip() != "PUBLIC" and (who.strip() != deploy or whole) for who in m.group(2).split(",")):
             return True
     for m in _POLICY_ROLES.finditer(dump):
-        if any(who.strip() not in allowed for who in m.group(1).split(",")):
+        if any(who.strip() not in ("PUBLIC", deploy) for who in m.group(1).split(",")):
             return True
     return False
 
@@ -335,16 +339,15 @@ def _rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump,
             # scratch: no need to wait for each commit's WAL flush, in any of the restore's sessions
             box = scratchdb.create(server, name, scratch_role,
                                    settings=f"ALTER DATABASE {q(name)} SET synchronous_commit = off;\n",
-                                   template=base.name if base else "template0", p=probe)
+                                   template=base.name if base else "template0", p=probe,
+                                   holder=base.role if base else None)
         except (PsqlError, scratchdb.ScratchRoleError) as e:
             return Proof(FAILED, time.monotonic() - started, copy=how,
                          error=f"the proof could not create its rehearsal database on {server.name}: "
                                f"{getattr(e, 'message', str(e))}")
         iso = dict(isolation=box.isolation, isolation_reason=box.reason, copy=how)
         try:
-            if base is not None:
-                bases.take_over(box.admin, name, base, box.owner)
-            else:
+            if base is None:
                 snap = snap or snapshot(target, archive=False)
                 _restore(box, snap, extension_versions, extensions)
         except PsqlError as e:

@@ -205,6 +205,10 @@ def test_roles_a_dump_names():
     assert not proof.names_roles("GRANT ALL ON SCHEMA public TO PUBLIC;\nREVOKE ALL ON FUNCTION public.f() FROM PUBLIC;",
                                  "deployer")
     assert not proof.names_roles("GRANT SELECT(a) ON TABLE public.t TO deployer;", "deployer")
+    # on a whole object, a grant to the deploy role reads against the owner: the base's role on a copy
+    assert proof.names_roles("GRANT SELECT ON TABLE public.t TO deployer;", "deployer")
+    assert proof.names_roles("REVOKE ALL ON TABLE public.t FROM deployer;", "deployer")
+    assert not proof.names_roles("CREATE POLICY p ON public.t FOR SELECT TO deployer USING ((id > 0));", "deployer")
     assert proof.names_roles("GRANT SELECT ON TABLE public.t TO reader;", "deployer")
     assert proof.names_roles("GRANT SELECT ON TABLE public.t TO PUBLIC, reader WITH GRANT OPTION;", "deployer")
     assert proof.names_roles("CREATE POLICY p ON public.t FOR SELECT TO reader USING ((id > 0));", "deployer")

@@ -15,8 +15,13 @@ Who owns what (the scratch isolation of exec.scratch holds):
 - the base database is the deploy role's, and PUBLIC may not connect to it;
 - its objects belong to a role of their own, ``pgconverge_base_<token>``, NOLOGIN, which owns no
   database: so nothing that runs in a rehearsal can reach the base and change it;
-- a copy is owned by the rehearsal's scratch role, and its objects are handed to that role
-  (``REASSIGN OWNED``) before anything else runs there.
+- a copy is owned by the rehearsal's scratch role, which is made a member of the base's role, so
+  that the plan may change the copy's objects where they stand: handing 1,000 tables' owners over
+  and back cost a second each way. The copy's database is the scratch role's own and PUBLIC may not
+  connect to it, so the membership reaches no other copy and not the base; the base's role is
+  named as the deploy role in the copy's dump, as the scratch role is;
+- a schema that grants to the deploy role itself gets no base: on a copy such a grant would read
+  against the base's role instead of the deploy role's ownership.
 
 Only the newest ``KEPT`` bases of a server are kept, none older than exec.scratch.LIFETIME; a base
 whose creator died before it was published is swept with the scratch databases.
@@ -32,7 +37,7 @@ import secrets
 from dataclasses import dataclass
 
 from pgconverge.exec.runner import PsqlError, Runner
-from pgconverge.exec.scratch import LIFETIME, _marker, reassign
+from pgconverge.exec.scratch import LIFETIME, _marker
 from pgconverge.quoting import lit, q
 
 BASE_PREFIX = "pgconverge_base_"
@@ -160,11 +165,6 @@ def stage(server: Runner, restored: str) -> str:
                       f"REVOKE ALL ON DATABASE {q(staged)} FROM PUBLIC;\n"
                       f"COMMENT ON DATABASE {q(staged)} IS {lit(_marker())};\n")
     return staged
-
-
-def take_over(admin: Runner, database: str, base: Base, role: str) -> None:
-    """In a copy of `base`: its objects become `role`'s, before anything runs as `role` there."""
-    reassign(admin, database, base.role, role)
 
 
 def clear(server: Runner) -> int:

@@ -131,6 +131,10 @@ class Scratch:
     probe: Probe
     role: str | None = None  # a role we created, dropped with the database
     dropped: bool = field(default=False)
+    # a rehearsal base's role (exec.bases) whose objects a template copy holds: `role` is its member,
+    # so the plan may change them without moving 1,000 owners there and back; both names stand for
+    # the deploy role in what is compared
+    holder: str | None = None
 
     @property
     def prelude(self) -> str:
@@ -145,10 +149,16 @@ class Scratch:
         """`text` (a dump, a catalog document) with our own role's name put back as the deploy
         role's, so that what the scratch role owns compares with what the deploy role owns.
         Only a role we created: its name is a random token nobody else uses."""
-        return self._swap(text, self.role, dump_ident(self.deploy_user)) if self.role else text
+        return self._swap_ours(text, dump_ident(self.deploy_user))
 
     def as_deploy_json(self, text: str) -> str:
-        return self._swap(text, self.role, json.dumps(self.deploy_user)[1:-1]) if self.role else text
+        return self._swap_ours(text, json.dumps(self.deploy_user)[1:-1])
+
+    def _swap_ours(self, text: str, new: str) -> str:
+        for role in (self.role, self.holder):
+            if role:
+                text = self._swap(text, role, new)
+        return text
 
     def for_scratch(self, dump: str) -> str:
         """The target's dump (or a plan step), made runnable by the scratch role: default privileges
@@ -223,12 +233,13 @@ def reassign(admin: Runner, database: str, old: str, new: str | None) -> None:
 
 
 def create(server: Runner, name: str, configured: str | None = None, settings: str = "",
-           template: str = "template0", p: Probe | None = None) -> Scratch:
+           template: str = "template0", p: Probe | None = None, holder: str | None = None) -> Scratch:
     """Create scratch database `name` on `server` (the deploy role), owned by a role of its own where
     the deploy role may create one. `configured`: a role to SET ROLE to when it may not.
     `settings`: statements run on the new database by the deploy role (ALTER DATABASE ... SET).
     `template`: the database to copy (a rehearsal base, exec.bases; the caller hands its objects over).
-    `p`: the server's probe, when the caller has it."""
+    `p`: the server's probe, when the caller has it. `holder`: the role that owns the template's
+    objects (a base's), which our role is made a member of (Scratch.holder); only with a role of ours."""
     sweep(server)
     p = p or probe(server)
     until = (dt.datetime.now(dt.timezone.utc) + LIFETIME).strftime("%Y-%m-%d %H:%M:%S+00")
@@ -246,7 +257,8 @@ def create(server: Runner, name: str, configured: str | None = None, settings: s
                 f"NOCREATEROLE NOREPLICATION NOBYPASSRLS VALID UNTIL {lit(until)};\n"
                 f"COMMENT ON ROLE {q(role)} IS {lit(marker)};\n"
                 # CREATE DATABASE ... OWNER needs a non-superuser creator to be a member of the owner
-                + ("" if p.superuser else f"GRANT {q(role)} TO CURRENT_USER;\n"))
+                + ("" if p.superuser else f"GRANT {q(role)} TO CURRENT_USER;\n")
+                + (f"GRANT {q(holder)} TO {q(role)};\n" if holder else ""))
             created = True
             server.run_script(f"CREATE DATABASE {db} OWNER {q(role)} TEMPLATE {q(template)};\n" + common)
         except PsqlError:
@@ -255,7 +267,7 @@ def create(server: Runner, name: str, configured: str | None = None, settings: s
             raise
         admin = server.for_database(name)
         scratch = Scratch(name, SCRATCH_ROLE, f"sql/ runs as {role}, a role that owns only {name}",
-                          server, admin.with_login(role, password), admin, role, p.user, p, role)
+                          server, admin.with_login(role, password), admin, role, p.user, p, role, holder=holder)
         try:
             who = scratch.runner.query_text(database_guard(name) + "SELECT current_user").strip()
             if who != role:

@@ -4,6 +4,8 @@ on a fresh restore, and nothing of a rehearsal can reach a base."""
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -108,6 +110,41 @@ def test_a_base_is_out_of_reach_of_a_rehearsal(cluster, make_db, admin, tmp_path
         assert rows(c, "SELECT tableowner FROM pg_tables WHERE tablename = 't'") == [(role,)]
     # no scratch role of the rehearsal is left either
     assert rows(admin, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgconverge\\_scratch\\_%'") == [(0,)]
+
+
+def test_a_copys_role_holds_its_bases_objects_in_its_own_copy_only(cluster, make_db, admin, tmp_path):
+    """A template copy's scratch role is a member of the base's role: it changes the copy's objects
+    where they stand, and may connect neither to the base nor to another copy of it."""
+    import secrets
+
+    from pgconverge.exec import scratch
+    from pgconverge.exec.runner import LocalRunner, PsqlError
+
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    plan(db, tmp_path, 1)
+    (name, marker), = listed(admin)
+    base = bases.Base(name, json.loads(marker)["role"], "")
+    server = LocalRunner(db)
+    one = scratch.create(server, "pgconverge_rehearsal_" + secrets.token_hex(6), template=base.name, holder=base.role)
+    two = scratch.create(server, "pgconverge_rehearsal_" + secrets.token_hex(6), template=base.name, holder=base.role)
+    try:
+        assert one.isolation == "scratch-role" and one.holder == base.role
+        member_of = rows(admin, "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+                                "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s", one.role)
+        assert member_of == [(base.role,)]
+        one.runner.run_script(one.script("ALTER TABLE t ADD COLUMN born date;\n"))  # the base's table, in place
+        assert "born date" in one.as_deploy(one.admin.dump_schema())
+        assert base.role not in one.as_deploy(one.admin.dump_schema())
+        for elsewhere in (base.name, two.name):
+            with pytest.raises(PsqlError, match="permission denied"):
+                one.runner.for_database(elsewhere).query_text("SELECT 1")
+    finally:
+        one.drop()
+        two.drop()
+    with psycopg.connect(cluster.conninfo(base.name), autocommit=True) as c:  # the base is as it was
+        assert rows(c, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'born'") == [(0,)]
 
 
 def test_a_base_that_lost_its_schema_is_judged_again_on_a_restore(cluster, make_db, admin, tmp_path):

@@ -288,6 +288,13 @@ class Engine:
         assert desired is not None
         return doc, (state, desired)
 
+    def _proof_snapshot(self, doc: introspect.Document) -> proof.Snapshot:
+        """The target's dump as the proof takes it: as text where rehearsal bases are used (their key
+        is the text's), else as _snapshot chooses."""
+        if self.options.use_cache:
+            return proof.snapshot(self.runner, archive=False)
+        return self._snapshot(doc)
+
     def _snapshot(self, doc: introspect.Document) -> proof.Snapshot:
         installed = {e.name: e.version for e in doc.extensions}
         defaults = {r.name: r.version for r in doc.available_extensions}
@@ -341,17 +348,35 @@ class Engine:
             seen = self.introspect(snapshot=True)
         finally:
             self._pending_text = None
+        pool: ThreadPoolExecutor | None = None
+        dumping: Future[proof.Snapshot] | None = None
         try:
+            desired_hash = self.desired_hash(seen)
+            actual_hash = seen.actual_hash or catalog_hash(seen.actual)
+            if (desired_hash != actual_hash and seen.snapshot is None and self.options.prove
+                    and isinstance(self.runner, LocalRunner) and isinstance(self.shadow or self.runner, LocalRunner)):
+                # the catalogs differ, so the plan is most likely not empty and its proof needs the
+                # target's dump: pg_dump works (server time) while the plan is made (CPU time)
+                pool = ThreadPoolExecutor(max_workers=1)
+                dumping = pool.submit(self._proof_snapshot, seen.actual_doc)
             planned = plan_diff(seen.actual, seen.desired, self.plan_options())
             blocks = datablocks.pending(self.source.data_blocks,
                                         datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))
-            result = Plan(steps=planned.steps, desired_hash=self.desired_hash(seen),
-                          actual_hash=seen.actual_hash or catalog_hash(seen.actual), source_hash=self.source.sha256,
+            result = Plan(steps=planned.steps, desired_hash=desired_hash,
+                          actual_hash=actual_hash, source_hash=self.source.sha256,
                           warnings=planned.warnings, data_blocks=blocks, unmanaged=planned.unmanaged,
                           forget=planned.forget, unmanaged_policy=self.options.unmanaged,
                           source=self.source, options=self.options)
+            if dumping is not None:
+                seen, dumping = replace(seen, snapshot=dumping.result()), None
             result.proof = self.prove(result, seen)
         finally:
+            if dumping is not None:  # the plan failed first: the dump is not needed
+                wait([dumping])
+                if dumping.exception() is None:
+                    dumping.result().discard()
+            if pool is not None:
+                pool.shutdown()
             if seen.snapshot is not None:
                 seen.snapshot.discard()  # the archive holds the target's schema: gone with the plan
         if not result.proof.ok:

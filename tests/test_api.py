@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import pgconverge
+from pgconverge import proof
 from pgconverge.api import Engine, Options
 from pgconverge.cli.main import main as cli_main
 from pgconverge.exec.runner import LocalRunner
@@ -422,6 +423,42 @@ def test_a_cached_desired_state_is_parsed_while_the_target_is_read(db, conn, tmp
     original = api.desired_state
     monkeypatch.setattr(api, "desired_state", lambda *a, **k: builds.append(1) or original(*a, **k))
     assert "born" in other.plan().to_sql() and builds == [1]
+
+
+def test_the_targets_dump_for_the_proof_is_taken_while_the_plan_is_made(db, conn, tmp_path, monkeypatch):
+    """With the desired state cached and the catalogs different, pg_dump of the target runs beside
+    plan_diff (one dump per plan, handed to the proof); a target that equals sql/ is not dumped."""
+    import threading
+
+    from pgconverge import api
+
+    cache = tmp_path / "cache"
+    sql = ["CREATE TABLE items (id int PRIMARY KEY, name text);"]
+    options = Options.build(cache_dir=cache, **ALL)
+    Engine(LocalRunner(db), load_source(sql), options).plan()  # the desired state is cached now
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    dumped = threading.Event()
+    dumps = []
+    original_snapshot, original_diff = proof.snapshot, api.plan_diff
+
+    def snapshot(*a, **k):
+        dumps.append(1)
+        dumped.set()
+        return original_snapshot(*a, **k)
+
+    def plan_diff(*a, **k):
+        assert dumped.wait(60), "the target's dump did not start while the plan was made"
+        return original_diff(*a, **k)
+
+    monkeypatch.setattr(proof, "snapshot", snapshot)
+    monkeypatch.setattr(api, "plan_diff", plan_diff)
+    made = Engine(LocalRunner(db), load_source(sql), options).plan()
+    assert "ADD COLUMN" in made.to_sql() and made.proof.status == proof.PROVED and dumps == [1]
+    conn.execute("ALTER TABLE items ADD COLUMN name text")  # the target now equals sql/
+    dumps.clear()
+    monkeypatch.setattr(api, "plan_diff", original_diff)
+    assert Engine(LocalRunner(db), load_source(sql), options).plan().is_empty
+    assert dumps == []  # nothing to prove: no dump
 
 
 def test_the_desired_hash_is_kept_beside_the_cached_desired_state(db, tmp_path):

@@ -146,9 +146,9 @@ class Scratch:
         return database_guard(self.name) + self.prelude + body
 
     def as_deploy(self, text: str) -> str:
-        """`text` (a dump, a catalog document) with our own role's name put back as the deploy
-        role's, so that what the scratch role owns compares with what the deploy role owns.
-        Only a role we created: its name is a random token nobody else uses."""
+        """`text` (a dump, a catalog document) with our own roles' names (`role`, `holder`) put back
+        as the deploy role's, so that what they own compares with what the deploy role owns.
+        Only roles we created: their names are random tokens nobody else uses."""
         return self._swap_ours(text, dump_ident(self.deploy_user))
 
     def as_deploy_json(self, text: str) -> str:
@@ -237,7 +237,7 @@ def create(server: Runner, name: str, configured: str | None = None, settings: s
     """Create scratch database `name` on `server` (the deploy role), owned by a role of its own where
     the deploy role may create one. `configured`: a role to SET ROLE to when it may not.
     `settings`: statements run on the new database by the deploy role (ALTER DATABASE ... SET).
-    `template`: the database to copy (a rehearsal base, exec.bases; the caller hands its objects over).
+    `template`: the database to copy (a rehearsal base, exec.bases, with `holder`).
     `p`: the server's probe, when the caller has it. `holder`: the role that owns the template's
     objects (a base's), which our role is made a member of (Scratch.holder); only with a role of ours."""
     sweep(server)

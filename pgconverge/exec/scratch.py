@@ -170,6 +170,8 @@ class Scratch:
 
     @staticmethod
     def _swap(text: str, role: str, new: str) -> str:
+        if role not in text:  # most often, after hand_back: the regular expression would scan megabytes for nothing
+            return text
         return re.sub(rf"\b{re.escape(role)}\b", lambda _: new, text)
 
     def hand_back(self) -> None:

@@ -35,3 +35,14 @@ def test_a_schema_bigger_than_the_lock_table_is_handed_back(db, conn):
     finally:
         conn.execute("DROP OWNED BY pgc_big_owner")
         conn.execute("DROP ROLE pgc_big_owner")
+
+
+def test_our_role_names_are_put_back_as_the_deploy_roles_only_where_they_stand_alone():
+    from pgconverge.exec.scratch import Scratch
+
+    swap = Scratch._swap
+    text = 'GRANT SELECT ON TABLE app.t TO pgconverge_scratch_ab12;\nALTER TABLE app.u OWNER TO "pgconverge_scratch_ab12x";\n'
+    assert swap(text, "pgconverge_scratch_ab12", "deploy") == (
+        'GRANT SELECT ON TABLE app.t TO deploy;\nALTER TABLE app.u OWNER TO "pgconverge_scratch_ab12x";\n')
+    untouched = "CREATE TABLE app.t (id integer);\n" * 1000
+    assert swap(untouched, "pgconverge_scratch_ab12", "deploy") == untouched

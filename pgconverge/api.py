@@ -288,13 +288,6 @@ class Engine:
         assert desired is not None
         return doc, (state, desired)
 
-    def _proof_snapshot(self, doc: introspect.Document) -> proof.Snapshot:
-        """The target's dump as the proof takes it: as text where rehearsal bases are used (their key
-        is the text's), else as _snapshot chooses."""
-        if self.options.use_cache:
-            return proof.snapshot(self.runner, archive=False)
-        return self._snapshot(doc)
-
     def _snapshot(self, doc: introspect.Document) -> proof.Snapshot:
         installed = {e.name: e.version for e in doc.extensions}
         defaults = {r.name: r.version for r in doc.available_extensions}
@@ -302,7 +295,8 @@ class Engine:
         # the copy's text is edited for its own role when an extension needs a schema made first
         needs_edit = any(e.schema != "public" for e in doc.extensions if e.name != "plpgsql")
         return proof.snapshot(self.runner, proof.can_restore_in_parallel(self.runner, shadow, installed, defaults,
-                                                                         needs_edit))
+                                                                         needs_edit),
+                              use_bases=self.options.use_cache)
 
     def catalogs(self) -> tuple[Catalog, Catalog]:
         seen = self.introspect()
@@ -358,7 +352,7 @@ class Engine:
                 # the catalogs differ, so the plan is most likely not empty and its proof needs the
                 # target's dump: pg_dump works (server time) while the plan is made (CPU time)
                 pool = ThreadPoolExecutor(max_workers=1)
-                dumping = pool.submit(self._proof_snapshot, seen.actual_doc)
+                dumping = pool.submit(self._snapshot, seen.actual_doc)
             planned = plan_diff(seen.actual, seen.desired, self.plan_options())
             blocks = datablocks.pending(self.source.data_blocks,
                                         datablocks.ran_blocks(introspect.document_head(seen.actual_doc)))

@@ -168,9 +168,10 @@ def can_restore_in_parallel(target: Runner, server: Runner, extension_versions: 
             and all(default_versions.get(name) == v for name, v in extension_versions.items()))
 
 
-def snapshot(target: Runner, archive: bool) -> Snapshot:
-    """The target's schema, without the ledger (the copy is judged on the managed schemas only)."""
-    if not archive:
+def snapshot(target: Runner, archive: bool, use_bases: bool = False) -> Snapshot:
+    """The target's schema, without the ledger (the copy is judged on the managed schemas only).
+    Where rehearsal bases are used (`use_bases`), always the text: a base's key is the text's."""
+    if not archive or use_bases:
         return Snapshot(text=target.dump_schema(exclude_schemas=(LEDGER_SCHEMA,)))
     where = Path(tempfile.mkdtemp(prefix="pgconverge-proof-"))  # 0700: the schema is nobody else's business
     path = where / "target.dump"
@@ -266,7 +267,7 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
     try:
         key = None
         if use_bases:
-            snap = snap or snapshot(target, archive=False)
+            snap = snap or snapshot(target, archive=False, use_bases=True)
             key, probe = _base_key(server, snap, extension_versions, extensions or [], probe)
         base = bases.find(server, key) if key else None
         run = (plan, target, server, expected, scope, settings, extension_versions, extensions or [], scratch_role,

@@ -3,6 +3,8 @@ base's take-over) stays inside the server's lock table, where one REASSIGN OWNED
 
 from __future__ import annotations
 
+import secrets
+
 import psycopg
 import pytest
 
@@ -46,3 +48,40 @@ def test_our_role_names_are_put_back_as_the_deploy_roles_only_where_they_stand_a
         'GRANT SELECT ON TABLE app.t TO deploy;\nALTER TABLE app.u OWNER TO "pgconverge_scratch_ab12x";\n')
     untouched = "CREATE TABLE app.t (id integer);\n" * 1000
     assert swap(untouched, "pgconverge_scratch_ab12", "deploy") == untouched
+
+
+def _owners(box) -> set[str]:
+    return set(box.admin.query_json(
+        "SELECT coalesce(json_agg(DISTINCT pg_get_userbyid(relowner)), '[]') FROM pg_class WHERE relname = 't'"))
+
+
+def test_the_hand_back_is_skipped_where_no_acl_would_show_the_owner(db):
+    box = scratch.create(LocalRunner(db), "pgconverge_shadow_" + secrets.token_hex(6))
+    try:
+        box.runner.run_script(box.script("CREATE SCHEMA s; CREATE TABLE s.t (id int); CREATE FUNCTION s.f() RETURNS int "
+                                         "LANGUAGE sql AS 'SELECT 1'; CREATE TYPE s.e AS ENUM ('a');\n"))
+        box.hand_back()
+        assert _owners(box) == {box.role}  # nothing compared would differ: left as it is
+    finally:
+        box.drop()
+
+
+@pytest.mark.parametrize("grant", [
+    "GRANT SELECT ON s.t TO PUBLIC",
+    "GRANT SELECT (id) ON s.t TO PUBLIC",
+    "REVOKE ALL ON s.t FROM CURRENT_USER",  # the owner's own entry only
+    "GRANT USAGE ON SCHEMA s TO PUBLIC",
+    "REVOKE EXECUTE ON FUNCTION s.f() FROM PUBLIC",
+    "REVOKE USAGE ON TYPE s.e FROM PUBLIC",
+    "SELECT lo_create(0) IS NULL; GRANT SELECT ON LARGE OBJECT 4242 TO PUBLIC",
+])
+def test_an_acl_anywhere_hands_everything_back(db, grant):
+    box = scratch.create(LocalRunner(db), "pgconverge_shadow_" + secrets.token_hex(6))
+    try:
+        grant = grant.replace("lo_create(0)", "lo_create(4242)")
+        box.runner.run_script(box.script("CREATE SCHEMA s; CREATE TABLE s.t (id int); CREATE FUNCTION s.f() RETURNS int "
+                                         f"LANGUAGE sql AS 'SELECT 1'; CREATE TYPE s.e AS ENUM ('a'); {grant};\n"))
+        box.hand_back()
+        assert _owners(box) == {box.deploy_user}
+    finally:
+        box.drop()

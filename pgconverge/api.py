@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from pgconverge import oracle, proof
 from pgconverge.errors import PlanError
-from pgconverge.exec import datablocks
+from pgconverge.exec import bases, datablocks
 from pgconverge.proof import NotProved
 from pgconverge.catalog import introspect
 from pgconverge.exec.progress import Reporter, StepTime, run_watched
@@ -221,6 +221,8 @@ class Engine:
         early_hash = ""
         want = (shadow, self.source, introspect.document_head(doc), self.options.cache_dir, self.options.use_cache,
                 self.options.scratch_role)
+        # a shadow built with the caches on stays as a rehearsal base of sql/'s schema (exec.bases)
+        keep = self.options.prove and self.options.use_cache
         if cached is not None:
             actual = introspect.parse_catalog(doc)
             doc = introspect.slim(doc)
@@ -238,7 +240,7 @@ class Engine:
                 # the proof's dump only overlaps a shadow load: with the desired catalog cached the
                 # plan is most often empty (no proof), and a non-empty one has the proof dump then
                 dump_now = snapshot and self.options.prove and isinstance(self.runner, LocalRunner)
-                wanted = pool.submit(desired_state, *want, on_build=dump_meanwhile if dump_now else None)
+                wanted = pool.submit(desired_state, *want, on_build=dump_meanwhile if dump_now else None, keep=keep)
                 try:
                     actual = introspect.parse_catalog(doc)
                     doc = introspect.slim(doc)
@@ -251,23 +253,53 @@ class Engine:
                     wait([wanted])  # it may still start the dump: then the dump is discarded here
                     if dumps and dumps[0].exception() is None:
                         dumps[0].result().discard()
+                    if wanted.exception() is None and wanted.result().kept is not None:
+                        wanted.result().kept.drop()
                     raise
         else:
             actual = introspect.parse_catalog(doc)
             doc = introspect.slim(doc)
-            state = desired_state(*want)
+            state = desired_state(*want, keep=keep)
             snap = None
-        desired = cached[1] if cached is not None else introspect.parse_catalog(state.doc)
-        scoped_actual, scoped_desired = early or self.scoped(actual), self.scoped(desired)
-        if self.options.create_extensions_anywhere:
-            for eid, e in desired.extensions.items():
-                if eid not in scoped_desired.extensions:
-                    scoped_desired.extensions[eid] = e
-                    if eid in actual.extensions:
-                        scoped_actual.extensions[eid] = actual.extensions[eid]
+        try:
+            desired = cached[1] if cached is not None else introspect.parse_catalog(state.doc)
+            scoped_actual, scoped_desired = early or self.scoped(actual), self.scoped(desired)
+            if self.options.create_extensions_anywhere:
+                for eid, e in desired.extensions.items():
+                    if eid not in scoped_desired.extensions:
+                        scoped_desired.extensions[eid] = e
+                        if eid in actual.extensions:
+                            scoped_actual.extensions[eid] = actual.extensions[eid]
+        except BaseException:
+            if state.kept is not None:
+                state.kept.drop()
+            raise
+        if state.kept is not None:
+            self._keep_shadow(state, desired, scoped_desired)
         return Introspection(scoped_actual, scoped_desired, doc, state.dump, snapshot=snap, actual_hash=early_hash,
                              desired_key=state.key, probe=state.probe,
                              shadow_isolation=state.isolation, shadow_isolation_reason=state.isolation_reason)
+
+    def _keep_shadow(self, state: Desired, desired: Catalog, scoped_desired: Catalog) -> None:
+        """Publish the shadow kept by desired_state as the rehearsal base of its own dump, keyed as
+        the proof keys a target's dump (proof.base_key; the versions the restore would pin and the
+        extensions are the shadow's, which a converged target has); else drop it."""
+        box = state.kept
+        assert box is not None and box.role is not None
+        try:
+            k, _ = proof.base_key(box.server, state.dump, False,
+                                  {e.name: e.version for e in scoped_desired.extensions.values()},
+                                  [(e.name, e.schema, e.version) for e in sorted(desired.extensions.values(),
+                                                                                  key=lambda e: e.name)],
+                                  state.probe)
+        except BaseException:
+            box.drop()
+            raise
+        if k is None or bases.find(box.server, k) is not None:
+            box.drop()
+            return
+        box.dropped = True  # the database and its role are the base's now, or gone (adopt drops them)
+        bases.adopt(box.server, box.name, box.role, k)
 
     def _read_beside_cached_desired(self, shadow: Runner) -> tuple[introspect.Document, tuple[Desired, Catalog] | None]:
         """The target's catalog document, read while the desired state is looked up in the cache

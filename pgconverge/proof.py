@@ -285,19 +285,28 @@ def rehearse(plan: Plan, target: Runner, server: Runner, expected: oracle.Dump, 
 def _base_key(server: Runner, snap: Snapshot, extension_versions: dict[str, str],
               extensions: list[tuple[str, str, str | None]],
               asked: scratchdb.Probe | None = None) -> tuple[str | None, scratchdb.Probe | None]:
-    """The base key of this copy, or None where a base cannot stand for a restore: the copy would not
-    be owned by a role of its own, or it has default privileges (REASSIGN OWNED leaves them with the
-    base's role)."""
+    """The base key of this copy, or None where a base cannot stand for a restore (base_key)."""
+    text = snap.text if snap.text is not None else archive_text(snap.archive)
+    return base_key(server, text, snap.archive is not None, extension_versions, extensions, asked)
+
+
+def base_key(server: Runner, text: str, archive: bool, extension_versions: dict[str, str],
+             extensions: list[tuple[str, str, str | None]],
+             asked: scratchdb.Probe | None = None) -> tuple[str | None, scratchdb.Probe | None]:
+    """The base key of a copy of the schema `text` (a target's dump, as snapshot() takes it), or None
+    where a base cannot stand for a restore: the copy would not be owned by a role of its own, or it
+    has default privileges (REASSIGN OWNED leaves them with the base's role), or it grants to roles
+    (names_roles). `extension_versions`: the managed extensions' versions, which the restore pins;
+    `extensions`: every extension of the database (name, schema, version)."""
     try:
         p = asked or scratchdb.probe(server)
     except PsqlError:
         return None, None
     if not (p.superuser or p.createrole):
         return None, p
-    text = snap.text if snap.text is not None else archive_text(snap.archive)
     if re.search(r"^ALTER DEFAULT PRIVILEGES ", text, flags=re.M) or names_roles(text, p.user):
         return None, p
-    return bases.key(text, snap.archive is not None, p.user, p.superuser, sorted(p.trusted),
+    return bases.key(text, archive, p.user, p.superuser, sorted(p.trusted),
                      sorted(extension_versions.items()), extensions), p
 
 

@@ -191,9 +191,9 @@ def test_shadow_always_dropped_even_on_failure(db, conn, tmp_path, monkeypatch):
     seen = []
     real = shadow.build_shadow
 
-    def spy(runner, source, *rest):
+    def spy(runner, source, *rest, **kw):
         seen.append(1)
-        return real(runner, source, *rest)
+        return real(runner, source, *rest, **kw)
 
     monkeypatch.setattr(shadow, "build_shadow", spy)
     pgconverge.plan(db, ["CREATE TABLE a (id int);"], use_cache=False)

@@ -13,6 +13,7 @@ import pgconverge
 from pgconverge import proof
 from pgconverge.exec import bases
 from pgconverge.proof import NotProved
+from pgconverge.source import SourceError
 from tests.test_proof import lossy_planner  # noqa: F401 (a fixture)
 
 BEFORE = "CREATE TABLE t (id int PRIMARY KEY, name text); CREATE VIEW v AS SELECT id FROM t;"
@@ -25,9 +26,15 @@ def rows(conn, query, *args):
     return conn.execute(query, args or None).fetchall()
 
 
-def listed(conn) -> list[tuple[str, str | None]]:
-    return rows(conn, "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-                      "WHERE datname LIKE 'pgconverge\\_base\\_%' OR datname LIKE 'pgconverge\\_rehearsal\\_%' ORDER BY 1")
+def listed(conn, made: tuple[str, ...] = ("restore",)) -> list[tuple[str, str | None]]:
+    """The rehearsals left and the bases `made` so ("restore", "shadow"): a plan that builds its
+    shadow keeps it as a base of sql/'s schema too."""
+    got = rows(conn, "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                     "WHERE datname LIKE 'pgconverge\\_base\\_%' OR datname LIKE 'pgconverge\\_rehearsal\\_%' ORDER BY 1")
+    return [(n, m) for n, m in got if not n.startswith(bases.BASE_PREFIX) or json.loads(m)["made"] in made]
+
+
+EVERY = ("restore", "shadow")
 
 
 @pytest.fixture
@@ -35,7 +42,7 @@ def admin(cluster):
     """A superuser connection to the server's maintenance database, with no base left from elsewhere."""
     with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as c:
         def clear():
-            for (name, _) in listed(c):
+            for (name, _) in listed(c, EVERY):
                 c.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
             for (role,) in rows(c, "SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgconverge\\_base\\_%'"):
                 c.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(role)))
@@ -100,7 +107,7 @@ def test_a_base_is_out_of_reach_of_a_rehearsal(cluster, make_db, admin, tmp_path
     owner, public_connect = rows(admin, "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
                                         "'CONNECT') FROM pg_database WHERE datname = %s", name)[0]
     assert owner == rows(admin, "SELECT current_user")[0][0] and public_connect is False
-    role, = [r for (r,) in rows(admin, "SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgconverge\\_base\\_%'")]
+    role = json.loads(listed(admin)[0][1])["role"]
     login, = rows(admin, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", role)[0]
     assert login is False
     # the base role owns the objects, and no database (so a copy's REASSIGN OWNED moves nothing else)
@@ -182,7 +189,7 @@ def test_no_base_without_the_caches(make_db, admin, tmp_path):
     for n in (1, 2):
         got = pgconverge.plan(db, SQL, use_cache=False, **ALL)
         assert got.proof.copy == proof.RESTORED
-    assert listed(admin) == []
+    assert listed(admin, EVERY) == []
 
 
 def test_default_privileges_are_always_restored(make_db, admin, tmp_path):
@@ -194,7 +201,7 @@ def test_default_privileges_are_always_restored(make_db, admin, tmp_path):
     for n in (1, 2):
         got = pgconverge.plan(db, sql, cache_dir=tmp_path / f"c{n}", **ALL)
         assert (got.proof.status, got.proof.copy) == (proof.PROVED, proof.RESTORED)
-    assert listed(admin) == []
+    assert listed(admin, EVERY) == []  # nor is its shadow kept as one
 
 
 def test_a_schema_that_grants_to_other_roles_gets_no_base(make_db, admin, tmp_path):
@@ -208,7 +215,7 @@ def test_a_schema_that_grants_to_other_roles_gets_no_base(make_db, admin, tmp_pa
         for n in (1, 2):
             got = pgconverge.plan(db, sql, cache_dir=tmp_path / f"c{n}", **ALL)
             assert (got.proof.status, got.proof.copy) == (proof.PROVED, proof.RESTORED)
-        assert listed(admin) == []
+        assert listed(admin, EVERY) == []  # nor is its shadow kept as one (the hand-back ran there)
         with psycopg.connect(db, autocommit=True) as c:
             c.execute("DROP OWNED BY pgc_base_reader")
     finally:
@@ -221,9 +228,48 @@ def test_only_the_newest_bases_are_kept(make_db, admin, tmp_path):
         with psycopg.connect(db, autocommit=True) as c:
             c.execute(BEFORE + f" CREATE TABLE extra{i} (x int);")
         pgconverge.plan(db, SQL + [f"CREATE TABLE extra{i} (x int, y int);"], cache_dir=tmp_path / f"c{i}", **ALL)
-    assert len(listed(admin)) == bases.KEPT
+    assert len(listed(admin, EVERY)) == bases.KEPT
     roles = rows(admin, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgconverge\\_base\\_%'")[0][0]
     assert roles == bases.KEPT  # the roles of the dropped bases went with them
+
+
+def test_a_converged_targets_next_proof_copies_the_shadow_of_its_sql(cluster, make_db, admin, tmp_path):
+    """The plan that built sql/'s shadow kept it as a base of sql/'s schema: once the target converged
+    to it, the proof of the next sql/ copies it instead of restoring the target's dump."""
+    db = make_db()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(BEFORE)
+    first = plan(db, tmp_path, 1)
+    assert first.proof.copy == proof.RESTORED  # BEFORE was never a shadow here
+    (shadow_base, marker), = listed(admin, ("shadow",))
+    role = json.loads(marker)["role"]
+    assert rows(admin, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", role) == [(False,)]
+    owner, public_connect = rows(admin, "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
+                                        "'CONNECT') FROM pg_database WHERE datname = %s", shadow_base)[0]
+    assert owner == rows(admin, "SELECT current_user")[0][0] and public_connect is False
+    with psycopg.connect(cluster.conninfo(shadow_base), autocommit=True) as c:
+        assert rows(c, "SELECT tableowner FROM pg_tables WHERE tablename = 't'") == [(role,)]
+    pgconverge.apply(db, first, cache_dir=tmp_path / "cache1", **ALL)
+    nxt = SQL + ["CREATE TABLE u (id int PRIMARY KEY, t_id int REFERENCES t);"]
+    second = pgconverge.plan(db, nxt, cache_dir=tmp_path / "cache2", **ALL)
+    assert (second.proof.status, second.proof.copy) == (proof.PROVED, proof.TEMPLATE)
+    assert [s.kind for s in second.steps if s.kind == "create_table"] == ["create_table"]
+    pgconverge.apply(db, second, cache_dir=tmp_path / "cache2", **ALL)
+    assert pgconverge.plan(db, nxt, cache_dir=tmp_path / "cache3", **ALL).is_empty
+
+
+def test_a_shadow_already_kept_is_dropped_and_a_failed_plan_keeps_none(make_db, admin, tmp_path):
+    db = make_db()
+    plan(db, tmp_path, 1)
+    kept = listed(admin, ("shadow",))
+    assert len(kept) == 1
+    plan(db, tmp_path, 2)  # another cache: the same shadow built again, and dropped
+    assert listed(admin, ("shadow",)) == kept
+    assert rows(admin, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgconverge\\_shadow\\_%'") == [(0,)]
+    with pytest.raises(SourceError, match="nowhere"):
+        pgconverge.plan(db, ["CREATE TABLE w (id int REFERENCES nowhere);"], cache_dir=tmp_path / "c3", **ALL)
+    assert listed(admin, ("shadow",)) == kept
+    assert rows(admin, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgconverge\\_shadow\\_%'") == [(0,)]
 
 
 # --------------------------------------------------------------------------- pure logic

@@ -96,11 +96,17 @@ class Desired:
     # the loading server's answer to exec.scratch.probe, when it was asked for the key: the proof of
     # the same plan asks the same server the same question
     probe: scratchdb.Probe | None = field(default=None, compare=False)
+    # the shadow database itself, when it was asked to be kept (build_shadow's `keep`) and its objects
+    # are still its role's: the caller publishes it as a rehearsal base or drops it (never cached)
+    kept: scratchdb.Scratch | None = field(default=None, compare=False, repr=False)
 
 
-def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None) -> Desired:
-    """Create the shadow, load sql/ into it as its own role, introspect and dump it, drop it."""
+def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None, keep: bool = False) -> Desired:
+    """Create the shadow, load sql/ into it as its own role, introspect and dump it, drop it.
+    With `keep`, a shadow whose objects all stay its own role's (exec.scratch: the hand-back was
+    not needed) is left standing in `Desired.kept` for the caller, who must drop it or publish it."""
     name = SHADOW_PREFIX + secrets.token_hex(6)
+    kept = False
     try:
         box = scratchdb.create(runner, name, scratch_role)
     except PsqlError as e:
@@ -139,9 +145,13 @@ def build_shadow(runner: Runner, source: Source, scratch_role: str | None = None
                 raise dumped
             raise SourceError("<shadow>", 0, f"cannot dump the shadow database for the proof: {dumped.message}") \
                 from dumped
-        return Desired(box.as_deploy_json(text), box.as_deploy(raw_dump), box.isolation, box.reason)
+        desired = Desired(box.as_deploy_json(text), box.as_deploy(raw_dump), box.isolation, box.reason)
+        if keep and box.role and not box.handed_back:
+            desired, kept = replace(desired, kept=box), True
+        return desired
     finally:
-        box.drop()
+        if not kept:
+            box.drop()
 
 
 def _load_error(e: PsqlError, source: Source, runner: Runner, first: int) -> SourceError:
@@ -167,10 +177,11 @@ _ISOLATION_LINE = "-- pgconverge shadow isolation: "
 
 def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_dir: Path | None = None,
                   use_cache: bool = True, scratch_role: str | None = None,
-                  on_build: Callable[[], None] | None = None) -> Desired:
+                  on_build: Callable[[], None] | None = None, keep: bool = False) -> Desired:
     """The desired catalog document and the shadow's dump, from the cache when the key matches.
     `server` is the actual catalog's introspect.document_head(). `on_build` is called when the
-    shadow must be loaded (a cache miss), before it is."""
+    shadow must be loaded (a cache miss), before it is. `keep`: as build_shadow's, with the caches
+    on only."""
     cache_dir = cache_dir or default_cache_dir()
     if use_cache:
         who = scratchdb.probe(runner)
@@ -181,15 +192,20 @@ def desired_state(runner: Runner, source: Source, server: dict[str, Any], cache_
             return hit
     if on_build is not None:
         on_build()
-    desired = build_shadow(runner, source, scratch_role)
+    desired = build_shadow(runner, source, scratch_role, keep=keep and use_cache)
     if use_cache:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        # the isolation on the dump's first line (a comment: the oracle drops comments anyway)
-        head = f"{_ISOLATION_LINE}{desired.isolation} {desired.isolation_reason}".replace("\n", " ") + "\n"
-        # the dump first: the document's presence is what says the entry is complete
-        for target, text in ((dump_path, head + desired.dump), (path, desired.doc)):
-            write_atomic(target, text)
-        prune_cache(cache_dir)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            # the isolation on the dump's first line (a comment: the oracle drops comments anyway)
+            head = f"{_ISOLATION_LINE}{desired.isolation} {desired.isolation_reason}".replace("\n", " ") + "\n"
+            # the dump first: the document's presence is what says the entry is complete
+            for target, text in ((dump_path, head + desired.dump), (path, desired.doc)):
+                write_atomic(target, text)
+            prune_cache(cache_dir)
+        except BaseException:
+            if desired.kept is not None:
+                desired.kept.drop()
+            raise
         return replace(desired, key=key, probe=who)
     return desired
 

@@ -23,6 +23,14 @@ Who owns what (the scratch isolation of exec.scratch holds):
 - a schema that grants to the deploy role itself gets no base: on a copy such a grant would read
   against the base's role instead of the deploy role's ownership.
 
+A shadow is a base too. Once a target converged to sql/, its next proof (of the next sql/) copies
+the target's schema, which is sql/'s: so a plan that builds a shadow, with the caches on, keeps it
+as the base of its own dump (``bases.adopt``) instead of dropping it, where its objects are all its
+role's (no ACL made the hand-back of exec.scratch necessary) and the dump could get a base. Its key
+is the one a dump of the target would get, with the shadow's extensions for the target's: they
+meet when the target's dump, once converged, is the shadow's to the byte (a column appended by the
+plan where sql/ declares it in the middle makes them differ: that schema is restored, as before).
+
 Only the newest ``KEPT`` bases of a server are kept, none older than exec.scratch.LIFETIME; a base
 whose creator died before it was published is swept with the scratch databases.
 """
@@ -98,7 +106,7 @@ def find(server: Runner, k: str) -> Base | None:
     return None
 
 
-def publish(server: Runner, staged: str, role: str, k: str) -> Base | None:
+def publish(server: Runner, staged: str, role: str, k: str, made: str = "restore") -> Base | None:
     """Make `staged` (a template copy of a freshly restored rehearsal, owned by the deploy role, its
     objects by `role`) the base for `k`: `role` loses its login and takes the base's name. None when
     it could not be published (another run published the same key first); `staged` and `role` are
@@ -106,7 +114,8 @@ def publish(server: Runner, staged: str, role: str, k: str) -> Base | None:
     token = secrets.token_hex(6)
     base_role = BASE_PREFIX + token
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    marker = json.dumps({"pgconverge": "base", "key": k, "role": base_role, "created": created})
+    # `made`: "restore" (a rehearsal's restore of a target's dump) or "shadow" (adopt): for the operator
+    marker = json.dumps({"pgconverge": "base", "key": k, "role": base_role, "created": created, "made": made})
     name = name_of(k)
     try:
         server.run_script(
@@ -120,6 +129,18 @@ def publish(server: Runner, staged: str, role: str, k: str) -> Base | None:
         return None
     sweep(server, keep=name)
     return Base(name, base_role, created)
+
+
+def adopt(server: Runner, database: str, role: str, k: str) -> Base | None:
+    """Publish a shadow database (exec.scratch: owned by `role`, as are its objects, nobody
+    connected) as the base for `k`: the database becomes the deploy role's first, as a staged
+    base's is. None when it was not published (then it is dropped with `role`)."""
+    try:
+        server.run_script(f"ALTER DATABASE {q(database)} OWNER TO CURRENT_USER;\n")
+    except PsqlError:
+        discard(server, database, role)
+        return None
+    return publish(server, database, role, k, made="shadow")
 
 
 def discard(server: Runner, database: str, *roles: str) -> None:

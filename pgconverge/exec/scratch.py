@@ -135,6 +135,8 @@ class Scratch:
     # so the plan may change them without moving 1,000 owners there and back; both names stand for
     # the deploy role in what is compared
     holder: str | None = None
+    # whether hand_back moved our role's objects to the deploy role (if not, they are still its own)
+    handed_back: bool = field(default=False)
 
     @property
     def prelude(self) -> str:
@@ -186,6 +188,7 @@ class Scratch:
         tables)."""
         if self.role and self.admin.query_json(database_guard(self.name) + _HOLDS_ACLS % lit(self.role)):
             reassign(self.admin, self.name, self.role, None)
+            self.handed_back = True
 
     def precreate_extensions(self, extensions: list[tuple[str, str, str | None]]) -> tuple[list[str], list[str]]:
         """Create, as the deploy role, the extensions (name, schema, version) the scratch role could

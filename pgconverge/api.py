@@ -270,12 +270,12 @@ class Engine:
                         scoped_desired.extensions[eid] = e
                         if eid in actual.extensions:
                             scoped_actual.extensions[eid] = actual.extensions[eid]
+            if state.kept is not None:
+                self._keep_shadow(state, desired, scoped_desired)
         except BaseException:
             if state.kept is not None:
-                state.kept.drop()
+                state.kept.drop()  # nothing when it was published or dropped already
             raise
-        if state.kept is not None:
-            self._keep_shadow(state, desired, scoped_desired)
         return Introspection(scoped_actual, scoped_desired, doc, state.dump, snapshot=snap, actual_hash=early_hash,
                              desired_key=state.key, probe=state.probe,
                              shadow_isolation=state.isolation, shadow_isolation_reason=state.isolation_reason)
@@ -286,19 +286,17 @@ class Engine:
         extensions are the shadow's, which a converged target has); else drop it."""
         box = state.kept
         assert box is not None and box.role is not None
-        try:
-            k, _ = proof.base_key(box.server, state.dump, False,
-                                  {e.name: e.version for e in scoped_desired.extensions.values()},
-                                  [(e.name, e.schema, e.version) for e in sorted(desired.extensions.values(),
-                                                                                  key=lambda e: e.name)],
-                                  state.probe)
-        except BaseException:
-            box.drop()
-            raise
-        if k is None or bases.find(box.server, k) is not None:
+        k, _ = proof.base_key(box.server, state.dump, False,
+                              {e.name: e.version for e in scoped_desired.extensions.values()},
+                              [(e.name, e.schema, e.version) for e in sorted(desired.extensions.values(),
+                                                                              key=lambda e: e.name)],
+                              state.probe)
+        if k is None:
             box.drop()
             return
-        box.dropped = True  # the database and its role are the base's now, or gone (adopt drops them)
+        # the database and its role become the base's, or are gone: adopt drops them when the key
+        # has a base already (its publication fails) or anything else refuses it
+        box.dropped = True
         bases.adopt(box.server, box.name, box.role, k)
 
     def _read_beside_cached_desired(self, shadow: Runner) -> tuple[introspect.Document, tuple[Desired, Catalog] | None]:

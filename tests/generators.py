@@ -131,6 +131,9 @@ class Partitioned:
     # partitions (or plain tables, see unattached) that declare their own index events_<i>_own ON (v):
     # the parent's index adopts it once attached (not with index "only", which names them the same)
     own_index: tuple[int, ...] = ()
+    # partitions (or plain tables) with a second index events_<i>_spare ON (v), made after the parent's
+    # index so that it stays the table's own: ATTACH must adopt the declared one, not this one
+    spare_index: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,8 @@ def partitioneds(draw) -> Partitioned:
         index=index, only_attached=tuple(i for i in parts if draw(st.booleans())) if index == "only" else (),
         replica_full=tuple(i for i in parts if draw(st.booleans()) and draw(st.booleans())),
         fillfactor=draw(st.sampled_from((None, None, 70))),
-        own_index=tuple(i for i in parts if draw(st.booleans())) if index != "only" else ())
+        own_index=tuple(i for i in parts if draw(st.booleans())) if index != "only" else (),
+        spare_index=tuple(i for i in parts if draw(st.booleans()) and draw(st.booleans())))
 
 
 @st.composite
@@ -298,8 +302,9 @@ def attachments(draw, pt: Partitioned) -> Partitioned:
     under the parent's kept index, with or without its own declared index before and after."""
     i = draw(st.sampled_from(pt.partitions))
     own = set(pt.own_index) - {i} | ({i} if draw(st.booleans()) else set())
+    spare = set(pt.spare_index) - {i} | ({i} if draw(st.booleans()) else set())
     return replace(pt, index="plain", only_attached=(), unattached=tuple(sorted(set(pt.unattached) ^ {i})),
-                   own_index=tuple(sorted(own)))
+                   own_index=tuple(sorted(own)), spare_index=tuple(sorted(spare)))
 
 
 @st.composite
@@ -653,6 +658,7 @@ def _render_extras(spec: Spec) -> list[str]:
                     out.append(f"CREATE INDEX {name}_own ON app.{name} (v);")
                     if i in pt.only_attached and i not in pt.unattached:
                         out.append(f"ALTER INDEX app.events_v_idx ATTACH PARTITION app.{name}_own;")
+        out += [f"CREATE INDEX {name}_spare ON app.{name} (v);" for i, name in names if i in pt.spare_index]
     if spec.extras is not None:
         out += _render_more(spec.extras)
     tr = spec.trigger

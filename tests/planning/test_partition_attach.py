@@ -75,6 +75,37 @@ def test_the_same_index_under_another_name_is_renamed_before_the_attach(make_db)
     assert "COMMENT ON INDEX \"public\".\"m2_own\" IS 'kept'" in sqls
 
 
+def test_a_kept_index_of_the_same_shape_gives_its_name_to_the_declared_one(make_db):
+    # ATTACH adopts the oldest fitting index: the one the table keeps would be taken over a new build
+    # of the declared one, so the kept one is renamed to the declared name and built again as new
+    kept = "CREATE INDEX keep_me ON m2 (v); COMMENT ON INDEX keep_me IS 'mine';"
+    sqls = attaches(make_db, M + IDX + PLAIN + "CREATE INDEX keep_me ON m2 (v);",
+                    DECLARED + "COMMENT ON INDEX m2_own IS 'attached';" + kept)
+    rename = at(sqls, 'ALTER INDEX "public"."keep_me" RENAME TO "m2_own"')
+    assert rename < at(sqls, "CREATE INDEX CONCURRENTLY keep_me ON public.m2 USING btree (v)")
+    assert rename < at(sqls, ATTACH)
+    assert not any(s.startswith(("DROP INDEX", "CREATE INDEX CONCURRENTLY m2_own")) for s in sqls)
+    # and where the table's own index of that name has another shape, it goes first
+    sqls = attaches(make_db, M + IDX + PLAIN + "CREATE INDEX keep_me ON m2 (v); CREATE INDEX m2_own ON m2 (id);",
+                    DECLARED + kept)
+    assert at(sqls, 'DROP INDEX CONCURRENTLY "public"."m2_own"') < at(sqls, 'RENAME TO "m2_own"') < at(sqls, ATTACH)
+
+
+def test_a_clustered_rival_of_the_declared_index_is_left_to_the_proof(make_db):
+    # CLUSTER ON follows the index, not its name: no rename, and what ATTACH picks is judged
+    db = make_db()
+    load(db, M + IDX + PLAIN + "CREATE INDEX keep_me ON m2 (v); ALTER TABLE m2 CLUSTER ON keep_me;")
+    after = DECLARED + "CREATE INDEX keep_me ON m2 (v); ALTER TABLE m2 CLUSTER ON keep_me;"
+    before = index_names(db)
+    try:
+        plan = pgconverge.plan(db, [after], **ALL)
+    except proof.NotProved as e:
+        assert "does not produce the declared schema" in str(e)
+    else:
+        assert not any("RENAME" in s.sql for s in plan.steps), plan.to_sql()
+    assert index_names(db) == before
+
+
 def test_an_index_of_another_shape_is_dropped_and_the_declared_one_built(make_db):
     sqls = attaches(make_db, M + IDX + PLAIN + "CREATE INDEX m2_own ON m2 (id, v);", DECLARED)
     assert at(sqls, 'DROP INDEX CONCURRENTLY "public"."m2_own"') < at(sqls, "CREATE INDEX CONCURRENTLY m2_own") \
@@ -148,6 +179,30 @@ def test_the_generator_draws_and_renders_an_existing_table_attached_with_its_ind
     assert at(sqls, "CREATE INDEX CONCURRENTLY events_1_own") < at(sqls, 'ATTACH PARTITION "app"."events_1"')
     # and back: detached to a plain table that keeps the index
     attaches(make_db, after, render(Spec(partitioned=replace(drawn, unattached=(1,)))))
+
+
+def test_the_generator_draws_a_spare_index_that_attach_must_not_adopt(make_db):
+    from dataclasses import replace
+
+    from hypothesis import find
+
+    from tests.generators import Partitioned, Spec, attachments, render
+
+    pt = Partitioned(partitions=(0, 1), unattached=(1,), index="plain", spare_index=(1,))
+    drawn = find(attachments(pt), lambda x: x.unattached == () and x.own_index == () and x.spare_index == (1,))
+    before, after = render(Spec(partitioned=pt)), render(Spec(partitioned=drawn))
+    assert after.index("CREATE INDEX events_v_idx") < after.index("events_1_spare")
+    sqls = attaches(make_db, before, after)
+    assert at(sqls, 'RENAME TO "events_1_v_idx"') < at(sqls, 'ATTACH PARTITION "app"."events_1"')
+    assert at(sqls, "CREATE INDEX CONCURRENTLY events_1_spare") >= 0
+    # and with the declared index there already: the spare, which ATTACH might take first, is dropped
+    # before the ATTACH and built again
+    with_own = replace(pt, own_index=(1,))
+    sqls = attaches(make_db, render(Spec(partitioned=with_own)), render(Spec(partitioned=replace(drawn, own_index=(1,)))))
+    drop = at(sqls, 'DROP INDEX CONCURRENTLY "app"."events_1_spare"')
+    assert drop < at(sqls, 'ATTACH PARTITION "app"."events_1"')
+    assert drop < at(sqls, "CREATE INDEX CONCURRENTLY events_1_spare")
+    assert not any("events_1_own" in s for s in sqls)
 
 
 # --------------------------------------------------------------------------- keys that back a parent's index
@@ -263,3 +318,60 @@ def test_a_new_partitions_key_is_added_over_the_copy_of_the_parents_unique_index
     assert at(sqls, 'CREATE TABLE "public"."h1"') < at(
         sqls, 'ADD CONSTRAINT "h1_foo_bar_key" UNIQUE USING INDEX "h1_foo_bar_idx"')
     assert not any(s.startswith(("DROP", "CREATE INDEX", "CREATE UNIQUE INDEX")) or "_fk" in s for s in sqls)
+
+
+# --------------------------------------------------------------------------- a parent made again
+
+REMADE_RANGE = ("CREATE TABLE p (id int, k int, PRIMARY KEY (id)) PARTITION BY RANGE (id);"
+                "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);"
+                "CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20);")
+REMADE_LIST = ("CREATE TABLE p (id int, k int, PRIMARY KEY (id)) PARTITION BY LIST (id);"
+               "CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);"
+               "CREATE TABLE p2 PARTITION OF p FOR VALUES IN (2);")
+
+
+def test_a_parents_key_to_itself_outlives_its_partitions_detach_when_it_is_made_again(make_db):
+    # DETACH leaves each partition its copy of the parent's key as its own, which points at the parent
+    # and would refuse its DROP: the copy goes after the DETACH and comes back with the parent's key
+    fk = "ALTER TABLE p ADD FOREIGN KEY (k) REFERENCES p (id);"
+    sqls = attaches(make_db, REMADE_RANGE + fk, REMADE_LIST + fk)
+    copy = at(sqls, 'ALTER TABLE "public"."p1" DROP CONSTRAINT "p_k_fkey"')
+    assert at(sqls, 'DETACH PARTITION "public"."p1"') < copy < at(sqls, 'DROP TABLE "public"."p"')
+    assert at(sqls, 'ATTACH PARTITION "public"."p1"') < at(sqls, 'ALTER TABLE "public"."p" ADD CONSTRAINT "p_k_fkey"')
+
+
+def test_a_partitions_own_key_to_its_parent_made_again_is_dropped_before_the_detach(make_db):
+    # the partition's online ATTACH checks its new bound while it is still attached, and waits for the
+    # constraints it loses: its key to the parent goes first (no dependency cycle), and comes back after
+    fk = "ALTER TABLE p2 ADD FOREIGN KEY (k) REFERENCES p (id);"
+    sqls = attaches(make_db, REMADE_RANGE + fk, REMADE_LIST + fk)
+    assert at(sqls, 'ALTER TABLE "public"."p2" DROP CONSTRAINT "p2_k_fkey"') < at(sqls, 'DETACH PARTITION "public"."p2"')
+    assert at(sqls, 'ATTACH PARTITION "public"."p2"') < at(sqls, 'ALTER TABLE "public"."p2" ADD CONSTRAINT "p2_k_fkey"')
+    # and keys between partitions, or to another parent made again, need nothing of the kind
+    between = "ALTER TABLE p2 ADD FOREIGN KEY (k) REFERENCES p1 (id);"
+    attaches(make_db, REMADE_RANGE + between, REMADE_LIST + between)
+    other = ("CREATE TABLE r (id int, PRIMARY KEY (id)) PARTITION BY {};"
+             "CREATE TABLE r1 PARTITION OF r FOR VALUES {};"
+             "CREATE TABLE q (id int, k int REFERENCES r (id)) PARTITION BY {};"
+             "CREATE TABLE q1 PARTITION OF q FOR VALUES {};")
+    attaches(make_db, other.format("RANGE (id)", "FROM (0) TO (10)", "RANGE (id)", "FROM (0) TO (10)"),
+             other.format("LIST (id)", "IN (1)", "LIST (id)", "IN (1)"))
+
+
+def test_a_parent_made_again_leaves_its_partitions_their_indexes_and_attaches_them(make_db):
+    # DETACH before the parent's DROP leaves each partition its index as its own: attached again as it is,
+    # not built a second time under the same name
+    idx = "CREATE INDEX p1_own ON p1 (k); CREATE INDEX p_k ON p (k); CREATE INDEX p1_extra ON p1 (k);"
+    sqls = attaches(make_db, REMADE_RANGE + idx, REMADE_LIST + idx)
+    assert not any(s.startswith("CREATE INDEX CONCURRENTLY") for s in sqls)
+    assert at(sqls, "CREATE INDEX p_k ON ONLY public.p") < at(sqls, 'ATTACH PARTITION "public"."p1_own"')
+    default = "CREATE TABLE pd PARTITION OF p DEFAULT; CREATE INDEX p_k ON p (k);"
+    sqls = attaches(make_db, REMADE_RANGE + default, REMADE_LIST + default)
+    assert not any(s.startswith("CREATE INDEX CONCURRENTLY") for s in sqls)
+
+
+def test_a_partition_that_leaves_a_parent_made_plain_loses_its_copy_of_the_parents_key_once(make_db):
+    fk = "ALTER TABLE p ADD FOREIGN KEY (k) REFERENCES p (id);"
+    sqls = attaches(make_db, REMADE_LIST + fk, "CREATE TABLE p (id int PRIMARY KEY, k int REFERENCES p (id));"
+                    "CREATE TABLE p1 (id int PRIMARY KEY, k int); CREATE TABLE p2 (id int PRIMARY KEY, k int);")
+    assert sum(s == 'ALTER TABLE "public"."p1" DROP CONSTRAINT "p_k_fkey"' for s in sqls) == 1

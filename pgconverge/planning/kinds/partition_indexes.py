@@ -25,7 +25,7 @@ from pgconverge.catalog.model import Constraint, Index, Table, column_id, constr
 from pgconverge.planning.context import Diff
 from pgconverge.planning.ddl import with_index_name
 from pgconverge.planning.kinds.constraints import add_constraint_using_index
-from pgconverge.planning.kinds.indexes import add_comment, alter_index, create_index
+from pgconverge.planning.kinds.indexes import add_comment, add_drop, alter_index, create_index
 from pgconverge.planning.kinds.lineage import kept_parents, parent_id, rel_id
 from pgconverge.quoting import lit, q
 
@@ -245,6 +245,8 @@ def create(p: Diff, t: Table, idx: Index, existing: bool) -> bool:
         mine = h.indexes.get(child.name) if h is not None else None
         if mine is None:
             plan.append((w, child, True))
+        elif mine.inherited and t.id in p.recreated and mine.valid and mine.definition == child.definition:
+            plan.append((w, child, False))  # the DETACH before the parent's DROP leaves it the partition's own
         elif mine.inherited:
             # attached to the parent's old index, which goes (with it) before this one is made
             if old_idx is None or index_shape(old_idx.definition) != index_shape(mine.definition):
@@ -277,20 +279,26 @@ def create(p: Diff, t: Table, idx: Index, existing: bool) -> bool:
 
 
 def before_attach(p: Diff, eff: Table, want: Table, parent: str,
-                  rebuilt: Callable[[Table, Index, Index], bool]) -> frozenset[str]:
+                  rebuilt: Callable[[Table, Index, Index], bool]) -> tuple[frozenset[str], frozenset[str]]:
     """Before ATTACH PARTITION of existing table `want` (`eff`: its state by then) under `parent`: the
     index sql/ declares on it for each index the parent keeps. ATTACH adopts a matching index of the
     table that is attached to nothing, and builds a missing one itself, under ACCESS EXCLUSIVE and a
     name PostgreSQL chooses. So the declared index is kept where the table has it under its name,
     renamed where the table has it under a name sql/ does not declare, and built otherwise: CONCURRENTLY,
     or on a partitioned table ON ONLY with its partitions' indexes built and attached (create()).
-    Returns the ids the ATTACH waits for. A parent's index that this plan builds is left to create(),
-    which builds this table's index after the ATTACH."""
+    ATTACH takes the first fitting index in the order of their OIDs, which the model does not hold (and
+    a rehearsal restored from a dump need not share), and a new build comes last. So the other indexes
+    of that shape that sql/ keeps as the table's own are dropped before the ATTACH and built again as
+    new, except that where the declared index is missing, one of them is renamed to its name instead
+    of building it (one build either way). Returns the ids the ATTACH waits for, and the names of the
+    table's indexes dropped or renamed so (the table's diff builds them as new). A parent's
+    index that this plan builds is left to create(), which builds this table's index after the ATTACH."""
     ph, pw = p.actual.tables.get(parent_id(parent)), p.desired.tables.get(parent_id(parent))
     if ph is None or pw is None or ph.id in p.recreated:
-        return frozenset()
+        return frozenset(), frozenset()
     adopted = p.adopted_indexes.setdefault(want.id, set())
     needs: set[str] = set()
+    taken: set[str] = set()
     used: set[str] = set()  # indexes of the table already matched to one of the parent's
     for pi in pw.indexes.values():
         old = ph.indexes.get(pi.name)
@@ -305,11 +313,23 @@ def before_attach(p: Diff, eff: Table, want: Table, parent: str,
         mine = eff.indexes.get(child.name)
         spare = next((i for i in eff.indexes.values() if fits(i) and not i.inherited
                       and i.name not in want.indexes), None)
+        rivals = _rivals(eff, want, child, fits)
+        if rivals is None:
+            rivals = []  # one of them is named by CLUSTER ON or REPLICA IDENTITY: the proof judges
+        elif (mine is None or not fits(mine)) and spare is None and rivals:
+            spare = rivals.pop(0)  # renamed below, and built again under its own name by the table's diff
+            taken.add(spare.name)
+        for r in rivals:
+            # older than the declared index, perhaps: dropped before the ATTACH, and built again by the
+            # table's diff; the declared index, of the same shape, serves their queries meanwhile
+            add_drop(p, r, True, (), table=want.id)
+            used.add(r.name)
+            taken.add(r.name)
         if mine is not None and fits(mine):
             adopted.add(mine.name)
             _settle(p, mine, child, want)
         elif spare is not None:
-            # the index under another name: renamed rather than built again (it goes nowhere else)
+            # the index under another name: renamed rather than built again
             adopted.add(spare.name)
             p.add(f"ALTER INDEX {q(spare.schema, spare.name)} RENAME TO {q(child.name)}", "alter_index", child.id,
                   requires=frozenset({want.id}), provides=frozenset({child.id}), removes=frozenset({spare.id}),
@@ -324,7 +344,20 @@ def before_attach(p: Diff, eff: Table, want: Table, parent: str,
             create_index(p, want, child, existing=True)
         used.add(child.name)
         needs.add(child.id)
-    return frozenset(needs)
+    return frozenset(needs), frozenset(taken)
+
+
+def _rivals(eff: Table, want: Table, child: Index, fits: Callable[[Index], bool]) -> list[Index] | None:
+    """The indexes of `eff` other than `child` that ATTACH could adopt in its place and that sql/ keeps
+    as the table's own (it takes the first fitting one in the order of their OIDs, which the model does
+    not hold, and a rehearsal restored from a dump need not share). None where CLUSTER ON or REPLICA
+    IDENTITY names one of them (those follow the index, not its name), or the table is partitioned."""
+    found = [i for i in eff.indexes.values() if fits(i) and not i.inherited and i.name != child.name
+             and i.name in want.indexes and not want.indexes[i.name].inherited]
+    if eff.kind == "p" or any(i.name == eff.cluster_index or (eff.replica_identity == "i" and i.name == eff.replica_index)
+                              for i in found):
+        return None
+    return found
 
 
 def _settle(p: Diff, have: Index, want: Index, table: Table) -> None:

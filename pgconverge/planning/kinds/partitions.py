@@ -78,7 +78,28 @@ def keep_across_recreation(p: Diff) -> None:
                 w = wother.constraints.get(con.name)
                 if w is not None and strip_not_valid(w.definition) == strip_not_valid(con.definition):
                     drop_constraint(p, other, con)
+                    if other.partition_of == f"{have.schema}.{have.name}":
+                        # a partition's own key to its parent: dropped while it is attached, since
+                        # its online ATTACH again checks its bound before the DETACH, and waits for
+                        # the constraints it loses
+                        link = frozenset({rel_id(other, other.partition_of)})
+                        p.steps[-1] = replace(p.steps[-1], drop_before=p.steps[-1].drop_before | link)
                     add_constraint(p, wother, w, existing=True)
+        # DETACH leaves a partition its copy of the parent's foreign keys, as its own: one that points
+        # at a table dropped here would refuse that DROP. It goes after the DETACH; the parent's key,
+        # added again, brings the copy back once the partition is attached
+        name = f"{have.schema}.{have.name}"
+        for okey, other in p.actual.tables.items():
+            # a partition that stays one of it (one that leaves has its diff drop what it loses)
+            if (other.partition_of != name or okey in p.recreated or okey not in p.desired.tables
+                    or p.desired.tables[okey].partition_of != name):
+                continue
+            for con in other.constraints.values():
+                if con.kind == "f" and con.inherited and con.ref_table in p.recreated:
+                    cid = constraint_id(other.schema, other.name, con.name)
+                    p.add(f"ALTER TABLE {q(other.schema, other.name)} DROP CONSTRAINT {q(con.name)}", "drop_fk", cid,
+                          removes=frozenset({cid}), after=frozenset({rel_id(other, name)}),
+                          drop_before=frozenset({con.ref_table}), table=other.id)
 
 
 # --------------------------------------------------------------------------- creation
@@ -227,9 +248,15 @@ def relationship(p: Diff, have: Table, want: Table,
     if want.partition_of and want.partition_of in joined:
         missing += _keys_for_attach(p, want, cons)
     eff_local, want_local = local_view(replace(eff, constraints=cons)), local_view(want)
+    taken: frozenset[str] = frozenset()
     for i, par in enumerate(joined):
-        indexes = partition_indexes.before_attach(p, eff, want, par, rebuilt) if par == want.partition_of else frozenset()
+        indexes = frozenset()
+        if par == want.partition_of:
+            indexes, taken = partition_indexes.before_attach(p, eff, want, par, rebuilt)
         _attach(p, eff_local, want, par, missing if i == 0 else [], indexes)
+    if taken:
+        # renamed to the name of the index ATTACH adopts: the table's diff builds them again
+        eff_local = replace(eff_local, indexes={k: v for k, v in eff_local.indexes.items() if k not in taken})
     return eff_local, want_local
 
 

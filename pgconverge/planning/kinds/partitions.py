@@ -255,7 +255,8 @@ def relationship(p: Diff, have: Table, want: Table,
             indexes, taken = partition_indexes.before_attach(p, eff, want, par, rebuilt)
         _attach(p, eff_local, want, par, missing if i == 0 else [], indexes)
     if taken:
-        # renamed to the name of the index ATTACH adopts: the table's diff builds them again
+        # dropped before the ATTACH, or renamed to the name of the index it adopts: the table's
+        # diff builds them again
         eff_local = replace(eff_local, indexes={k: v for k, v in eff_local.indexes.items() if k not in taken})
     return eff_local, want_local
 

@@ -113,10 +113,13 @@ def unvalidate_constraint(p: Diff, t: Table, con: Constraint) -> None:
           provides=frozenset({cid}), requires=frozenset(requires), table=t.id)
 
 
-def drop_constraint(p: Diff, t: Table, con: Constraint) -> None:
+def drop_constraint(p: Diff, t: Table, con: Constraint, after: frozenset[str] = frozenset(),
+                    drop_before: frozenset[str] = frozenset()) -> None:
+    """ALTER TABLE ... DROP CONSTRAINT; `after` and `drop_before` order it against links and tables
+    that other steps remove (see steps.Step)."""
     cid = constraint_id(t.schema, t.name, con.name)
     kind = "drop_fk" if con.kind == "f" else "drop_constraint"
     hazards = (hz.index_dropped(cid, f"{CON_WORD[con.kind]} {con.name} on {t.schema}.{t.name} is dropped "
                                 "with its index", how=""),) if con.kind in "pux" else ()
     p.add(f"ALTER TABLE {q(t.schema, t.name)} DROP CONSTRAINT {q(con.name)}", kind, cid,
-          removes=frozenset({cid}), table=t.id, hazards=hazards)
+          removes=frozenset({cid}), table=t.id, hazards=hazards, after=after, drop_before=drop_before)

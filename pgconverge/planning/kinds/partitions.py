@@ -56,9 +56,11 @@ def recreated(p: Diff) -> dict[str, str]:
 
 def keep_across_recreation(p: Diff) -> None:
     """What outlives a recreated table: sequences its columns own and foreign keys of other
-    tables that point at it (dropped before, added again after)."""
+    tables that point at it (dropped before, added again after), and its partitions, whose copies
+    of its foreign keys to a recreated table go after their DETACH."""
     for key in p.recreated:
         have = p.actual.tables[key]
+        name = f"{have.schema}.{have.name}"
         for skey, s in p.actual.sequences.items():
             if not s.owned_by or table_id(s.schema, s.owned_by[0]) != key or skey not in p.desired.sequences:
                 continue
@@ -77,18 +79,15 @@ def keep_across_recreation(p: Diff) -> None:
                     continue
                 w = wother.constraints.get(con.name)
                 if w is not None and strip_not_valid(w.definition) == strip_not_valid(con.definition):
-                    drop_constraint(p, other, con)
-                    if other.partition_of == f"{have.schema}.{have.name}":
-                        # a partition's own key to its parent: dropped while it is attached, since
-                        # its online ATTACH again checks its bound before the DETACH, and waits for
-                        # the constraints it loses
-                        link = frozenset({rel_id(other, other.partition_of)})
-                        p.steps[-1] = replace(p.steps[-1], drop_before=p.steps[-1].drop_before | link)
+                    # a partition's own key to its parent: dropped while it is attached, since its
+                    # online ATTACH again checks its bound before the DETACH, and waits for the
+                    # constraints it loses
+                    link = frozenset({rel_id(other, name)}) if other.partition_of == name else frozenset()
+                    drop_constraint(p, other, con, drop_before=link)
                     add_constraint(p, wother, w, existing=True)
         # DETACH leaves a partition its copy of the parent's foreign keys, as its own: one that points
         # at a table dropped here would refuse that DROP. It goes after the DETACH; the parent's key,
         # added again, brings the copy back once the partition is attached
-        name = f"{have.schema}.{have.name}"
         for okey, other in p.actual.tables.items():
             # a partition that stays one of it (one that leaves has its diff drop what it loses)
             if (other.partition_of != name or okey in p.recreated or okey not in p.desired.tables
@@ -96,10 +95,8 @@ def keep_across_recreation(p: Diff) -> None:
                 continue
             for con in other.constraints.values():
                 if con.kind == "f" and con.inherited and con.ref_table in p.recreated:
-                    cid = constraint_id(other.schema, other.name, con.name)
-                    p.add(f"ALTER TABLE {q(other.schema, other.name)} DROP CONSTRAINT {q(con.name)}", "drop_fk", cid,
-                          removes=frozenset({cid}), after=frozenset({rel_id(other, name)}),
-                          drop_before=frozenset({con.ref_table}), table=other.id)
+                    drop_constraint(p, other, con, after=frozenset({rel_id(other, name)}),
+                                    drop_before=frozenset({con.ref_table}))
 
 
 # --------------------------------------------------------------------------- creation
